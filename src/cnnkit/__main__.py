@@ -1,0 +1,5 @@
+"""`python -m cnnkit` runs the command-line interface (torchrun needs a module)."""
+
+from cnnkit.cli import main
+
+main()

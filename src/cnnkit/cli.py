@@ -1,0 +1,194 @@
+"""The ``cnnkit`` command: argument parsing and rendering only.
+
+Each command parses its options, calls one library function and prints the
+result. A ``CnnkitError`` becomes one line on stderr and exit status 1; a
+traceback is shown only with ``--debug``.
+"""
+
+import sys
+from pathlib import Path
+
+import click
+from tabulate import tabulate
+
+from cnnkit.config import TrainConfig, recipe_for, with_overrides
+from cnnkit.errors import CnnkitError
+from cnnkit.models import model_names
+
+RUNS_DIR = Path("runs")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show the full traceback of an error.")
+@click.pass_context
+def cli(context: click.Context, debug: bool) -> None:
+    """Image classification with the landmark convolutional networks."""
+    context.obj = {"debug": debug}
+
+
+@cli.command()
+@click.argument("model", default="lenet5")
+@click.option("--dataset", default="mnist", show_default=True, help="Data set to train on.")
+@click.option("--epochs", type=click.IntRange(min=1), help="Passes over the training set [recipe].")
+@click.option("--batch-size", type=click.IntRange(min=1), help="Images per step [recipe].")
+@click.option(
+    "--lr",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Peak learning rate of the one-cycle schedule [recipe].",
+)
+@click.option("--weight-decay", type=click.FloatRange(min=0), help="L2 penalty [recipe].")
+@click.option("--seed", default=0, show_default=True, help="Seed for weights and shuffling.")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    help="Folder for checkpoint.pt and metrics.jsonl [runs/MODEL-DATASET].",
+)
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint.")
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    help="Folder to look for data in first (then $CNNKIT_DATA, the cache, the package).",
+)
+@click.option("--train-limit", type=click.IntRange(min=1), help="Train on the first N images only.")
+@click.option("--test-limit", type=click.IntRange(min=1), help="Test on the first N images only.")
+@click.option(
+    "--progress/--no-progress",
+    default=True,
+    show_default=True,
+    help="Show a progress bar on stderr.",
+)
+def train(
+    model: str,
+    dataset: str,
+    epochs: int | None,
+    batch_size: int | None,
+    lr: float | None,
+    weight_decay: float | None,
+    seed: int,
+    out: Path | None,
+    resume: bool,
+    data_dir: Path | None,
+    train_limit: int | None,
+    test_limit: int | None,
+    progress: bool,
+) -> None:
+    """Train MODEL (default lenet5) and evaluate it on the test set after each epoch."""
+    from cnnkit.train.run import fit
+
+    if model not in model_names():
+        raise CnnkitError(f"unknown model {model!r}; known: {', '.join(model_names())}")
+    recipe = with_overrides(
+        recipe_for(model), epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay
+    )
+    config = TrainConfig(
+        model=model,
+        dataset=dataset,
+        recipe=recipe,
+        seed=seed,
+        out=out or default_out_dir(model, dataset, resume),
+        resume=resume,
+        data_dir=data_dir,
+        train_limit=train_limit,
+        test_limit=test_limit,
+        progress=progress,
+    )
+    click.echo(
+        f"training {model} on {dataset}: {recipe.epochs} epochs, batch {recipe.batch_size}, "
+        f"lr {recipe.lr}, into {config.out}"
+    )
+    result = fit(config, on_epoch=lambda record: click.echo(epoch_line(record, recipe.epochs)))
+    accuracy = 100 * (1 - result.final.top1_error)
+    click.echo(
+        f"{model} on {dataset}: test accuracy {accuracy:.2f}% (top-1 error "
+        f"{100 * result.final.top1_error:.2f}%, top-5 error "
+        f"{100 * result.final.top5_error:.2f}%) after {len(result.history)} epochs; "
+        f"{result.seconds:.1f} s in all; checkpoint {result.checkpoint}"
+    )
+
+
+def default_out_dir(model: str, dataset: str, resume: bool) -> Path:
+    """runs/MODEL-DATASET, or the next free runs/MODEL-DATASET-N so that no run is
+    overwritten; with --resume, the latest one."""
+    base = RUNS_DIR / f"{model}-{dataset}"
+    candidates = [base] + [base.with_name(f"{base.name}-{n}") for n in range(2, 1000)]
+    taken = [path for path in candidates if (path / "checkpoint.pt").exists()]
+    if resume:
+        return taken[-1] if taken else base
+    return next(path for path in candidates if path not in taken)
+
+
+def epoch_line(record: dict, epochs: int) -> str:
+    return (
+        f"epoch {record['epoch']}/{epochs}  train loss {record['train_loss']:.4f}  "
+        f"test top-1 error {100 * record['test_top1_error']:.2f}%  "
+        f"top-5 error {100 * record['test_top5_error']:.2f}%  "
+        f"{record['images_per_second']:,.0f} img/s  {record['seconds']:.1f} s"
+    )
+
+
+@cli.command()
+@click.argument("checkpoint", type=click.Path(path_type=Path))
+@click.option("--dataset", help="Data set to test on [the checkpoint's].")
+@click.option(
+    "--data-dir", type=click.Path(path_type=Path), help="Folder to look for data in first."
+)
+@click.option("--test-limit", type=click.IntRange(min=1), help="Test on the first N images only.")
+def evaluate(
+    checkpoint: Path, dataset: str | None, data_dir: Path | None, test_limit: int | None
+) -> None:
+    """Top-1 and top-5 error of CHECKPOINT on a test set, and accuracy per class."""
+    from cnnkit.train.run import evaluate_checkpoint
+
+    stats, classes = evaluate_checkpoint(checkpoint, dataset, data_dir, test_limit)
+    click.echo(
+        f"{stats.images} test images: top-1 error {100 * stats.top1_error:.2f}%, "
+        f"top-5 error {100 * stats.top5_error:.2f}% "
+        f"({stats.images / stats.seconds:,.0f} img/s)"
+    )
+    rows = [
+        (name, int(stats.confusion[i].sum()), f"{100 * float(acc):.2f}")
+        for i, (name, acc) in enumerate(zip(classes, stats.per_class_accuracy, strict=True))
+    ]
+    click.echo(tabulate(rows, headers=["class", "images", "accuracy %"], tablefmt="simple"))
+
+
+@cli.command()
+@click.argument("checkpoint", type=click.Path(path_type=Path))
+@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--top",
+    default=5,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="How many classes to show per image.",
+)
+def predict(checkpoint: Path, images: tuple[Path, ...], top: int) -> None:
+    """Classify IMAGES (PNG or JPEG files) with CHECKPOINT; print the top classes."""
+    from cnnkit.predict import predict_files
+
+    predictions = predict_files(checkpoint, list(images), top)
+    rows = [
+        [str(p.path)] + [f"{name} ({100 * prob:.1f}%)" for name, prob in p.top] for p in predictions
+    ]
+    ranks = [f"#{rank}" for rank in range(1, top + 1)]
+    click.echo(tabulate(rows, headers=["image"] + ranks[: len(rows[0]) - 1], tablefmt="simple"))
+
+
+def main() -> None:
+    debug = "--debug" in sys.argv[1:]
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("cnnkit: interrupted", err=True)
+        sys.exit(130)
+    except click.ClickException as error:
+        error.show()
+        sys.exit(error.exit_code)
+    except CnnkitError as error:
+        if debug:
+            raise
+        click.echo(f"cnnkit: error: {error}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        click.echo("cnnkit: interrupted; continue with --resume", err=True)
+        sys.exit(130)

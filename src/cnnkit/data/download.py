@@ -1,0 +1,71 @@
+"""Fetch a file from a list of mirrors: progress bar, checksum, atomic write."""
+
+import gzip
+import hashlib
+import os
+import tempfile
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from tqdm import tqdm
+
+from cnnkit.errors import DownloadError
+
+_CHUNK_BYTES = 1 << 16
+_TIMEOUT_SECONDS = 30
+
+
+def download(urls: list[str], destination: Path, content_sha256: str) -> Path:
+    """Download the first mirror that works to ``destination``, atomically.
+
+    ``content_sha256`` is the SHA-256 of the file's content after gzip
+    decompression when the file is gzipped (archives get re-compressed; their
+    content does not change). Nothing is left at ``destination`` on failure.
+    """
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    problems = []
+    for url in urls:
+        try:
+            _download_one(url, destination, content_sha256)
+            return destination
+        except (OSError, urllib.error.URLError, ValueError, EOFError) as error:
+            problems.append(f"{url}: {error}")
+    raise DownloadError(
+        f"{destination.name}: no mirror delivered a valid file ({'; '.join(problems)})"
+    )
+
+
+def _download_one(url: str, destination: Path, content_sha256: str) -> None:
+    handle, temporary = tempfile.mkstemp(dir=destination.parent, prefix=destination.name + ".")
+    try:
+        with (
+            os.fdopen(handle, "wb") as out,
+            urllib.request.urlopen(url, timeout=_TIMEOUT_SECONDS) as response,
+        ):
+            total = int(response.headers.get("Content-Length") or 0) or None
+            with tqdm(
+                total=total, unit="B", unit_scale=True, desc=destination.name, leave=False
+            ) as bar:
+                while chunk := response.read(_CHUNK_BYTES):
+                    out.write(chunk)
+                    bar.update(len(chunk))
+        actual = content_digest(Path(temporary))
+        if actual != content_sha256:
+            raise ValueError(f"checksum mismatch (SHA-256 {actual}, expected {content_sha256})")
+        os.replace(temporary, destination)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+
+
+def content_digest(path: Path) -> str:
+    """SHA-256 of a file's content, decompressed first when it is gzipped."""
+    with open(path, "rb") as file:
+        is_gzip = file.read(2) == b"\x1f\x8b"
+    opener = gzip.open if is_gzip else open
+    digest = hashlib.sha256()
+    with opener(path, "rb") as file:
+        while chunk := file.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()

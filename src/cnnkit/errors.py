@@ -1,0 +1,33 @@
+"""Errors a user can cause and fix. The CLI prints their message as one line."""
+
+
+class CnnkitError(Exception):
+    """Base class: the message names the file or value and what is wrong with it."""
+
+
+class DataError(CnnkitError):
+    """A data file is missing, corrupt, truncated or of the wrong shape."""
+
+
+class ChecksumError(DataError):
+    """A data file's content does not match its published SHA-256."""
+
+
+class DownloadError(DataError):
+    """No mirror delivered a data file."""
+
+
+class UnknownNameError(CnnkitError):
+    """A model or data set name that is not in the registry."""
+
+
+class ImageError(CnnkitError):
+    """An image file that cannot be read or decoded."""
+
+
+class CheckpointError(CnnkitError):
+    """A checkpoint that is missing, corrupt or does not fit the request."""
+
+
+class TrainingError(CnnkitError):
+    """Training cannot go on (for example the loss became NaN)."""

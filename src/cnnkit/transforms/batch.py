@@ -1,0 +1,30 @@
+"""Batched pixel operations on uint8 (N, C, H, W) tensors; no per-image Python."""
+
+import torch
+from torch.nn import functional as F
+
+
+def pad_to_size(images: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Zero-pad images evenly to (height, width), as LeNet-5 pads MNIST's 28x28 to 32x32.
+
+    Zero is the background of MNIST-style digits, so padding adds background.
+    """
+    pad_h, pad_w = height - images.shape[-2], width - images.shape[-1]
+    if pad_h < 0 or pad_w < 0:
+        raise ValueError(
+            f"images of size {tuple(images.shape[-2:])} are larger than "
+            f"the model's input {(height, width)}"
+        )
+    if pad_h == pad_w == 0:
+        return images
+    return F.pad(images, (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2))
+
+
+def normalize(
+    images: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]
+) -> torch.Tensor:
+    """uint8 images to float: (pixel / 255 - mean) / std per channel, in one fused pass."""
+    channels = images.shape[1]
+    scale = torch.tensor([1.0 / (255.0 * s) for s in std]).view(1, channels, 1, 1)
+    shift = torch.tensor([-m / s for m, s in zip(mean, std, strict=True)]).view(1, channels, 1, 1)
+    return torch.addcmul(shift.to(images.device), images.float(), scale.to(images.device))
