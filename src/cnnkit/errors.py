@@ -21,6 +21,10 @@ class UnknownNameError(CnnkitError):
     """A model or data set name that is not in the registry."""
 
 
+class ConfigError(CnnkitError):
+    """Settings that do not fit together (e.g. a model and a data set's class count)."""
+
+
 class ImageError(CnnkitError):
     """An image file that cannot be read or decoded."""
 

@@ -64,13 +64,13 @@ def mnist_style(gray: np.ndarray) -> np.ndarray:
 
 
 def _centre_by_mass(digit: np.ndarray) -> np.ndarray:
-    """Place ``digit`` in a 28x28 canvas with its centre of mass at (14, 14)."""
+    """Place ``digit`` in a 28x28 canvas with its centre of mass at pixel (14, 14),
+    where MNIST's own digits have it (their mean centre of mass, in pixel indices)."""
     height, width = digit.shape
     total = digit.sum()
     mass_row = (digit.sum(axis=1) * np.arange(height)).sum() / total
     mass_col = (digit.sum(axis=0) * np.arange(width)).sum() / total
-    top = int(round(14 - mass_row - 0.5))
-    left = int(round(14 - mass_col - 0.5))
+    top, left = int(round(14 - mass_row)), int(round(14 - mass_col))
     top, left = min(max(top, 0), 28 - height), min(max(left, 0), 28 - width)
     canvas = np.zeros((28, 28), np.float32)
     canvas[top : top + height, left : left + width] = digit

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from torch import nn
 
-from cnnkit.errors import UnknownNameError
+from cnnkit.errors import ConfigError, UnknownNameError
 from cnnkit.models import lenet
 
 MODEL_BUILDERS: dict[str, Callable[..., nn.Module]] = {
@@ -25,4 +25,7 @@ def model_names() -> list[str]:
 def build_model(name: str, num_classes: int = 10, in_channels: int = 1) -> nn.Module:
     if name not in MODEL_BUILDERS:
         raise UnknownNameError(f"unknown model {name!r}; known: {', '.join(model_names())}")
-    return MODEL_BUILDERS[name](num_classes=num_classes, in_channels=in_channels)
+    try:
+        return MODEL_BUILDERS[name](num_classes=num_classes, in_channels=in_channels)
+    except ValueError as error:  # a constructor's refusal of these sizes
+        raise ConfigError(f"model {name!r}: {error}") from None

@@ -1,0 +1,99 @@
+"""LeNet-5 as published, and the lecture's modern variant."""
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from cnnkit.errors import ConfigError
+from cnnkit.models import build_model, model_names
+from cnnkit.models.lenet import c3_connection_table, rbf_codes
+
+
+def trainable(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+def test_lenet5_has_the_papers_60000_trainable_parameters():
+    model = build_model("lenet5")
+    # LeCun et al. 1998, Sec. II-B, layer by layer (weights + biases):
+    expected = {
+        "c1": 6 * 25 + 6,  # 156: six 5x5 kernels
+        "s2": 6 + 6,  # 12: one coefficient and one bias per map
+        "c3": 60 * 25 + 16,  # 1,516: 60 connections of Table I, 5x5 each
+        "s4": 16 + 16,  # 32
+        "c5": 120 * 16 * 25 + 120,  # 48,120
+        "f6": 84 * 120 + 84,  # 10,164
+        "output": 0,  # the RBF code vectors are fixed, not trained
+    }
+    assert {name: trainable(getattr(model, name)) for name in expected} == expected
+    assert trainable(model) == sum(expected.values()) == 60_000
+
+
+def test_c3_table_is_table_one():
+    table = c3_connection_table()  # (C3 map, S2 map)
+    # Table I: maps 0-5 take 3 contiguous S2 maps, 6-11 take 4 contiguous,
+    # 12-14 take 4 non-contiguous, 15 takes all six.
+    for j in range(6):
+        assert table[j].nonzero().flatten().tolist() == sorted((j + k) % 6 for k in range(3))
+        assert table[6 + j].nonzero().flatten().tolist() == sorted((j + k) % 6 for k in range(4))
+    assert [table[j].nonzero().flatten().tolist() for j in (12, 13, 14)] == [
+        [0, 1, 3, 4],
+        [1, 2, 4, 5],
+        [0, 2, 3, 5],
+    ]
+    assert table[15].all() and int(table.sum()) == 60
+
+
+def test_c3_uses_only_the_tables_connections():
+    model = build_model("lenet5")
+    dense = model.c3.dense_weight()  # (16, 6, 5, 5)
+    unconnected = ~c3_connection_table()
+    assert dense[unconnected].abs().sum() == 0
+    assert (dense[c3_connection_table()].abs().sum(dim=(1, 2)) > 0).all()
+
+
+def test_rbf_codes_are_distinct_plus_minus_one_bitmaps_and_not_trained():
+    codes = rbf_codes()
+    assert codes.shape == (10, 84) and set(codes.unique().tolist()) == {-1.0, 1.0}
+    assert len({tuple(c.tolist()) for c in codes}) == 10
+    model = build_model("lenet5")
+    assert "output.codes" in dict(model.named_buffers())
+    assert not any(name.startswith("output") for name, _ in model.named_parameters())
+
+
+def test_rbf_logits_are_negative_squared_distances():
+    model = build_model("lenet5")
+    features = torch.randn(4, 84)
+    expected = -((features[:, None, :] - rbf_codes()[None]) ** 2).sum(-1)
+    assert torch.allclose(model.output(features), expected, atol=1e-4)
+
+
+def test_lenet5_modern_layer_sizes():
+    model = build_model("lenet5-modern")
+    weights = {
+        name: getattr(model, name).weight.numel() for name in ("c1", "c3", "f5", "f6", "output")
+    }
+    # The lecture's table: 150, 2,400, 48,000, 10,080 and 840 weights.
+    assert weights == {"c1": 150, "c3": 2400, "f5": 48000, "f6": 10080, "output": 840}
+
+
+@pytest.mark.parametrize("name", ["lenet5", "lenet5-modern"])
+def test_output_shape_and_every_parameter_learns(name):
+    torch.manual_seed(0)
+    model = build_model(name, num_classes=7)
+    x = torch.randn(5, 1, 32, 32)
+    logits = model(x)
+    assert logits.shape == (5, 7)
+    assert model.forward_features(x).shape == (5, 84)
+    F.cross_entropy(logits, torch.arange(5) % 7).backward()
+    for pname, p in model.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, pname
+
+
+def test_lenet5_cannot_have_more_classes_than_codes():
+    with pytest.raises(ConfigError, match="at most 10"):
+        build_model("lenet5", num_classes=11)
+
+
+def test_registry_names():
+    assert {"lenet5", "lenet5-modern"} <= set(model_names())

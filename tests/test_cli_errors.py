@@ -1,0 +1,67 @@
+"""Every user error is one line on stderr and a non-zero exit, never a traceback."""
+
+import pytest
+
+from tests.conftest import run_cli
+
+
+def assert_one_line_error(result, *fragments):
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def test_unknown_model():
+    assert_one_line_error(run_cli("train", "lenet99"), "unknown model 'lenet99'", "lenet5")
+
+
+def test_unknown_dataset(tmp_path):
+    result = run_cli("train", "--dataset", "nope", "--out", str(tmp_path))
+    assert_one_line_error(result, "unknown data set 'nope'")
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(None, "checkpoint not found"), (b"garbage", "not a readable cnnkit checkpoint")],
+)
+def test_bad_checkpoints(tmp_path, content, message):
+    path = tmp_path / "checkpoint.pt"
+    if content is not None:
+        path.write_bytes(content)
+    assert_one_line_error(run_cli("evaluate", str(path)), str(path), message)
+
+
+def test_truncated_checkpoint(tmp_path):
+    run = tmp_path / "run"
+    trained = run_cli(
+        "train",
+        "lenet5-modern",
+        "--epochs",
+        "1",
+        "--train-limit",
+        "256",
+        "--test-limit",
+        "128",
+        "--no-progress",
+        "--out",
+        str(run),
+    )
+    assert trained.returncode == 0, trained.stderr
+    content = (run / "checkpoint.pt").read_bytes()
+    (run / "checkpoint.pt").write_bytes(content[: len(content) // 2])
+    assert_one_line_error(
+        run_cli("evaluate", str(run / "checkpoint.pt")), "not a readable cnnkit checkpoint"
+    )
+    resumed = run_cli("train", "--resume", "--out", str(run))
+    assert_one_line_error(resumed, "not a readable cnnkit checkpoint")
+
+
+def test_corrupt_data_file_is_named(tmp_path):
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    (folder / "train-images-idx3-ubyte.gz").write_bytes(b"\x1f\x8b\x08 truncated")
+    result = run_cli("train", "--data-dir", str(tmp_path), "--out", str(tmp_path / "out"))
+    assert_one_line_error(result, "train-images-idx3-ubyte.gz", "corrupt or truncated gzip")

@@ -1,0 +1,155 @@
+"""Training through the real CLI on real MNIST subsets: learning, determinism, resume."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from tests.conftest import run_cli
+
+SUBSET = ["--train-limit", "6000", "--test-limit", "2000", "--no-progress"]
+
+
+def read_metrics(out):
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def without_timing(records):
+    return [
+        {k: v for k, v in r.items() if k not in ("seconds", "images_per_second")} for r in records
+    ]
+
+
+def test_short_run_beats_chance_by_a_wide_margin(tmp_path):
+    result = run_cli("train", "lenet5", "--epochs", "2", "--out", str(tmp_path), *SUBSET)
+    assert result.returncode == 0, result.stderr
+    records = read_metrics(tmp_path)
+    assert [r["epoch"] for r in records] == [1, 2]
+    expected_keys = {
+        "epoch",
+        "train_loss",
+        "test_top1_error",
+        "test_top5_error",
+        "seconds",
+        "images_per_second",
+    }
+    assert expected_keys <= records[0].keys()
+    assert records[-1]["test_top1_error"] < 0.15  # chance is 0.90
+    assert records[-1]["train_loss"] < records[0]["train_loss"]
+    assert "epoch 2/2" in result.stdout and "test accuracy" in result.stdout
+    assert (tmp_path / "checkpoint.pt").is_file()
+
+
+def test_same_seed_gives_the_same_metrics(tmp_path):
+    for run in ("a", "b"):
+        result = run_cli(
+            "train",
+            "lenet5-modern",
+            "--epochs",
+            "1",
+            "--seed",
+            "3",
+            "--out",
+            str(tmp_path / run),
+            *SUBSET,
+        )
+        assert result.returncode == 0, result.stderr
+    first, second = (without_timing(read_metrics(tmp_path / run)) for run in ("a", "b"))
+    assert first == second
+    other = run_cli(
+        "train",
+        "lenet5-modern",
+        "--epochs",
+        "1",
+        "--seed",
+        "4",
+        "--out",
+        str(tmp_path / "c"),
+        *SUBSET,
+    )
+    assert other.returncode == 0, other.stderr
+    assert without_timing(read_metrics(tmp_path / "c")) != first
+
+
+def test_resume_after_a_killed_run_gives_the_same_weights(tmp_path):
+    args = ["train", "lenet5", "--epochs", "3", *SUBSET]
+    whole = run_cli(*args, "--out", str(tmp_path / "whole"))
+    assert whole.returncode == 0, whole.stderr
+
+    killed_dir = tmp_path / "killed"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cnnkit", *args, "--out", str(killed_dir)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    metrics = killed_dir / "metrics.jsonl"
+    deadline = time.monotonic() + 300
+    while not (metrics.exists() and metrics.read_text().count("\n") >= 1):
+        assert process.poll() is None and time.monotonic() < deadline, "run ended too early"
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    interrupted_at = torch.load(killed_dir / "checkpoint.pt", weights_only=True)["epoch"]
+    assert interrupted_at < 3, "the run finished before it was killed; nothing was resumed"
+
+    resumed = run_cli("train", "--resume", "--out", str(killed_dir), "--no-progress")
+    assert resumed.returncode == 0, resumed.stderr
+    final = torch.load(killed_dir / "checkpoint.pt", weights_only=True)
+    reference = torch.load(tmp_path / "whole" / "checkpoint.pt", weights_only=True)
+    assert final["epoch"] == 3
+    for name, tensor in reference["model_state"].items():
+        assert torch.equal(tensor, final["model_state"][name]), name
+    assert without_timing(read_metrics(killed_dir)) == without_timing(
+        read_metrics(tmp_path / "whole")
+    )
+
+
+def test_an_earlier_run_is_not_overwritten(tmp_path):
+    first = run_cli("train", "lenet5", "--epochs", "1", "--out", str(tmp_path), *SUBSET)
+    assert first.returncode == 0, first.stderr
+    again = run_cli("train", "lenet5", "--epochs", "1", "--out", str(tmp_path), *SUBSET)
+    assert again.returncode == 1
+    assert "an earlier run's checkpoint is here" in again.stderr
+    assert len(again.stderr.strip().splitlines()) == 1
+
+
+def test_default_out_dirs_are_numbered_not_overwritten(tmp_path):
+    for _ in range(2):
+        result = run_cli(
+            "train",
+            "lenet5-modern",
+            "--epochs",
+            "1",
+            "--train-limit",
+            "512",
+            "--test-limit",
+            "256",
+            "--no-progress",
+            cwd=tmp_path,
+        )
+        assert result.returncode == 0, result.stderr
+    runs = sorted(p.name for p in (tmp_path / "runs").iterdir())
+    assert runs == ["lenet5-modern-mnist", "lenet5-modern-mnist-2"]
+
+
+def test_a_diverging_loss_stops_with_a_clear_error(tmp_path):
+    result = run_cli(
+        "train", "lenet5-modern", "--epochs", "2", "--lr", "1e6", "--out", str(tmp_path), *SUBSET
+    )
+    assert result.returncode == 1
+    assert "training loss became nan" in result.stderr.lower() or "inf" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "checkpoint.pt").exists()  # no NaN weights were saved
+
+
+@pytest.mark.slow
+def test_default_command_reaches_99_percent(tmp_path):
+    """The headline: `cnnkit train` alone, faithful LeNet-5 on all of MNIST."""
+    result = run_cli("train", "--no-progress", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    final = read_metrics(tmp_path / "runs" / "lenet5-mnist")[-1]
+    assert final["test_top1_error"] <= 0.010
