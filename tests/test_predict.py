@@ -61,7 +61,9 @@ def test_mnist_style_keeps_mnist_digits_nearly_unchanged(mnist):
     digits = test.images[:100, 0].numpy()
     redone = np.stack([mnist_style(digit) for digit in digits]).astype(float)
     assert np.abs(redone - digits).mean() < 2  # of 255
-    correlations = [np.corrcoef(a.ravel(), b.ravel())[0, 1] for a, b in zip(redone, digits)]
+    correlations = [
+        np.corrcoef(a.ravel(), b.ravel())[0, 1] for a, b in zip(redone, digits, strict=True)
+    ]
     assert np.mean(correlations) > 0.98 and min(correlations) > 0.7
 
 
