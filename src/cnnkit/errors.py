@@ -31,3 +31,7 @@ class CheckpointError(CnnkitError):
 
 class TrainingError(CnnkitError):
     """Training cannot go on (for example the loss became NaN)."""
+
+
+class InputSizeError(CnnkitError):
+    """An input size an architecture cannot take (too small, or not the size it needs)."""
