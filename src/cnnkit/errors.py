@@ -35,3 +35,7 @@ class TrainingError(CnnkitError):
 
 class InputSizeError(CnnkitError):
     """An input size an architecture cannot take (too small, or not the size it needs)."""
+
+
+class UncountedLayerError(CnnkitError):
+    """A layer the size analyzer has no counting rule for."""

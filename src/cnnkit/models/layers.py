@@ -21,6 +21,7 @@ class ScaledTanh(nn.Module):
     at +-1, so targets of +-1 sit in the steep part of the curve.
     """
 
+    size_kind = "activation"  # folded into the layer before it by the size analyzer
     amplitude = 1.7159
     slope = 2.0 / 3.0
 
@@ -36,6 +37,8 @@ class Subsampling(nn.Module):
     The squashing function that follows is a separate ``ScaledTanh``.
     """
 
+    size_kind = "subsampling"
+
     def __init__(self, channels: int, kernel_size: int = 2) -> None:
         super().__init__()
         self.kernel_size = kernel_size
@@ -48,8 +51,6 @@ class Subsampling(nn.Module):
         # divisor_override=1 turns average pooling into the paper's sum of the inputs.
         summed = F.avg_pool2d(x, self.kernel_size, divisor_override=1)
         return summed * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
-
-    size_kind = "subsampling"
 
     def count_connections(self, input_shape: tuple[int, ...], output_shape: tuple[int, ...]) -> int:
         """Each unit adds k x k inputs (the paper's count; the coefficient rides on the sum)."""
@@ -121,6 +122,8 @@ class EuclideanRBF(nn.Module):
     constant e^-j rubbish-class term.
     """
 
+    size_kind = "rbf output"
+
     def __init__(self, codes: torch.Tensor) -> None:
         super().__init__()
         self.register_buffer("codes", codes.float())
@@ -131,8 +134,6 @@ class EuclideanRBF(nn.Module):
             x.pow(2).sum(1, keepdim=True) - 2 * x @ self.codes.T + self.codes.pow(2).sum(1)
         )
         return -squared_distances
-
-    size_kind = "rbf output"
 
     def count_connections(self, input_shape: tuple[int, ...], output_shape: tuple[int, ...]) -> int:
         """Every RBF unit is connected to every input (84 x 10 = 840 in LeNet-5)."""
