@@ -35,3 +35,11 @@ class CheckpointError(CnnkitError):
 
 class TrainingError(CnnkitError):
     """Training cannot go on (for example the loss became NaN)."""
+
+
+class InputSizeError(CnnkitError):
+    """An input size an architecture cannot take (too small, or not the size it needs)."""
+
+
+class UncountedLayerError(CnnkitError):
+    """A layer the size analyzer has no counting rule for."""

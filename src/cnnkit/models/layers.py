@@ -5,9 +5,13 @@ its real connectivity (a connection table, a shared coefficient) rather than
 hiding it in ``forward``.
 """
 
+import math
+
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from cnnkit.errors import InputSizeError
 
 
 class ScaledTanh(nn.Module):
@@ -17,6 +21,7 @@ class ScaledTanh(nn.Module):
     at +-1, so targets of +-1 sit in the steep part of the curve.
     """
 
+    size_kind = "activation"  # folded into the layer before it by the size analyzer
     amplitude = 1.7159
     slope = 2.0 / 3.0
 
@@ -32,6 +37,8 @@ class Subsampling(nn.Module):
     The squashing function that follows is a separate ``ScaledTanh``.
     """
 
+    size_kind = "subsampling"
+
     def __init__(self, channels: int, kernel_size: int = 2) -> None:
         super().__init__()
         self.kernel_size = kernel_size
@@ -45,6 +52,10 @@ class Subsampling(nn.Module):
         summed = F.avg_pool2d(x, self.kernel_size, divisor_override=1)
         return summed * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
 
+    def count_connections(self, input_shape: tuple[int, ...], output_shape: tuple[int, ...]) -> int:
+        """Each unit adds k x k inputs (the paper's count; the coefficient rides on the sum)."""
+        return math.prod(output_shape) * self.kernel_size**2
+
 
 class TableConv2d(nn.Module):
     """A convolution in which output map j sees only the input maps that
@@ -53,17 +64,31 @@ class TableConv2d(nn.Module):
     Only the real kernels are parameters: ``weight`` has one k x k kernel per
     connection, so the parameter count is the paper's. The dense kernel handed to
     ``conv2d`` is rebuilt each call by scattering them into zeros.
+
+    With ``unit_bias_size=(H, W)`` every output unit has its own bias (LeCun et al.
+    1989 give each unit of H1 and H2 a bias of its own); by default there is one
+    bias per output map, as in LeNet-5.
     """
 
-    def __init__(self, connection_table: torch.Tensor, kernel_size: int, stride: int = 1) -> None:
+    size_kind = "table conv"
+
+    def __init__(
+        self,
+        connection_table: torch.Tensor,
+        kernel_size: int,
+        stride: int = 1,
+        padding: int = 0,
+        unit_bias_size: tuple[int, int] | None = None,
+    ) -> None:
         super().__init__()
         out_channels, in_channels = connection_table.shape
         self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size, self.stride = kernel_size, stride
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
         self.register_buffer("connection_table", connection_table.bool())
         connections = int(self.connection_table.sum())
         self.weight = nn.Parameter(torch.empty(connections, kernel_size, kernel_size))
-        self.bias = nn.Parameter(torch.zeros(out_channels))
+        bias_shape = (out_channels, *unit_bias_size) if unit_bias_size else (out_channels,)
+        self.bias = nn.Parameter(torch.zeros(bias_shape))
         # The paper's rule: uniform in +-2.4 / F_i, F_i = inputs of the unit.
         fan_in = self.connection_table.sum(1).repeat_interleave(self.connection_table.sum(1))
         bound = (2.4 / (fan_in * kernel_size * kernel_size)).view(-1, 1, 1)
@@ -77,7 +102,14 @@ class TableConv2d(nn.Module):
         return dense.index_put((self.connection_table,), self.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(x, self.dense_weight(), self.bias, stride=self.stride)
+        y = F.conv2d(x, self.dense_weight(), stride=self.stride, padding=self.padding)
+        bias = self.bias if self.bias.dim() == 3 else self.bias.view(-1, 1, 1)
+        return y + bias
+
+    def count_connections(self, input_shape: tuple[int, ...], output_shape: tuple[int, ...]) -> int:
+        """Each output position sees k x k inputs through each real kernel of its map."""
+        _, height, width = output_shape
+        return height * width * self.weight.numel()
 
 
 class EuclideanRBF(nn.Module):
@@ -90,6 +122,8 @@ class EuclideanRBF(nn.Module):
     constant e^-j rubbish-class term.
     """
 
+    size_kind = "rbf output"
+
     def __init__(self, codes: torch.Tensor) -> None:
         super().__init__()
         self.register_buffer("codes", codes.float())
@@ -101,6 +135,10 @@ class EuclideanRBF(nn.Module):
         )
         return -squared_distances
 
+    def count_connections(self, input_shape: tuple[int, ...], output_shape: tuple[int, ...]) -> int:
+        """Every RBF unit is connected to every input (84 x 10 = 840 in LeNet-5)."""
+        return self.in_features * self.out_features
+
 
 def init_lecun_uniform(module: nn.Module) -> None:
     """Uniform weights in +-2.4 / F_i, F_i the fan-in (LeCun et al. 1998, Appendix C)."""
@@ -109,3 +147,67 @@ def init_lecun_uniform(module: nn.Module) -> None:
         nn.init.uniform_(module.weight, -2.4 / fan_in, 2.4 / fan_in)
         if module.bias is not None:
             nn.init.zeros_(module.bias)
+
+
+def pair(size: int | tuple[int, int]) -> tuple[int, int]:
+    """(H, W) from an int or a pair."""
+    return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+
+
+def conv_output_size(
+    size: int, kernel_size: int, stride: int = 1, padding: int = 0, ceil_mode: bool = False
+) -> int:
+    """Output length of a convolution or pooling window along one axis (PyTorch's formula)."""
+    span = size + 2 * padding - kernel_size
+    steps = -(-span // stride) if ceil_mode else span // stride
+    if ceil_mode and steps * stride >= size + padding:  # PyTorch drops a window that starts
+        steps -= 1  # in the right padding
+    return steps + 1 if span >= 0 else 0
+
+
+Window = tuple[int, int, int, bool]  # kernel_size, stride, padding, ceil_mode
+
+
+def output_size_after(size: int, windows: list[Window]) -> int:
+    """Length along one axis after a chain of convolution and pooling windows (0 if none fits)."""
+    for kernel_size, stride, padding, ceil_mode in windows:
+        size = conv_output_size(size, kernel_size, stride, padding, ceil_mode)
+        if size < 1:
+            return 0
+    return size
+
+
+def final_map_size(
+    model_name: str, image_size: tuple[int, int], windows: list[Window]
+) -> tuple[int, int]:
+    """(H, W) after ``windows``; ``InputSizeError`` naming the smallest input that fits
+    when the image is too small for the architecture."""
+    height, width = (output_size_after(size, windows) for size in image_size)
+    if height < 1 or width < 1:
+        smallest = next(s for s in range(1, 10_000) if output_size_after(s, windows) >= 1)
+        raise InputSizeError(
+            f"{model_name} needs inputs of at least {smallest}x{smallest}, "
+            f"not {image_size[0]}x{image_size[1]}"
+        )
+    return height, width
+
+
+def check_input_size(model_name: str, image_size: tuple[int, int], smallest: int) -> None:
+    """Raise ``InputSizeError`` when the image is smaller than the architecture needs."""
+    if min(image_size) < smallest:
+        raise InputSizeError(
+            f"{model_name} needs inputs of at least {smallest}x{smallest}, "
+            f"not {image_size[0]}x{image_size[1]}"
+        )
+
+
+def local_response_norm(
+    size: int = 5, alpha: float = 1e-4, beta: float = 0.75, k: float = 2.0
+) -> nn.LocalResponseNorm:
+    """Krizhevsky et al. (2012), Sec. 3.3: b = a / (k + alpha * sum of n squares)^beta.
+
+    PyTorch's ``LocalResponseNorm`` divides alpha by n, so it is given n * alpha
+    to compute the paper's formula. Defaults are the paper's k = 2, n = 5,
+    alpha = 1e-4, beta = 0.75.
+    """
+    return nn.LocalResponseNorm(size, alpha=size * alpha, beta=beta, k=k)

@@ -8,12 +8,14 @@ connections, Appendix A the squashing function, Fig. 3 the RBF code bitmaps.
 import torch
 from torch import nn
 
+from cnnkit.errors import InputSizeError
 from cnnkit.models.layers import (
     EuclideanRBF,
     ScaledTanh,
     Subsampling,
     TableConv2d,
     init_lecun_uniform,
+    pair,
 )
 
 # Table I: which S2 feature maps (rows) each C3 feature map (columns) combines.
@@ -144,9 +146,22 @@ class LeNet5Modern(nn.Module):
         return self.output(self.forward_features(x))
 
 
-def lenet5(num_classes: int = 10, in_channels: int = 1) -> LeNet5:
+def check_lenet5_size(name: str, image_size: int | tuple[int, int]) -> None:
+    """LeNet-5's C5 (and the modern F5) are sized for exactly 32x32 inputs."""
+    if pair(image_size) != (32, 32):
+        height, width = pair(image_size)
+        raise InputSizeError(f"{name} takes 32x32 inputs, not {height}x{width}")
+
+
+def lenet5(
+    num_classes: int = 10, in_channels: int = 1, image_size: int | tuple[int, int] = 32
+) -> LeNet5:
+    check_lenet5_size("lenet5", image_size)
     return LeNet5(num_classes=num_classes, in_channels=in_channels)
 
 
-def lenet5_modern(num_classes: int = 10, in_channels: int = 1) -> LeNet5Modern:
+def lenet5_modern(
+    num_classes: int = 10, in_channels: int = 1, image_size: int | tuple[int, int] = 32
+) -> LeNet5Modern:
+    check_lenet5_size("lenet5-modern", image_size)
     return LeNet5Modern(num_classes=num_classes, in_channels=in_channels)

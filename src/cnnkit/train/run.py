@@ -31,15 +31,32 @@ class FitResult:
     seconds: float  # wall time of this call, data loading included
 
 
+PAD_LIMIT = 4  # pixels per side: LeNet-5 pads MNIST's 28x28 to 32x32 (LeCun et al. 1998)
+
+
 def fit_to_model(images: torch.Tensor, model: nn.Module) -> torch.Tensor:
     """Pad a split's images to the model's input size (MNIST 28x28 -> LeNet-5's 32x32)."""
     _, height, width = model.input_size
     return pad_to_size(images, height, width)
 
 
+def model_image_size(model_name: str, data: ImageSet) -> tuple[int, int] | None:
+    """The image size to build ``model_name`` for: ``None`` (its paper's) when the data
+    fit it by padding at most ``PAD_LIMIT`` pixels a side, else the data's own size."""
+    _, height, width = data.image_shape
+    with torch.device("meta"):  # shapes only: no memory for the weights
+        _, paper_height, paper_width = build_model(model_name).input_size
+    if 0 <= paper_height - height <= 2 * PAD_LIMIT and 0 <= paper_width - width <= 2 * PAD_LIMIT:
+        return None
+    return height, width
+
+
 def build_for_data(model_name: str, data: ImageSet) -> nn.Module:
-    channels = data.image_shape[0]
-    return build_model(model_name, num_classes=len(data.classes), in_channels=channels)
+    image_size = model_image_size(model_name, data)
+    options = {"image_size": image_size} if image_size else {}
+    return build_model(
+        model_name, num_classes=len(data.classes), in_channels=data.image_shape[0], **options
+    )
 
 
 def fit(config: TrainConfig, on_epoch: Callable[[dict], None] | None = None) -> FitResult:
