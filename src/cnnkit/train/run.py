@@ -59,43 +59,41 @@ def build_for_data(model_name: str, data: ImageSet) -> nn.Module:
     )
 
 
-def fit(config: TrainConfig, on_epoch: Callable[[dict], None] | None = None) -> FitResult:
-    """Train ``config.model`` on ``config.dataset``; evaluate and checkpoint each epoch.
+@dataclass
+class TrainingState:
+    """Everything that changes while training, and all a checkpoint must restore."""
 
-    With ``config.resume`` the run continues from ``config.out``'s checkpoint, whose
-    saved config then rules; the result is the same as an uninterrupted run's.
-    """
-    start = time.perf_counter()
-    checkpoint_path = config.out / CHECKPOINT_NAME
-    resumed = load_checkpoint(checkpoint_path) if config.resume else None
-    if resumed is not None:
-        config = TrainConfig.from_dict(
-            {
-                **resumed["config"],
-                "out": str(config.out),
-                "progress": config.progress,
-                "resume": True,
-            }
-        )
-    elif checkpoint_path.exists():
-        raise CheckpointError(
-            f"{checkpoint_path}: an earlier run's checkpoint is here; pass "
-            "--resume to continue it, or --out to train into another folder"
-        )
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    shuffle_generator: torch.Generator
+    history: list[dict]
 
-    train_set, test_set = load_dataset(config.dataset, config.data_dir)
-    train_set, test_set = (
-        train_set.subset(config.train_limit or len(train_set)),
-        test_set.subset(config.test_limit or len(test_set)),
-    )
+    def state_dict(self) -> dict:
+        return {
+            "model_state": self.model.state_dict(),
+            "optimizer_state": self.optimizer.state_dict(),
+            "scheduler_state": self.scheduler.state_dict(),
+            "shuffle_generator_state": self.shuffle_generator.get_state(),
+            "torch_rng_state": torch.get_rng_state(),
+            "epoch": len(self.history),
+            "history": self.history,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model_state"])
+        self.optimizer.load_state_dict(state["optimizer_state"])
+        self.scheduler.load_state_dict(state["scheduler_state"])
+        self.shuffle_generator.set_state(state["shuffle_generator_state"])
+        torch.set_rng_state(state["torch_rng_state"])
+        self.history = list(state["history"])
+
+
+def start_training(config: TrainConfig, train_set: ImageSet) -> TrainingState:
+    """A fresh model, optimiser and schedule for ``config``, seeded."""
     recipe = config.recipe
-
     torch.manual_seed(config.seed)
     model = build_for_data(config.model, train_set)
-    train_images, test_images = (
-        fit_to_model(train_set.images, model),
-        fit_to_model(test_set.images, model),
-    )
     optimizer = torch.optim.SGD(
         model.parameters(),
         lr=recipe.lr,
@@ -109,31 +107,77 @@ def fit(config: TrainConfig, on_epoch: Callable[[dict], None] | None = None) -> 
         pct_start=recipe.warmup_fraction,
         total_steps=recipe.epochs * steps_per_epoch(len(train_set), recipe.batch_size),
     )
-    shuffle_generator = torch.Generator().manual_seed(config.seed)
-    history: list[dict] = []
-    first_epoch = 1
-    if resumed is not None:
-        model.load_state_dict(resumed["model_state"])
-        optimizer.load_state_dict(resumed["optimizer_state"])
-        scheduler.load_state_dict(resumed["scheduler_state"])
-        shuffle_generator.set_state(resumed["shuffle_generator_state"])
-        torch.set_rng_state(resumed["torch_rng_state"])
-        history = resumed["history"]
-        first_epoch = resumed["epoch"] + 1
-    _write_metrics(config.out / METRICS_NAME, history)
+    return TrainingState(
+        model, optimizer, scheduler, torch.Generator().manual_seed(config.seed), history=[]
+    )
 
+
+def resolve_resume(config: TrainConfig) -> tuple[TrainConfig, dict | None]:
+    """The config to run and the checkpoint to continue from, if any.
+
+    A resumed run takes its saved config (only ``out`` and ``progress`` come from
+    the caller); a new run refuses to overwrite an earlier run's checkpoint.
+    """
+    checkpoint_path = config.out / CHECKPOINT_NAME
+    if not config.resume:
+        if checkpoint_path.exists():
+            raise CheckpointError(
+                f"{checkpoint_path}: an earlier run's checkpoint is here; pass "
+                "--resume to continue it, or --out to train into another folder"
+            )
+        return config, None
+    resumed = load_checkpoint(checkpoint_path)
+    saved = {
+        **resumed["config"],
+        "out": str(config.out),
+        "progress": config.progress,
+        "resume": True,
+    }
+    return TrainConfig.from_dict(saved), resumed
+
+
+def fit(config: TrainConfig, on_epoch: Callable[[dict], None] | None = None) -> FitResult:
+    """Train ``config.model`` on ``config.dataset``; evaluate and checkpoint each epoch.
+
+    With ``config.resume`` the run continues from ``config.out``'s checkpoint and
+    ends with the same weights as an uninterrupted run.
+    """
+    start = time.perf_counter()
+    config, resumed = resolve_resume(config)
+    train_set, test_set = load_dataset(config.dataset, config.data_dir)
+    train_set = train_set.subset(config.train_limit or len(train_set))
+    test_set = test_set.subset(config.test_limit or len(test_set))
+    state = start_training(config, train_set)
+    if resumed is not None:
+        state.load_state_dict(resumed)
+    _write_metrics(config.out / METRICS_NAME, state.history)
+
+    recipe, model = config.recipe, state.model
+    train_images = fit_to_model(train_set.images, model)
+    test_images = fit_to_model(test_set.images, model)
     normalisation = {"mean": train_set.mean, "std": train_set.std}
+
+    def test_errors() -> EvalStats:
+        return evaluate(
+            model,
+            test_images,
+            test_set.labels,
+            num_classes=len(test_set.classes),
+            batch_size=config.eval_batch_size,
+            **normalisation,
+        )
+
     final = None
-    for epoch in range(first_epoch, recipe.epochs + 1):
+    for epoch in range(len(state.history) + 1, recipe.epochs + 1):
         epoch_start = time.perf_counter()
         stats = train_one_epoch(
             model,
             train_images,
             train_set.labels,
-            optimizer,
-            scheduler,
+            state.optimizer,
+            state.scheduler,
             batch_size=recipe.batch_size,
-            generator=shuffle_generator,
+            generator=state.shuffle_generator,
             label_smoothing=recipe.label_smoothing,
             progress=config.progress,
             description=f"epoch {epoch}/{recipe.epochs}",
@@ -145,57 +189,48 @@ def fit(config: TrainConfig, on_epoch: Callable[[dict], None] | None = None) -> 
                 f"lower the learning rate (--lr, now {recipe.lr}). The checkpoint "
                 f"of epoch {epoch - 1} in {config.out} is intact"
             )
-        final = evaluate(
-            model,
-            test_images,
-            test_set.labels,
-            num_classes=len(test_set.classes),
-            batch_size=config.eval_batch_size,
-            **normalisation,
-        )
-        record = {
-            "epoch": epoch,
-            "train_loss": stats.train_loss,
-            "test_top1_error": final.top1_error,
-            "test_top5_error": final.top5_error,
-            "lr": scheduler.get_last_lr()[0],
-            "seconds": time.perf_counter() - epoch_start,
-            "images_per_second": stats.images_per_second,
-        }
-        history.append(record)
-        save_checkpoint(
+        final = test_errors()
+        state.history.append(
             {
-                "model": config.model,
-                "num_classes": len(train_set.classes),
-                "in_channels": train_set.image_shape[0],
-                "classes": train_set.classes,
-                "dataset": config.dataset,
-                "mean": train_set.mean,
-                "std": train_set.std,
-                "model_state": model.state_dict(),
-                "optimizer_state": optimizer.state_dict(),
-                "scheduler_state": scheduler.state_dict(),
-                "shuffle_generator_state": shuffle_generator.get_state(),
-                "torch_rng_state": torch.get_rng_state(),
                 "epoch": epoch,
-                "history": history,
-                "config": config.to_dict(),
-            },
-            checkpoint_path,
+                "train_loss": stats.train_loss,
+                "test_top1_error": final.top1_error,
+                "test_top5_error": final.top5_error,
+                "lr": state.scheduler.get_last_lr()[0],
+                "seconds": time.perf_counter() - epoch_start,
+                "images_per_second": stats.images_per_second,
+                "elapsed_seconds": time.perf_counter() - start,
+            }
         )
-        _append_metrics(config.out / METRICS_NAME, record)
+        save_checkpoint(
+            {**describe_run(config, train_set, model), **state.state_dict()},
+            config.out / CHECKPOINT_NAME,
+        )
+        _append_metrics(config.out / METRICS_NAME, state.history[-1])
         if on_epoch is not None:
-            on_epoch(record)
-    if final is None:  # resumed a finished run: nothing trained, evaluate once
-        final = evaluate(
-            model,
-            test_images,
-            test_set.labels,
-            num_classes=len(test_set.classes),
-            batch_size=config.eval_batch_size,
-            **normalisation,
-        )
-    return FitResult(config, history, final, checkpoint_path, time.perf_counter() - start)
+            on_epoch(state.history[-1])
+    return FitResult(
+        config,
+        state.history,
+        final or test_errors(),
+        config.out / CHECKPOINT_NAME,
+        time.perf_counter() - start,
+    )
+
+
+def describe_run(config: TrainConfig, train_set: ImageSet, model: nn.Module) -> dict:
+    """What ``evaluate`` and ``predict`` need to rebuild and feed the model."""
+    return {
+        "model": config.model,
+        "num_classes": len(train_set.classes),
+        "in_channels": train_set.image_shape[0],
+        "image_size": model.input_size[1:],
+        "classes": train_set.classes,
+        "dataset": config.dataset,
+        "mean": train_set.mean,
+        "std": train_set.std,
+        "config": config.to_dict(),
+    }
 
 
 def _write_metrics(path: Path, history: list[dict]) -> None:
