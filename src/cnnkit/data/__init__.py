@@ -3,10 +3,10 @@
 from pathlib import Path
 
 from cnnkit.data.images import ImageSet
-from cnnkit.data.mnist import MNIST, IdxDataset, load_idx_dataset
+from cnnkit.data.mnist import FASHION_MNIST, MNIST, IdxDataset, load_idx_dataset
 from cnnkit.errors import UnknownNameError
 
-IDX_DATASETS: dict[str, IdxDataset] = {spec.name: spec for spec in (MNIST,)}
+IDX_DATASETS: dict[str, IdxDataset] = {spec.name: spec for spec in (MNIST, FASHION_MNIST)}
 
 
 def dataset_names() -> list[str]:
