@@ -10,17 +10,12 @@ import pytest
 from cnnkit.data import ImageSet, load_dataset
 
 
-def run_cli(
-    *args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 600
-) -> subprocess.CompletedProcess:
+def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None,
+            timeout: float = 600) -> subprocess.CompletedProcess:
     """Run ``python -m cnnkit ARGS`` (the installed CLI) and capture its output."""
     return subprocess.run(
-        [sys.executable, "-m", "cnnkit", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, **(env or {})},
+        [sys.executable, "-m", "cnnkit", *args], cwd=cwd, capture_output=True, text=True,
+        timeout=timeout, env={**os.environ, **(env or {})},
     )
 
 
