@@ -31,3 +31,7 @@ class CheckpointError(CnnkitError):
 
 class TrainingError(CnnkitError):
     """Training cannot go on (for example the loss became NaN)."""
+
+
+class SkippedImagesWarning(UserWarning):
+    """Some image files of a folder data set could not be decoded and were left out."""
