@@ -51,6 +51,8 @@ class TrainConfig:
     test_limit: int | None = None  # evaluate on the first N test images
     eval_batch_size: int = 1000
     progress: bool = True
+    augment: str = "none"  # a preset or steps of transforms.augment, e.g. "alexnet"
+    tta: str = "none"  # "ten-crop": also evaluate the final model on ten crops
 
     def to_dict(self) -> dict:
         """Plain types only, so checkpoints load with ``weights_only=True``."""

@@ -16,8 +16,10 @@ from cnnkit.errors import CheckpointError, TrainingError
 from cnnkit.models import build_model
 from cnnkit.train.checkpoint import load_checkpoint, load_model, save_checkpoint
 from cnnkit.train.loop import EvalStats, evaluate, steps_per_epoch, train_one_epoch
-from cnnkit.transforms import pad_to_size
+from cnnkit.transforms import centre_crop, pad_to_size
+from cnnkit.transforms.augment import build_augment
 
+DIGIT_DATASETS = ("mnist", "digits")  # no horizontal flips for digits
 CHECKPOINT_NAME = "checkpoint.pt"
 METRICS_NAME = "metrics.jsonl"
 
@@ -29,12 +31,16 @@ class FitResult:
     final: EvalStats
     checkpoint: Path
     seconds: float  # wall time of this call, data loading included
+    final_tta: EvalStats | None = None  # the final evaluation again with config.tta
 
 
-def fit_to_model(images: torch.Tensor, model: nn.Module) -> torch.Tensor:
-    """Pad a split's images to the model's input size (MNIST 28x28 -> LeNet-5's 32x32)."""
+def fit_to_model(images: torch.Tensor, model: nn.Module, crop: bool = True) -> torch.Tensor:
+    """Pad a split's images to the model's input size (MNIST 28x28 -> LeNet-5's 32x32);
+    centre-crop larger ones to it (256 -> 224), or keep them with ``crop=False`` for
+    random crops in training and ten crops in testing."""
     _, height, width = model.input_size
-    return pad_to_size(images, height, width)
+    images = pad_to_size(images, max(height, images.shape[-2]), max(width, images.shape[-1]))
+    return centre_crop(images, height, width) if crop else images
 
 
 def build_for_data(model_name: str, data: ImageSet) -> nn.Module:
@@ -75,8 +81,16 @@ def fit(config: TrainConfig, on_epoch: Callable[[dict], None] | None = None) -> 
 
     torch.manual_seed(config.seed)
     model = build_for_data(config.model, train_set)
+    augment = build_augment(
+        config.augment,
+        train_set.images,
+        model.input_size[-1],
+        len(train_set.classes),
+        allow_flip=config.dataset not in DIGIT_DATASETS,
+        seed=config.seed,
+    )
     train_images, test_images = (
-        fit_to_model(train_set.images, model),
+        fit_to_model(train_set.images, model, crop=augment is None),
         fit_to_model(test_set.images, model),
     )
     optimizer = torch.optim.SGD(
@@ -101,6 +115,8 @@ def fit(config: TrainConfig, on_epoch: Callable[[dict], None] | None = None) -> 
         scheduler.load_state_dict(resumed["scheduler_state"])
         shuffle_generator.set_state(resumed["shuffle_generator_state"])
         torch.set_rng_state(resumed["torch_rng_state"])
+        if augment is not None:
+            augment.generator.set_state(resumed["augment_generator_state"])
         history = resumed["history"]
         first_epoch = resumed["epoch"] + 1
     _write_metrics(config.out / METRICS_NAME, history)
@@ -120,6 +136,7 @@ def fit(config: TrainConfig, on_epoch: Callable[[dict], None] | None = None) -> 
             label_smoothing=recipe.label_smoothing,
             progress=config.progress,
             description=f"epoch {epoch}/{recipe.epochs}",
+            augment=augment,
             **normalisation,
         )
         if not math.isfinite(stats.train_loss):
@@ -160,6 +177,7 @@ def fit(config: TrainConfig, on_epoch: Callable[[dict], None] | None = None) -> 
                 "scheduler_state": scheduler.state_dict(),
                 "shuffle_generator_state": shuffle_generator.get_state(),
                 "torch_rng_state": torch.get_rng_state(),
+                "augment_generator_state": augment.generator.get_state() if augment else None,
                 "epoch": epoch,
                 "history": history,
                 "config": config.to_dict(),
@@ -178,7 +196,20 @@ def fit(config: TrainConfig, on_epoch: Callable[[dict], None] | None = None) -> 
             batch_size=config.eval_batch_size,
             **normalisation,
         )
-    return FitResult(config, history, final, checkpoint_path, time.perf_counter() - start)
+    final_tta = None
+    if config.tta != "none":
+        final_tta = evaluate(
+            model,
+            fit_to_model(test_set.images, model, crop=False),
+            test_set.labels,
+            num_classes=len(test_set.classes),
+            batch_size=config.eval_batch_size,
+            tta=config.tta,
+            **normalisation,
+        )
+    return FitResult(
+        config, history, final, checkpoint_path, time.perf_counter() - start, final_tta
+    )
 
 
 def _write_metrics(path: Path, history: list[dict]) -> None:
