@@ -159,18 +159,27 @@ def build_augment(
     return Augment(steps, size, num_classes, pca, torch.Generator().manual_seed(seed))
 
 
-def per_image_transform(steps: tuple[str, ...], size: int, train: bool = True) -> v2.Compose:
+def per_image_transform(
+    steps: tuple[str, ...], size: int, train: bool = True, rescale: bool = True
+) -> v2.Compose:
     """The same recipe as per-image torchvision transforms on uint8 (C, H, W) tensors,
-    for folder sets read by a DataLoader: images are first rescaled so that the shorter
-    side is 256/224 of the input (Krizhevsky et al. 2012, Sec. 2) and centre-cropped
-    square; batch steps (pca, mixup, cutmix) are left to ``Augment`` on the batch."""
-    side = round(size * 256 / 224)
+    for folder sets read by a DataLoader. With ``rescale`` images are first rescaled so
+    that the shorter side is 256/224 of the input and centre-cropped square (Krizhevsky
+    et al. 2012, Sec. 2); without, crops pad by size // 8 as for 32-pixel data. Batch
+    steps (pca, mixup, cutmix) are left to ``Augment`` on the batch."""
     ops: list = []
     if train and "resized-crop" in steps:
         ops.append(v2.RandomResizedCrop(size, antialias=True))
     else:
-        ops += [v2.Resize(side, antialias=True), v2.CenterCrop(side)]
-        ops.append(v2.RandomCrop(size) if train and "crop" in steps else v2.CenterCrop(size))
+        if rescale:
+            side = round(size * 256 / 224)
+            ops += [v2.Resize(side, antialias=True), v2.CenterCrop(side)]
+        padding = 0 if rescale else size // 8
+        ops.append(
+            v2.RandomCrop(size, padding=padding)
+            if train and "crop" in steps
+            else v2.CenterCrop(size)
+        )
     if train and "flip" in steps:
         ops.append(v2.RandomHorizontalFlip())
     if train and "trivialaugment" in steps:
