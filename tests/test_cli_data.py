@@ -11,7 +11,10 @@ from tests.real_images import real_image_tree  # noqa: F401
 
 @pytest.fixture
 def env(tmp_path: Path) -> dict:
-    return {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    """A fresh cnnkit cache; matplotlib keeps its own (its font cache takes seconds)."""
+    import matplotlib
+
+    return {"XDG_CACHE_HOME": str(tmp_path / "cache"), "MPLCONFIGDIR": matplotlib.get_cachedir()}
 
 
 def test_data_info_and_show_on_a_folder(real_image_tree: Path, tmp_path: Path, env) -> None:  # noqa: F811
@@ -28,16 +31,6 @@ def test_data_info_and_show_on_a_folder(real_image_tree: Path, tmp_path: Path, e
     out = tmp_path / "grid.png"
     result = run_cli("data", "show", f"folder:{tree}", "--out", str(out), "--count", "12", env=env)
     assert result.returncode == 0 and out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-
-
-def test_empty_class_folder_is_one_error_line(real_image_tree: Path, tmp_path: Path, env) -> None:  # noqa: F811
-    tree = Path(shutil.copytree(real_image_tree, tmp_path / "tree"))
-    (tree / "train" / "zebra").mkdir()
-    result = run_cli("data", "info", f"folder:{tree}", env=env)
-    assert result.returncode == 1
-    assert result.stderr.strip() == (
-        f"cnnkit: error: {tree / 'train' / 'zebra'}: class folder has no .jpg, .jpeg or .png images"
-    )
 
 
 def test_train_with_augment_and_tta_then_evaluate(
@@ -62,5 +55,3 @@ def test_train_with_augment_and_tta_then_evaluate(
     assert result.returncode == 0, result.stderr
     assert "ten-crop: top-1 error" in result.stdout and "confusion matrix" in result.stdout
     assert png.read_bytes()[:4] == b"\x89PNG"
-    result = run_cli("train", "lenet5", "--augment", "crop,spin", "--out", str(tmp_path / "x"))
-    assert result.returncode == 1 and "unknown augmentation 'spin'" in result.stderr

@@ -7,7 +7,9 @@ an error. Classes are the sorted folder names of ``train/``.
 
 Two ways in:
 - ``load_folder``: decode every image once into an in-memory ``ImageSet`` (uint8),
-  so training uses the fast batched path. Images whose longer side is at most
+  so training uses the fast batched path. The images are put in a fixed shuffled
+  order (seed 0), as CIFAR's batches are, so that the first N (``--train-limit``)
+  hold every class. Images whose longer side is at most
   ``IN_MEMORY_MAX_SIDE`` (CIFAR-like sets) keep their size; larger ones are rescaled
   so that the shorter side is 256 and the central 256x256 patch kept (Krizhevsky et
   al. 2012, Sec. 2). The decoded set is cached in the user cache directory, keyed by
@@ -220,9 +222,25 @@ def load_listings(
         warn_skipped(root, content["skipped"])
     classes = train_listing.classes
     mean, std = channel_stats(content["train_images"])
+    train_order, test_order = (
+        torch.randperm(len(content[f"{split}_labels"]), generator=torch.Generator().manual_seed(0))
+        for split in ("train", "test")
+    )
     return (
-        ImageSet(content["train_images"], content["train_labels"], classes, mean, std),
-        ImageSet(content["test_images"], content["test_labels"], classes, mean, std),
+        ImageSet(
+            content["train_images"][train_order],
+            content["train_labels"][train_order],
+            classes,
+            mean,
+            std,
+        ),
+        ImageSet(
+            content["test_images"][test_order],
+            content["test_labels"][test_order],
+            classes,
+            mean,
+            std,
+        ),
     )
 
 

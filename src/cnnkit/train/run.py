@@ -115,7 +115,7 @@ def fit(config: TrainConfig, on_epoch: Callable[[dict], None] | None = None) -> 
         scheduler.load_state_dict(resumed["scheduler_state"])
         shuffle_generator.set_state(resumed["shuffle_generator_state"])
         torch.set_rng_state(resumed["torch_rng_state"])
-        if augment is not None:
+        if augment is not None and resumed.get("augment_generator_state") is not None:
             augment.generator.set_state(resumed["augment_generator_state"])
         history = resumed["history"]
         first_epoch = resumed["epoch"] + 1
