@@ -126,6 +126,8 @@ def evaluate(
     """Top-1/top-5 errors and the confusion matrix. With ``tta="ten-crop"`` the images
     may be larger than the model's input (or equal, then they are padded, see
     ``transforms.tencrop``) and the softmax is averaged over ten crops."""
+    if tta not in TTA_MODES:
+        raise ValueError(f"tta must be one of {TTA_MODES}, got {tta!r}")
     start = time.perf_counter()
     if tta == "ten-crop":
         logits = ten_crop_log_probs(model, images, mean=mean, std=std, batch_size=batch_size)
