@@ -86,7 +86,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--size", type=int, default=32, help="crop side in pixels")
+    parser.add_argument(
+        "--threads", type=int, help="torch threads in the main process [torch's default]"
+    )
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)  # on a busy machine, 1 avoids OpenMP spin-waits
     torch.manual_seed(0)
     random.seed(0)
     with tempfile.TemporaryDirectory() as scratch:

@@ -132,3 +132,27 @@ def test_cifar100_layout(release, tmp_path: Path) -> None:
     _dump(folder / "meta", {b"fine_label_names": [f"c{i}".encode() for i in range(100)]})
     train, test = load_dataset("cifar100", tmp_path)
     assert len(train.classes) == 100 and test.labels.tolist() == fine
+
+
+def test_download_checks_md5_then_unpacks(release, tmp_path: Path, monkeypatch) -> None:
+    import dataclasses
+    import hashlib
+    import tarfile
+
+    from cnnkit.errors import DownloadError
+
+    monkeypatch.setattr("cnnkit.data.locate.user_cache_dir", lambda: tmp_path / "cache")
+    monkeypatch.delenv("CNNKIT_DATA", raising=False)
+    archive = tmp_path / "served" / "cifar-10-python.tar.gz"
+    archive.parent.mkdir()
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(release[0] / "cifar10" / CIFAR10.folder, arcname=CIFAR10.folder)
+    md5 = hashlib.md5(archive.read_bytes()).hexdigest()
+    served = dataclasses.replace(CIFAR10, url=archive.as_uri(), md5=md5)
+    train, _ = load_cifar(served, tmp_path / "data")
+    assert len(train) == len(release[1]["train"])
+    assert (tmp_path / "data" / "cifar10" / "cifar-10-python.tar.gz").is_file()
+    wrong = dataclasses.replace(served, name="cifar10-wrong", md5="0" * 32)
+    with pytest.raises(DownloadError, match="checksum mismatch"):
+        load_cifar(wrong, tmp_path / "data")
+    assert not list((tmp_path / "data" / "cifar10-wrong").glob("*"))
