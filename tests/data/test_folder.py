@@ -33,7 +33,7 @@ def test_reads_tree_like_pil(real_image_tree: Path) -> None:
     assert len(train) == sum(1 for _ in (real_image_tree / "train").rglob("*.*"))
     assert len(test) == sum(1 for _ in (real_image_tree / "test").rglob("*.*"))
     first = sorted((real_image_tree / "train" / classes[3]).iterdir())[0]
-    pil = torch.from_numpy(np.asarray(Image.open(first).convert("RGB"))).permute(2, 0, 1)
+    pil = torch.from_numpy(np.array(Image.open(first).convert("RGB"))).permute(2, 0, 1)
     # torchvision's and PIL's JPEG decoders may round the IDCT differently.
     difference = (train.images.double() - pil.double()).abs().mean(dim=(1, 2, 3))
     assert difference.min() < 1.5 and train.labels[difference.argmin()] == 3
