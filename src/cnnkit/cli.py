@@ -72,7 +72,11 @@ def cli(context: click.Context, debug: bool) -> None:
     show_default=True,
     help="Also test the final model averaging the softmax over ten crops.",
 )
-@click.option("--label-smoothing", type=click.FloatRange(0, 1, max_open=True), help="[recipe: 0].")
+@click.option(
+    "--label-smoothing",
+    type=click.FloatRange(0, 1, max_open=True),
+    help="Weight of the uniform target in the loss (Szegedy et al. 2016) [recipe].",
+)
 def train(
     model: str,
     dataset: str,
@@ -326,8 +330,16 @@ def info(name: str, data_dir: Path | None) -> None:
     show_default=True,
     help="PNG file to write.",
 )
-@click.option("--count", default=32, show_default=True, type=click.IntRange(1, 400))
-@click.option("--split", type=click.Choice(["train", "test"]), default="train", show_default=True)
+@click.option(
+    "--count", default=32, show_default=True, type=click.IntRange(1, 400), help="Images to show."
+)
+@click.option(
+    "--split",
+    type=click.Choice(["train", "test"]),
+    default="train",
+    show_default=True,
+    help="Which split to sample.",
+)
 @click.option("--seed", default=0, show_default=True, help="Which random samples to show.")
 @click.option(
     "--data-dir", type=click.Path(path_type=Path), help="Folder to look for data in first."
