@@ -206,7 +206,7 @@ def load_listings(
             train_listing, None, f"{root.name}/train"
         )
         test_images, test_labels, skipped_test, _ = _decode_listing(
-            test_listing, size, f"{root.name}/{test_listing.files[0].parent.parent.name}"
+            test_listing, size, f"{root.name}/{test_listing.files[0].relative_to(root).parts[0]}"
         )
         train_images, test_images = _as_grayscale_if_gray([train_images, test_images])
         content = {
