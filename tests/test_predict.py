@@ -91,10 +91,11 @@ def test_evaluate_prints_errors_and_per_class_accuracy(checkpoint):
     result = run_cli("evaluate", str(checkpoint), "--test-limit", "1000")
     assert result.returncode == 0, result.stderr
     assert "1000 test images: top-1 error" in result.stdout
-    rows = [line.split() for line in result.stdout.splitlines()[3:]]
+    rows = [line.split() for line in result.stdout.splitlines()[3:13]]
     assert [row[0] for row in rows] == [str(d) for d in range(10)]
     assert sum(int(row[1]) for row in rows) == 1000
     assert all(0 <= float(row[2]) <= 100 for row in rows)
+    assert "confusion matrix (row = true class" in result.stdout
 
 
 def test_bad_image_files_give_one_line_errors(checkpoint, tmp_path):

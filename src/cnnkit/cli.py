@@ -6,6 +6,7 @@ traceback is shown only with ``--debug``.
 """
 
 import sys
+import warnings
 from pathlib import Path
 
 import click
@@ -57,6 +58,23 @@ def cli(context: click.Context, debug: bool) -> None:
     show_default=True,
     help="Show a progress bar on stderr.",
 )
+@click.option(
+    "--augment",
+    help="Training augmentation: none, alexnet (crop+flip+pca), modern, or steps "
+    "from crop,shift,resized-crop,flip,trivialaugment,pca,mixup,cutmix [recipe].",
+)
+@click.option(
+    "--tta",
+    type=click.Choice(["none", "ten-crop"]),
+    default="none",
+    show_default=True,
+    help="Also test the final model averaging the softmax over ten crops.",
+)
+@click.option(
+    "--label-smoothing",
+    type=click.FloatRange(0, 1, max_open=True),
+    help="Weight of the uniform target in the loss (Szegedy et al. 2016) [recipe].",
+)
 def train(
     model: str,
     dataset: str,
@@ -71,6 +89,9 @@ def train(
     train_limit: int | None,
     test_limit: int | None,
     progress: bool,
+    augment: str | None,
+    tta: str,
+    label_smoothing: float | None,
 ) -> None:
     """Train MODEL (default lenet5) and evaluate it on the test set after each epoch."""
     from cnnkit.train.run import fit
@@ -78,7 +99,13 @@ def train(
     if model not in model_names():
         raise CnnkitError(f"unknown model {model!r}; known: {', '.join(model_names())}")
     recipe = with_overrides(
-        recipe_for(model), epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay
+        recipe_for(model),
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        weight_decay=weight_decay,
+        label_smoothing=label_smoothing,
+        augment=augment,
     )
     config = TrainConfig(
         model=model,
@@ -91,10 +118,11 @@ def train(
         train_limit=train_limit,
         test_limit=test_limit,
         progress=progress,
+        tta=tta,
     )
     click.echo(
         f"training {model} on {dataset}: {recipe.epochs} epochs, batch {recipe.batch_size}, "
-        f"lr {recipe.lr}, into {config.out}"
+        f"lr {recipe.lr}, augment {recipe.augment}, into {config.out}"
     )
     result = fit(config, on_epoch=lambda record: click.echo(epoch_line(record, recipe.epochs)))
     accuracy = 100 * (1 - result.final.top1_error)
@@ -104,6 +132,8 @@ def train(
         f"{100 * result.final.top5_error:.2f}%) after {len(result.history)} epochs; "
         f"{result.seconds:.1f} s in all; checkpoint {result.checkpoint}"
     )
+    if result.final_tta is not None:
+        click.echo(tta_line(result.final, result.final_tta, tta))
 
 
 def default_out_dir(model: str, dataset: str, resume: bool) -> Path:
@@ -133,13 +163,33 @@ def epoch_line(record: dict, epochs: int) -> str:
     "--data-dir", type=click.Path(path_type=Path), help="Folder to look for data in first."
 )
 @click.option("--test-limit", type=click.IntRange(min=1), help="Test on the first N images only.")
+@click.option(
+    "--tta",
+    type=click.Choice(["none", "ten-crop"]),
+    default="none",
+    show_default=True,
+    help="Also report errors with the softmax averaged over ten crops.",
+)
+@click.option(
+    "--confusion-png",
+    type=click.Path(path_type=Path),
+    help="Write the confusion matrix as a PNG heat map here.",
+)
 def evaluate(
-    checkpoint: Path, dataset: str | None, data_dir: Path | None, test_limit: int | None
+    checkpoint: Path,
+    dataset: str | None,
+    data_dir: Path | None,
+    test_limit: int | None,
+    tta: str,
+    confusion_png: Path | None,
 ) -> None:
-    """Top-1 and top-5 error of CHECKPOINT on a test set, and accuracy per class."""
-    from cnnkit.train.run import evaluate_checkpoint
+    """Top-1 and top-5 error of CHECKPOINT on a test set, accuracy per class, confusion."""
+    from cnnkit.train.evaluation import evaluate_with_tta
 
-    stats, classes = evaluate_checkpoint(checkpoint, dataset, data_dir, test_limit)
+    report = evaluate_with_tta(checkpoint, dataset, data_dir, test_limit, tta)
+    stats, classes = report.tta or report.plain, report.classes
+    if report.tta is not None:
+        click.echo(tta_line(report.plain, report.tta, tta))
     click.echo(
         f"{stats.images} test images: top-1 error {100 * stats.top1_error:.2f}%, "
         f"top-5 error {100 * stats.top5_error:.2f}% "
@@ -150,6 +200,12 @@ def evaluate(
         for i, (name, acc) in enumerate(zip(classes, stats.per_class_accuracy, strict=True))
     ]
     click.echo(tabulate(rows, headers=["class", "images", "accuracy %"], tablefmt="simple"))
+    click.echo("\nconfusion matrix (row = true class, column = predicted):")
+    click.echo(confusion_table(stats.confusion, classes))
+    if confusion_png is not None:
+        from cnnkit.reports.plots import save_confusion_png
+
+        click.echo(f"wrote {save_confusion_png(stats.confusion, classes, confusion_png)}")
 
 
 @cli.command()
@@ -235,6 +291,7 @@ def parse_input_shape(text: str) -> tuple[int, int, int]:
 
 def main() -> None:
     debug = "--debug" in sys.argv[1:]
+    warnings.showwarning = show_warning_line
     try:
         cli.main(standalone_mode=False)
     except click.exceptions.Abort:
@@ -251,3 +308,108 @@ def main() -> None:
     except KeyboardInterrupt:
         click.echo("cnnkit: interrupted; continue with --resume", err=True)
         sys.exit(130)
+
+
+def tta_line(plain, augmented, tta: str) -> str:
+    """The closing note: errors with and without test-time augmentation."""
+    return (
+        f"{tta}: top-1 error {100 * augmented.top1_error:.2f}% "
+        f"(single crop {100 * plain.top1_error:.2f}%), top-5 error "
+        f"{100 * augmented.top5_error:.2f}% (single crop {100 * plain.top5_error:.2f}%)"
+    )
+
+
+def confusion_table(confusion, classes: list[str]) -> str:
+    short = [name[:8] for name in classes]
+    rows = [[short[i]] + row for i, row in enumerate(confusion.tolist())]
+    return tabulate(rows, headers=["true \\ pred"] + short, tablefmt="simple")
+
+
+def show_warning_line(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings as one line on stderr, like errors."""
+    click.echo(f"cnnkit: warning: {message}", err=True)
+
+
+@cli.group()
+def data() -> None:
+    """Look at data sets: their cards and sample images."""
+
+
+@data.command()
+@click.argument("name")
+@click.option(
+    "--data-dir", type=click.Path(path_type=Path), help="Folder to look for data in first."
+)
+def info(name: str, data_dir: Path | None) -> None:
+    """Print the card of data set NAME (e.g. mnist, fashion-mnist, cifar10, folder:PATH)."""
+    from cnnkit.data.card import dataset_card
+
+    card, _, _ = dataset_card(name, data_dir)
+    channels, height, width = card.image_shape
+
+    def per_channel(values) -> str:
+        return " ".join(f"{v:.4f}" for v in values)
+
+    facts = [
+        ("data set", card.name),
+        ("source", card.source),
+        ("license", card.license),
+        ("location", card.location),
+        ("size on disk", f"{card.disk_bytes / 2**20:,.1f} MiB"),
+        ("images", f"{sum(card.train_counts):,} training, {sum(card.test_counts):,} test"),
+        ("image size", f"{height}x{width}, {channels} channel{'s' if channels > 1 else ''}"),
+        ("pixel mean", per_channel(card.pixel_mean) + "  (training images, on [0, 1])"),
+        ("pixel std", per_channel(card.pixel_std)),
+        (
+            "normalisation",
+            f"(x/255 - [{per_channel(card.normalisation[0])}]) / "
+            f"[{per_channel(card.normalisation[1])}]",
+        ),
+        ("classes", str(len(card.classes))),
+    ]
+    click.echo(tabulate(facts, tablefmt="plain"))
+    rows = [
+        (i, name, train, test)
+        for i, (name, train, test) in enumerate(
+            zip(card.classes, card.train_counts, card.test_counts, strict=True)
+        )
+    ]
+    click.echo()
+    click.echo(tabulate(rows, headers=["label", "class", "train", "test"], tablefmt="simple"))
+
+
+@data.command()
+@click.argument("name")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("grid.png"),
+    show_default=True,
+    help="PNG file to write.",
+)
+@click.option(
+    "--count", default=32, show_default=True, type=click.IntRange(1, 400), help="Images to show."
+)
+@click.option(
+    "--split",
+    type=click.Choice(["train", "test"]),
+    default="train",
+    show_default=True,
+    help="Which split to sample.",
+)
+@click.option("--seed", default=0, show_default=True, help="Which random samples to show.")
+@click.option(
+    "--data-dir", type=click.Path(path_type=Path), help="Folder to look for data in first."
+)
+def show(name: str, out: Path, count: int, split: str, seed: int, data_dir: Path | None) -> None:
+    """Write a grid of random sample images of data set NAME with their labels."""
+    import torch
+
+    from cnnkit.data import load_dataset
+    from cnnkit.reports.plots import save_image_grid
+
+    train, test = load_dataset(name, data_dir)
+    chosen = train if split == "train" else test
+    picks = torch.randperm(len(chosen), generator=torch.Generator().manual_seed(seed))[:count]
+    titles = [chosen.classes[int(chosen.labels[i])] for i in picks]
+    click.echo(f"wrote {save_image_grid(chosen.images[picks], titles, out)}")

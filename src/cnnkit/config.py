@@ -23,13 +23,18 @@ class Recipe:
     weight_decay: float = 5e-4  # Krizhevsky et al. 2012, Sec. 5
     warmup_fraction: float = 0.25
     label_smoothing: float = 0.0
+    augment: str = "none"  # a preset or steps of transforms.augment, e.g. "alexnet"
 
 
 # Chosen in advance on the training split alone, never by peeking at test error
 # within a reported run; the figures they reach are in README.md.
 RECIPES: dict[str, Recipe] = {
-    "lenet5": Recipe(epochs=4, batch_size=128, lr=0.02),
-    "lenet5-modern": Recipe(epochs=4, batch_size=128, lr=0.05),
+    # The RBF output's squared distances make gradients ~10x those of a linear
+    # softmax layer, hence the lower rate; 15 epochs with shifts reach 99.2% where
+    # 20 without reach 98.98% (README, "Choosing the LeNet-5 recipe").
+    "lenet5": Recipe(epochs=15, batch_size=128, lr=0.01, augment="shift"),
+    # 8 epochs: Fashion-MNIST passes 90% (89.6% after 4); MNIST 99.1% after 2.
+    "lenet5-modern": Recipe(epochs=8, batch_size=128, lr=0.05),
 }
 DEFAULT_RECIPE = Recipe()
 
@@ -51,6 +56,7 @@ class TrainConfig:
     test_limit: int | None = None  # evaluate on the first N test images
     eval_batch_size: int = 1000
     progress: bool = True
+    tta: str = "none"  # "ten-crop": also evaluate the final model on ten crops
 
     def to_dict(self) -> dict:
         """Plain types only, so checkpoints load with ``weights_only=True``."""

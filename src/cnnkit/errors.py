@@ -43,3 +43,7 @@ class InputSizeError(CnnkitError):
 
 class UncountedLayerError(CnnkitError):
     """A layer the size analyzer has no counting rule for."""
+
+
+class SkippedImagesWarning(UserWarning):
+    """Some image files of a folder data set could not be decoded and were left out."""

@@ -18,7 +18,7 @@ from cnnkit.train.checkpoint import load_model
 from cnnkit.train.loop import predict_logits
 from cnnkit.train.run import fit_to_model
 
-DIGIT_DATASETS = ("mnist",)
+MNIST_STYLE_DATASETS = ("mnist",)  # prepared as MNIST prepared its digits
 _INK_THRESHOLD = 0.2  # fraction of the image's contrast range that counts as ink
 
 
@@ -80,7 +80,7 @@ def _centre_by_mass(digit: np.ndarray) -> np.ndarray:
 def prepare(path: Path, dataset: str, channels: int, size: tuple[int, int]) -> np.ndarray:
     """One image file as uint8 (C, H, W) the way the model's training data looked."""
     pixels = read_image(path, channels)
-    if dataset in DIGIT_DATASETS:
+    if dataset in MNIST_STYLE_DATASETS:
         return mnist_style(pixels)[None]
     resized = Image.fromarray(pixels).resize((size[1], size[0]), Image.BILINEAR)
     array = np.asarray(resized, dtype=np.uint8)
@@ -89,7 +89,7 @@ def prepare(path: Path, dataset: str, channels: int, size: tuple[int, int]) -> n
 
 def predict_files(checkpoint: Path, paths: list[Path], top: int = 5) -> list[Prediction]:
     model, state = load_model(checkpoint)
-    data_size = (28, 28) if state["dataset"] in DIGIT_DATASETS else model.input_size[1:]
+    data_size = (28, 28) if state["dataset"] in MNIST_STYLE_DATASETS else model.input_size[1:]
     images = torch.from_numpy(
         np.stack(
             [prepare(path, state["dataset"], state["in_channels"], data_size) for path in paths]

@@ -42,3 +42,21 @@ class ImageSet:
     def subset(self, count: int) -> "ImageSet":
         """The first ``count`` images (all of them when count exceeds the size)."""
         return ImageSet(self.images[:count], self.labels[:count], self.classes, self.mean, self.std)
+
+
+def channel_stats(
+    images: torch.Tensor, chunk: int = 4096
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and standard deviation of uint8 (N, C, H, W) pixels on [0, 1],
+    summed in float64 chunk by chunk so that no float copy of the whole set is made."""
+    channels = images.shape[1]
+    total = torch.zeros(channels, dtype=torch.float64)
+    squares = torch.zeros(channels, dtype=torch.float64)
+    for start in range(0, len(images), chunk):
+        pixels = images[start : start + chunk].transpose(0, 1).reshape(channels, -1).double()
+        total += pixels.sum(dim=1)
+        squares += (pixels * pixels).sum(dim=1)
+    count = max(1, images.numel() // channels)
+    mean = total / count / 255
+    std = (squares / count / 255**2 - mean**2).clamp(min=0).sqrt()
+    return tuple(mean.tolist()), tuple(std.clamp(min=1e-6).tolist())

@@ -72,6 +72,8 @@ class LeNet5(nn.Module):
     - Optimised with SGD and momentum, not the paper's stochastic diagonal
       Levenberg-Marquardt; inputs normalised to mean 0, std 1 rather than the
       paper's [-0.1, 1.175] range.
+    - The default recipe (config.py) trains on inputs shifted by up to 2 pixels, a
+      light form of the paper's distortions (Sec. III-C, Fig. 7).
     - For ``num_classes`` other than 10 the first ``num_classes`` codes are used
       (at most 10), since the codes are bitmaps of the digits.
     """

@@ -5,6 +5,7 @@ normalised as one tensor operation, so there is no per-image Python work.
 """
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -14,6 +15,9 @@ from tqdm import tqdm
 
 from cnnkit.metrics import confusion_matrix, per_class_accuracy, topk_correct
 from cnnkit.transforms import normalize
+from cnnkit.transforms.tencrop import ten_crop_probs
+
+TTA_MODES = ("none", "ten-crop")
 
 
 @dataclass(frozen=True)
@@ -61,7 +65,10 @@ def train_one_epoch(
     label_smoothing: float = 0.0,
     progress: bool = False,
     description: str = "train",
+    augment: Callable | None = None,
 ) -> EpochStats:
+    """One pass over shuffled batches; ``augment(images, labels) -> (images, targets)``
+    transforms each uint8 batch before normalisation (targets may become probabilities)."""
     flush_denormals()
     model.train()
     order = torch.randperm(len(images), generator=generator)
@@ -78,8 +85,11 @@ def train_one_epoch(
     ) as bar:
         for step in range(steps):
             batch = order[step * batch_size : (step + 1) * batch_size]
-            logits = model(normalize(images[batch], mean, std))
-            loss = F.cross_entropy(logits, labels[batch], label_smoothing=label_smoothing)
+            batch_images, targets = images[batch], labels[batch]
+            if augment is not None:
+                batch_images, targets = augment(batch_images, targets)
+            logits = model(normalize(batch_images, mean, std))
+            loss = F.cross_entropy(logits, targets, label_smoothing=label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -119,12 +129,41 @@ def evaluate(
     std: tuple[float, ...],
     num_classes: int,
     batch_size: int = 1000,
+    tta: str = "none",
 ) -> EvalStats:
+    """Top-1/top-5 errors and the confusion matrix. With ``tta="ten-crop"`` the images
+    may be larger than the model's input (or equal, then they are padded, see
+    ``transforms.tencrop``) and the softmax is averaged over ten crops."""
+    if tta not in TTA_MODES:
+        raise ValueError(f"tta must be one of {TTA_MODES}, got {tta!r}")
     start = time.perf_counter()
-    logits = predict_logits(model, images, mean=mean, std=std, batch_size=batch_size)
+    if tta == "ten-crop":
+        logits = ten_crop_log_probs(model, images, mean=mean, std=std, batch_size=batch_size)
+    else:
+        logits = predict_logits(model, images, mean=mean, std=std, batch_size=batch_size)
     top1, top5 = topk_correct(logits, labels, (1, 5))
     confusion = confusion_matrix(logits.argmax(dim=1), labels, num_classes)
     count = len(labels)
     return EvalStats(
         1 - top1 / count, 1 - top5 / count, confusion, count, time.perf_counter() - start
     )
+
+
+@torch.inference_mode()
+def ten_crop_log_probs(
+    model: nn.Module,
+    images: torch.Tensor,
+    *,
+    mean: tuple[float, ...],
+    std: tuple[float, ...],
+    batch_size: int = 1000,
+) -> torch.Tensor:
+    """Log of the ten-crop averaged softmax (N, K); ranks classes like the average."""
+    model.eval()
+    size = model.input_size[-1]
+    step = max(1, batch_size // 10)
+    chunks = [
+        ten_crop_probs(lambda x: model(normalize(x, mean, std)), images[i : i + step], size)
+        for i in range(0, len(images), step)
+    ]
+    return torch.cat(chunks).log()

@@ -11,12 +11,14 @@ import torch
 from torch import nn
 
 from cnnkit.config import TrainConfig
-from cnnkit.data import ImageSet, load_dataset
+from cnnkit.data import DIGIT_DATASETS, ImageSet, load_dataset
 from cnnkit.errors import CheckpointError, TrainingError
 from cnnkit.models import build_model
-from cnnkit.train.checkpoint import load_checkpoint, load_model, save_checkpoint
+from cnnkit.train.checkpoint import load_checkpoint, save_checkpoint
 from cnnkit.train.loop import EvalStats, evaluate, steps_per_epoch, train_one_epoch
-from cnnkit.transforms import pad_to_size
+from cnnkit.train.schedule import one_cycle
+from cnnkit.transforms import centre_crop, pad_to_size
+from cnnkit.transforms.augment import Augment, build_augment
 
 CHECKPOINT_NAME = "checkpoint.pt"
 METRICS_NAME = "metrics.jsonl"
@@ -29,34 +31,41 @@ class FitResult:
     final: EvalStats
     checkpoint: Path
     seconds: float  # wall time of this call, data loading included
+    final_tta: EvalStats | None = None  # the final evaluation again with config.tta
 
 
 PAD_LIMIT = 4  # pixels per side: LeNet-5 pads MNIST's 28x28 to 32x32 (LeCun et al. 1998)
 
 
-def fit_to_model(images: torch.Tensor, model: nn.Module) -> torch.Tensor:
-    """Pad a split's images to the model's input size (MNIST 28x28 -> LeNet-5's 32x32)."""
+def fit_to_model(images: torch.Tensor, model: nn.Module, crop: bool = True) -> torch.Tensor:
+    """Pad a split's images to the model's input size (MNIST 28x28 -> LeNet-5's 32x32);
+    centre-crop larger ones to it (256 -> 224), or keep them with ``crop=False`` for
+    random crops in training and ten crops in testing."""
     _, height, width = model.input_size
-    return pad_to_size(images, height, width)
+    images = pad_to_size(images, max(height, images.shape[-2]), max(width, images.shape[-1]))
+    return centre_crop(images, height, width) if crop else images
 
 
-def model_image_size(model_name: str, data: ImageSet) -> tuple[int, int] | None:
-    """The image size to build ``model_name`` for: ``None`` (its paper's) when the data
-    fit it by padding at most ``PAD_LIMIT`` pixels a side, else the data's own size."""
+def fits_by_padding_or_cropping(input_size: tuple[int, int, int], data: ImageSet) -> bool:
+    """Whether data reach a model's input by padding at most ``PAD_LIMIT`` pixels a
+    side (MNIST for LeNet-5) or by cropping 256x256 images (AlexNet's 224 of 256)."""
     _, height, width = data.image_shape
-    with torch.device("meta"):  # shapes only: no memory for the weights
-        _, paper_height, paper_width = build_model(model_name).input_size
-    if 0 <= paper_height - height <= 2 * PAD_LIMIT and 0 <= paper_width - width <= 2 * PAD_LIMIT:
-        return None
-    return height, width
+    _, model_height, model_width = input_size
+    padded = (
+        0 <= model_height - height <= 2 * PAD_LIMIT and 0 <= model_width - width <= 2 * PAD_LIMIT
+    )
+    cropped = height == width == 256 and model_height <= 256 and model_width <= 256
+    return padded or cropped
 
 
 def build_for_data(model_name: str, data: ImageSet) -> nn.Module:
-    image_size = model_image_size(model_name, data)
-    options = {"image_size": image_size} if image_size else {}
-    return build_model(
-        model_name, num_classes=len(data.classes), in_channels=data.image_shape[0], **options
-    )
+    """``model_name`` at its paper's input size where the data fit it, else built for
+    the data's own image size (e.g. LeNet-1989, made for 16x16, on 28x28 MNIST)."""
+    sizes = {"num_classes": len(data.classes), "in_channels": data.image_shape[0]}
+    model = build_model(model_name, **sizes)
+    if fits_by_padding_or_cropping(model.input_size, data):
+        return model
+    return build_model(model_name, image_size=data.image_shape[1:], **sizes)
 
 
 @dataclass
@@ -67,6 +76,7 @@ class TrainingState:
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
     shuffle_generator: torch.Generator
+    augment: Augment | None
     history: list[dict]
 
     def state_dict(self) -> dict:
@@ -75,6 +85,7 @@ class TrainingState:
             "optimizer_state": self.optimizer.state_dict(),
             "scheduler_state": self.scheduler.state_dict(),
             "shuffle_generator_state": self.shuffle_generator.get_state(),
+            "augment_generator_state": self.augment.generator.get_state() if self.augment else None,
             "torch_rng_state": torch.get_rng_state(),
             "epoch": len(self.history),
             "history": self.history,
@@ -85,15 +96,25 @@ class TrainingState:
         self.optimizer.load_state_dict(state["optimizer_state"])
         self.scheduler.load_state_dict(state["scheduler_state"])
         self.shuffle_generator.set_state(state["shuffle_generator_state"])
+        if self.augment is not None:
+            self.augment.generator.set_state(state["augment_generator_state"])
         torch.set_rng_state(state["torch_rng_state"])
         self.history = list(state["history"])
 
 
 def start_training(config: TrainConfig, train_set: ImageSet) -> TrainingState:
-    """A fresh model, optimiser and schedule for ``config``, seeded."""
+    """A fresh model, optimiser, schedule and augmentation for ``config``, seeded."""
     recipe = config.recipe
     torch.manual_seed(config.seed)
     model = build_for_data(config.model, train_set)
+    augment = build_augment(
+        recipe.augment,
+        train_set.images,
+        model.input_size[-1],
+        len(train_set.classes),
+        allow_flip=config.dataset not in DIGIT_DATASETS,
+        seed=config.seed,
+    )
     optimizer = torch.optim.SGD(
         model.parameters(),
         lr=recipe.lr,
@@ -101,14 +122,13 @@ def start_training(config: TrainConfig, train_set: ImageSet) -> TrainingState:
         weight_decay=recipe.weight_decay,
         nesterov=True,
     )
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+    scheduler = one_cycle(
         optimizer,
-        max_lr=recipe.lr,
-        pct_start=recipe.warmup_fraction,
-        total_steps=recipe.epochs * steps_per_epoch(len(train_set), recipe.batch_size),
+        recipe.epochs * steps_per_epoch(len(train_set), recipe.batch_size),
+        recipe.warmup_fraction,
     )
     return TrainingState(
-        model, optimizer, scheduler, torch.Generator().manual_seed(config.seed), history=[]
+        model, optimizer, scheduler, torch.Generator().manual_seed(config.seed), augment, history=[]
     )
 
 
@@ -153,17 +173,18 @@ def fit(config: TrainConfig, on_epoch: Callable[[dict], None] | None = None) -> 
     _write_metrics(config.out / METRICS_NAME, state.history)
 
     recipe, model = config.recipe, state.model
-    train_images = fit_to_model(train_set.images, model)
+    train_images = fit_to_model(train_set.images, model, crop=state.augment is None)
     test_images = fit_to_model(test_set.images, model)
     normalisation = {"mean": train_set.mean, "std": train_set.std}
 
-    def test_errors() -> EvalStats:
+    def test_errors(images: torch.Tensor = test_images, tta: str = "none") -> EvalStats:
         return evaluate(
             model,
-            test_images,
+            images,
             test_set.labels,
             num_classes=len(test_set.classes),
             batch_size=config.eval_batch_size,
+            tta=tta,
             **normalisation,
         )
 
@@ -181,6 +202,7 @@ def fit(config: TrainConfig, on_epoch: Callable[[dict], None] | None = None) -> 
             label_smoothing=recipe.label_smoothing,
             progress=config.progress,
             description=f"epoch {epoch}/{recipe.epochs}",
+            augment=state.augment,
             **normalisation,
         )
         if not math.isfinite(stats.train_loss):
@@ -209,12 +231,16 @@ def fit(config: TrainConfig, on_epoch: Callable[[dict], None] | None = None) -> 
         _append_metrics(config.out / METRICS_NAME, state.history[-1])
         if on_epoch is not None:
             on_epoch(state.history[-1])
+    final_tta = None
+    if config.tta != "none":
+        final_tta = test_errors(fit_to_model(test_set.images, model, crop=False), config.tta)
     return FitResult(
         config,
         state.history,
         final or test_errors(),
         config.out / CHECKPOINT_NAME,
         time.perf_counter() - start,
+        final_tta,
     )
 
 
@@ -241,29 +267,3 @@ def _write_metrics(path: Path, history: list[dict]) -> None:
 def _append_metrics(path: Path, record: dict) -> None:
     with open(path, "a") as file:
         file.write(json.dumps(record) + "\n")
-
-
-def evaluate_checkpoint(
-    checkpoint: Path,
-    dataset: str | None = None,
-    data_dir: Path | None = None,
-    test_limit: int | None = None,
-) -> tuple[EvalStats, list[str]]:
-    """Test-set errors of a trained checkpoint (on its own data set by default)."""
-    model, state = load_model(checkpoint)
-    _, test_set = load_dataset(dataset or state["dataset"], data_dir)
-    test_set = test_set.subset(test_limit or len(test_set))
-    if test_set.classes != list(state["classes"]):
-        raise CheckpointError(
-            f"{checkpoint}: trained on classes {state['classes'][:5]}..., "
-            f"which {dataset!r} does not have"
-        )
-    stats = evaluate(
-        model,
-        fit_to_model(test_set.images, model),
-        test_set.labels,
-        mean=tuple(state["mean"]),
-        std=tuple(state["std"]),
-        num_classes=len(test_set.classes),
-    )
-    return stats, test_set.classes

@@ -1,5 +1,5 @@
-"""Pixel operations on whole batches: padding, normalisation."""
+"""Pixel operations on whole batches: padding, normalisation, augmentation, ten-crop."""
 
-from cnnkit.transforms.batch import normalize, pad_to_size
+from cnnkit.transforms.batch import centre_crop, normalize, pad_to_size
 
-__all__ = ["normalize", "pad_to_size"]
+__all__ = ["centre_crop", "normalize", "pad_to_size"]

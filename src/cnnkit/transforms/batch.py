@@ -28,3 +28,11 @@ def normalize(
     scale = torch.tensor([1.0 / (255.0 * s) for s in std]).view(1, channels, 1, 1)
     shift = torch.tensor([-m / s for m, s in zip(mean, std, strict=True)]).view(1, channels, 1, 1)
     return torch.addcmul(shift.to(images.device), images.float(), scale.to(images.device))
+
+
+def centre_crop(images: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """The central (height, width) patch of each image (256 -> 224 at test time)."""
+    top, left = (images.shape[-2] - height) // 2, (images.shape[-1] - width) // 2
+    if top < 0 or left < 0:
+        raise ValueError(f"images of size {tuple(images.shape[-2:])} are smaller than {height}")
+    return images[..., top : top + height, left : left + width]

@@ -1,0 +1,354 @@
+"""Folder data sets: ``ROOT/train/<class>/*.jpg`` and ``ROOT/val/<class>/*`` (or ``test/``).
+
+JPEG and PNG files, RGB or grayscale (a set is RGB if any of its images has colour;
+grayscale images then get three equal channels). Images torchvision cannot decode are
+skipped and named in one ``SkippedImagesWarning``; a class folder without images is
+an error. Classes are the sorted folder names of ``train/``.
+
+Two ways in:
+- ``load_folder``: decode every image once into an in-memory ``ImageSet`` (uint8),
+  so training uses the fast batched path. The images are put in a fixed shuffled
+  order (seed 0), as CIFAR's batches are, so that the first N (``--train-limit``)
+  hold every class. Images whose longer side is at most
+  ``IN_MEMORY_MAX_SIDE`` (CIFAR-like sets) keep their size; larger ones are rescaled
+  so that the shorter side is 256 and the central 256x256 patch kept (Krizhevsky et
+  al. 2012, Sec. 2). The decoded set is cached in the user cache directory, keyed by
+  the folder's path and every file's name, size and modification time.
+- ``folder_loader``: a DataLoader with workers that decodes with torchvision.io and
+  applies per-image torchvision transforms, for sets too large to hold in memory.
+"""
+
+import hashlib
+import os
+import tempfile
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torchvision.io import ImageReadMode, decode_image
+from torchvision.transforms.v2 import functional as TF
+from tqdm import tqdm
+
+from cnnkit.data import locate
+from cnnkit.data.images import ImageSet, channel_stats
+from cnnkit.errors import DataError, ImageError, SkippedImagesWarning
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+IN_MEMORY_MAX_SIDE = 64  # pixels; CIFAR (32), STL-10 (96 would be resized) in mind
+RESCALED_SIDE = 256  # Krizhevsky et al. 2012, Sec. 2
+MAX_IN_MEMORY_BYTES = 8 << 30  # refuse to decode more than this into memory
+CACHE_VERSION = 1  # bump when decoding changes, so old caches are not used
+
+# torchvision 0.29 warns on every decode that torchvision.io will move to TorchCodec;
+# the decoders work, and one warning per image would bury everything else.
+warnings.filterwarnings(
+    "ignore", "The image decoding and encoding", DeprecationWarning, r"torchvision\.io"
+)
+
+
+@dataclass(frozen=True)
+class Listing:
+    """The image files of one split and their labels (index into ``classes``)."""
+
+    files: list[Path]
+    labels: list[int]
+    classes: list[str]
+
+
+def split_dirs(root: Path) -> tuple[Path, Path]:
+    """``root/train`` and ``root/val`` (or ``root/test`` when there is no ``val``)."""
+    if not (root / "train").is_dir():
+        raise DataError(f"{root}: no train/ folder (expected ROOT/train/<class>/*.jpg)")
+    for name in ("val", "test"):
+        if (root / name).is_dir():
+            return root / "train", root / name
+    raise DataError(f"{root}: no val/ or test/ folder beside train/")
+
+
+def list_split(split_dir: Path, classes: list[str] | None = None) -> Listing:
+    """The images under ``split_dir/<class>/``; ``classes`` defaults to its sorted folders."""
+    found = sorted(p.name for p in split_dir.iterdir() if p.is_dir())
+    if classes is None:
+        classes = found
+    if not classes:
+        raise DataError(f"{split_dir}: no class folders")
+    if extra := sorted(set(found) - set(classes)):
+        raise DataError(f"{split_dir}: class folders not in train/: {', '.join(extra[:5])}")
+    files, labels = [], []
+    for label, name in enumerate(classes):
+        folder = split_dir / name
+        images = (
+            sorted(
+                p for p in folder.glob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+            )
+            if folder.is_dir()
+            else []
+        )
+        if not images:
+            raise DataError(f"{folder}: class folder has no .jpg, .jpeg or .png images")
+        files += images
+        labels += [label] * len(images)
+    return Listing(files, labels, classes)
+
+
+def decode_file(path: Path) -> torch.Tensor:
+    """uint8 (3, H, W) of a JPEG or PNG file (grayscale and palette images as RGB)."""
+    try:
+        data = torch.frombuffer(bytearray(path.read_bytes()), dtype=torch.uint8)
+        return decode_image(data, mode=ImageReadMode.RGB)
+    except (RuntimeError, ValueError, OSError) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ImageError(f"{path}: not a readable image ({reason})") from None
+
+
+def fit_size(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """``image`` at ``size``: rescaled (shorter side first) and centre-cropped if needed."""
+    if tuple(image.shape[-2:]) == size:
+        return image
+    if max(size) <= IN_MEMORY_MAX_SIDE:  # small sets: a plain resize to the common size
+        return TF.resize(image, list(size), antialias=True)
+    image = TF.resize(image, min(size), antialias=True)  # shorter side to min(size)
+    return TF.center_crop(image, list(size))
+
+
+def _decode_listing(
+    listing: Listing, size: tuple[int, int] | None, description: str
+) -> tuple[torch.Tensor, torch.Tensor, list[str], tuple[int, int]]:
+    """Decode into one uint8 (N, 3, H, W) tensor; returns also the skipped files' errors."""
+    images, labels, skipped = None, [], []
+    for path, label in zip(
+        tqdm(listing.files, desc=description, unit="img", leave=False, disable=None),
+        listing.labels,
+        strict=True,
+    ):
+        try:
+            image = decode_file(path)
+        except ImageError as error:
+            skipped.append(str(error))
+            continue
+        if size is None:  # the first image decides the size of the whole set
+            side = max(image.shape[-2:])
+            size = tuple(image.shape[-2:]) if side <= IN_MEMORY_MAX_SIDE else (RESCALED_SIDE,) * 2
+        if images is None:
+            needed = len(listing.files) * 3 * size[0] * size[1]
+            if needed > MAX_IN_MEMORY_BYTES:
+                raise DataError(
+                    f"{path.parent.parent}: {len(listing.files)} images of 3x{size[0]}x{size[1]}"
+                    f" need {needed / 2**30:.1f} GiB in memory, more than cnnkit decodes at "
+                    f"once ({MAX_IN_MEMORY_BYTES / 2**30:.0f} GiB); use folder_loader"
+                )
+            images = torch.empty((len(listing.files), 3, *size), dtype=torch.uint8)
+        images[len(labels)] = fit_size(image, size)
+        labels.append(label)
+    if images is None:
+        raise DataError(f"{description}: none of {len(listing.files)} images could be decoded")
+    missing = sorted(set(range(len(listing.classes))) - set(labels))
+    if missing:
+        raise DataError(f"{description}: no readable image of class {listing.classes[missing[0]]}")
+    return images[: len(labels)], torch.tensor(labels, dtype=torch.int64), skipped, size
+
+
+def _cache_path(root: Path, listings: list[Listing]) -> Path:
+    digest = hashlib.sha256(f"{CACHE_VERSION}\n{root.resolve()}\n".encode())
+    for listing in listings:
+        for path, label in zip(listing.files, listing.labels, strict=True):
+            stat = path.stat()
+            digest.update(
+                f"{path.relative_to(root)}\t{label}\t{stat.st_size}\t{stat.st_mtime_ns}\n".encode()
+            )
+    return locate.user_cache_dir() / "folders" / f"{root.name}-{digest.hexdigest()[:20]}.pt"
+
+
+def _read_cache(path: Path) -> dict | None:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # a missing or damaged cache is rebuilt, never trusted
+        return None
+
+
+def _write_cache(path: Path, content: dict) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        with os.fdopen(handle, "wb") as file:
+            torch.save(content, file)
+        os.replace(temporary, path)
+    except OSError:
+        pass  # a read-only cache directory only costs the next run the decoding
+
+
+def _as_grayscale_if_gray(images: list[torch.Tensor]) -> list[torch.Tensor]:
+    """One channel for every split when no image in any split has colour."""
+    if all(bool((x[:, 0] == x[:, 1]).all() and (x[:, 1] == x[:, 2]).all()) for x in images):
+        return [x[:, :1].contiguous() for x in images]
+    return images
+
+
+def load_folder(root: Path, cache: bool = True) -> tuple[ImageSet, ImageSet]:
+    """The (train, val) splits of an image folder tree, decoded into memory."""
+    root = Path(root)
+    train_dir, test_dir = split_dirs(root)
+    train_listing = list_split(train_dir)
+    test_listing = list_split(test_dir, train_listing.classes)
+    return load_listings(root, train_listing, test_listing, cache)
+
+
+def load_listings(
+    root: Path, train_listing: Listing, test_listing: Listing, cache: bool = True
+) -> tuple[ImageSet, ImageSet]:
+    """Decode (or read from the cache) two listed splits of the set under ``root``."""
+    cache_path = _cache_path(root, [train_listing, test_listing]) if cache else None
+    content = _read_cache(cache_path) if cache_path and cache_path.is_file() else None
+    if content is None:
+        train_images, train_labels, skipped, size = _decode_listing(
+            train_listing, None, f"{root.name}/train"
+        )
+        test_images, test_labels, skipped_test, _ = _decode_listing(
+            test_listing, size, f"{root.name}/{test_listing.files[0].relative_to(root).parts[0]}"
+        )
+        train_images, test_images = _as_grayscale_if_gray([train_images, test_images])
+        content = {
+            "train_images": train_images,
+            "train_labels": train_labels,
+            "test_images": test_images,
+            "test_labels": test_labels,
+            "skipped": skipped + skipped_test,
+        }
+        if cache_path is not None:
+            _write_cache(cache_path, content)
+    if content["skipped"]:
+        warn_skipped(root, content["skipped"])
+    classes = train_listing.classes
+    mean, std = channel_stats(content["train_images"])
+    train_order, test_order = (
+        torch.randperm(len(content[f"{split}_labels"]), generator=torch.Generator().manual_seed(0))
+        for split in ("train", "test")
+    )
+    return (
+        ImageSet(
+            content["train_images"][train_order],
+            content["train_labels"][train_order],
+            classes,
+            mean,
+            std,
+        ),
+        ImageSet(
+            content["test_images"][test_order],
+            content["test_labels"][test_order],
+            classes,
+            mean,
+            std,
+        ),
+    )
+
+
+def warn_skipped(root: Path, problems: list[str]) -> None:
+    shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if problems[5:] else "")
+    warnings.warn(
+        SkippedImagesWarning(f"{root}: skipped {len(problems)} unreadable image(s): {shown}"),
+        stacklevel=3,
+    )
+
+
+class FolderDataset(torch.utils.data.Dataset):
+    """One split, decoded image by image with torchvision.io, then ``transform``ed.
+
+    An unreadable image yields ``None``, which ``collate_readable`` leaves out of its
+    batch, so one bad file costs one image, not the run."""
+
+    def __init__(self, listing: Listing, transform: Callable | None = None) -> None:
+        self.listing, self.transform = listing, transform
+
+    def __len__(self) -> int:
+        return len(self.listing.files)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int] | None:
+        try:
+            image = decode_file(self.listing.files[index])
+        except ImageError:
+            return None
+        if self.transform is not None:
+            image = self.transform(image)
+        return image, self.listing.labels[index]
+
+
+def collate_readable(items: list) -> tuple[torch.Tensor, torch.Tensor]:
+    readable = [item for item in items if item is not None]
+    if not readable:
+        return torch.empty(0, dtype=torch.uint8), torch.empty(0, dtype=torch.int64)
+    return torch.stack([x for x, _ in readable]), torch.tensor([y for _, y in readable])
+
+
+def folder_loader(
+    split_dir: Path,
+    transform: Callable | None,
+    *,
+    batch_size: int = 128,
+    workers: int = 2,
+    shuffle: bool = True,
+    classes: list[str] | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.utils.data.DataLoader:
+    """Batches of uint8 images (transformed per image) and labels from one split folder."""
+    return torch.utils.data.DataLoader(
+        FolderDataset(list_split(Path(split_dir), classes), transform),
+        batch_size=batch_size,
+        shuffle=shuffle,
+        num_workers=workers,
+        collate_fn=collate_readable,
+        generator=generator,
+        persistent_workers=False,
+    )
+
+
+IMAGENET_DEVKIT = "ILSVRC2012_devkit_t12"
+
+
+def imagenet_listings(root: Path) -> tuple[Listing, Listing]:
+    """The ILSVRC-2012 layout: ``train/<wnid>/*.JPEG``; ``val/*.JPEG`` in one folder,
+    labelled by the devkit's ``data/ILSVRC2012_validation_ground_truth.txt`` (one
+    ILSVRC2012_ID per line, in file-name order) and ``data/meta.mat`` (ID -> wnid)."""
+    train = list_split(root / "train") if (root / "train").is_dir() else None
+    if train is None:
+        raise DataError(f"{root}: no train/<wnid>/ folders (the ILSVRC-2012 layout)")
+    devkit = root / IMAGENET_DEVKIT / "data"
+    truth_file, meta_file = devkit / "ILSVRC2012_validation_ground_truth.txt", devkit / "meta.mat"
+    for needed in (truth_file, meta_file):
+        if not needed.is_file():
+            raise DataError(f"{needed}: not found (unpack the ILSVRC-2012 devkit into {root})")
+    id_to_wnid = _read_devkit_meta(meta_file)
+    try:
+        truth = [int(line) for line in truth_file.read_text().split()]
+    except ValueError:
+        raise DataError(f"{truth_file}: expected one integer ILSVRC2012_ID per line") from None
+    files = sorted(
+        p for p in (root / "val").glob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+    )
+    if len(files) != len(truth):
+        raise DataError(f"{truth_file}: {len(truth)} labels for {len(files)} images in val/")
+    index = {wnid: i for i, wnid in enumerate(train.classes)}
+    unknown = [i for i in truth if id_to_wnid.get(i) not in index]
+    if unknown:
+        raise DataError(f"{truth_file}: ILSVRC2012_ID {unknown[0]} has no train/ folder")
+    return train, Listing(files, [index[id_to_wnid[i]] for i in truth], train.classes)
+
+
+def _read_devkit_meta(path: Path) -> dict[int, str]:
+    try:
+        from scipy.io import loadmat
+    except ImportError:
+        raise DataError(
+            "reading the ImageNet devkit needs scipy: pip install 'cnnkit[imagenet]'"
+        ) from None
+    try:
+        synsets = loadmat(str(path), squeeze_me=True)["synsets"]
+        return {int(s["ILSVRC2012_ID"]): str(s["WNID"]) for s in synsets}
+    except (KeyError, ValueError, TypeError, OSError) as error:
+        raise DataError(f"{path}: not the devkit's meta.mat ({error})") from None
+
+
+def load_imagenet(root: Path, cache: bool = True) -> tuple[ImageSet, ImageSet]:
+    train, val = imagenet_listings(Path(root))
+    return load_listings(Path(root), train, val, cache)

@@ -1,0 +1,1 @@
+"""Renderers: figures and tables made from results, written to files."""
