@@ -89,7 +89,7 @@ def prepare(path: Path, dataset: str, channels: int, size: tuple[int, int]) -> n
 
 def predict_files(checkpoint: Path, paths: list[Path], top: int = 5) -> list[Prediction]:
     model, state = load_model(checkpoint)
-    data_size = (28, 28) if state["dataset"] in MNIST_STYLE_DATASETS else model.input_size[1:]
+    data_size = tuple(state.get("data_image_size", model.input_size[1:]))  # as trained on
     images = torch.from_numpy(
         np.stack(
             [prepare(path, state["dataset"], state["in_channels"], data_size) for path in paths]

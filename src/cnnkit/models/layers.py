@@ -211,4 +211,3 @@ def local_response_norm(
     alpha = 1e-4, beta = 0.75.
     """
     return nn.LocalResponseNorm(size, alpha=size * alpha, beta=beta, k=k)
-

@@ -251,6 +251,7 @@ def describe_run(config: TrainConfig, train_set: ImageSet, model: nn.Module) -> 
         "num_classes": len(train_set.classes),
         "in_channels": train_set.image_shape[0],
         "image_size": model.input_size[1:],
+        "data_image_size": train_set.image_shape[1:],
         "classes": train_set.classes,
         "dataset": config.dataset,
         "mean": train_set.mean,
