@@ -26,24 +26,11 @@ def without_timing(records):
 
 
 def test_short_run_beats_chance_by_a_wide_margin(tmp_path):
-    result = run_cli(
-        "train",
-        "lenet5",
-        "--epochs",
-        "3",
-        "--batch-size",
-        "32",
-        "--train-limit",
-        "8000",
-        "--test-limit",
-        "2000",
-        "--no-progress",
-        "--out",
-        str(tmp_path),
-    )
+    args = ["--epochs", "2", "--train-limit", "20000", "--test-limit", "2000", "--no-progress"]
+    result = run_cli("train", "lenet5", *args, "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr
     records = read_metrics(tmp_path)
-    assert [r["epoch"] for r in records] == [1, 2, 3]
+    assert [r["epoch"] for r in records] == [1, 2]
     expected_keys = {
         "epoch",
         "train_loss",
