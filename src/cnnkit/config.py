@@ -34,6 +34,19 @@ RECIPES: dict[str, Recipe] = {
 DEFAULT_RECIPE = Recipe()
 
 
+# The nets `cnnkit history` trains after the HOG+SVM baseline, one per milestone of
+# the lecture's "results over the years": LeNet-5 (1998), then small-image versions of
+# the ImageNet winners of 2012-2014 and the ResNet paper's own CIFAR net (2015).
+HISTORY_LINE = (
+    "lenet5",
+    "alexnet-small",
+    "zfnet-small",
+    "vgg-small",
+    "googlenet-small",
+    "resnet20",
+)
+
+
 def recipe_for(model: str) -> Recipe:
     return RECIPES.get(model, DEFAULT_RECIPE)
 
