@@ -222,6 +222,8 @@ def hog_svm(
     "--data-dir", type=click.Path(path_type=Path), help="Folder to look for data in first."
 )
 @click.option("--seed", default=0, show_default=True, help="Seed for weights and shuffling.")
+@click.option("--train-limit", type=click.IntRange(min=1), help="Train on the first N images only.")
+@click.option("--test-limit", type=click.IntRange(min=1), help="Test on the first N images only.")
 @click.option("--progress/--no-progress", default=False, show_default=True, help="Progress bars.")
 def history(
     dataset: str,
@@ -231,6 +233,8 @@ def history(
     out: Path | None,
     data_dir: Path | None,
     seed: int,
+    train_limit: int | None,
+    test_limit: int | None,
     progress: bool,
 ) -> None:
     """Results over the years: HOG+SVM and a line of nets on one data set, head to head."""
@@ -245,6 +249,8 @@ def history(
         data_dir=data_dir,
         seed=seed,
         progress=progress,
+        train_limit=train_limit,
+        test_limit=test_limit,
     )
     rows = run_history(
         settings,

@@ -33,6 +33,7 @@ BASELINE = "hog-svm"
 # The year each design won or was published, and how the table names it.
 MILESTONES: dict[str, tuple[int, str]] = {
     "lenet5": (1998, "LeNet-5"),
+    "lenet5-modern": (1998, "LeNet-5 (ReLU, max pooling)"),
     BASELINE: (2010, "HOG + linear SVM"),
     "alexnet-small": (2012, "AlexNet-style"),
     "zfnet-small": (2013, "ZFNet-style"),
@@ -61,6 +62,8 @@ class HistorySettings:
     data_dir: Path | None = None
     seed: int = 0
     progress: bool = False
+    train_limit: int | None = None  # first N training images only (for quick runs)
+    test_limit: int | None = None  # first N test images only
 
 
 @dataclass(frozen=True)
@@ -82,7 +85,9 @@ def baseline_row(settings: HistorySettings) -> HistoryRow:
     path = settings.out / BASELINE / RESULT_NAME
     if path.is_file():
         return HistoryRow(**json.loads(path.read_text()))
-    result = train_hog_svm(settings.dataset, settings.data_dir)
+    result = train_hog_svm(
+        settings.dataset, settings.data_dir, settings.train_limit, settings.test_limit
+    )
     row = HistoryRow(
         year=MILESTONES[BASELINE][0],
         model=BASELINE,
@@ -165,7 +170,8 @@ def net_row(
             seed=settings.seed,
             out=run_dir,
             data_dir=settings.data_dir,
-            train_limit=images if images < len(train_set) else None,
+            train_limit=images,
+            test_limit=settings.test_limit,
         )
     result = fit(replace(config, resume=resume, progress=settings.progress, out=run_dir))
     model = build_for_data(model_name, train_set)
@@ -200,6 +206,8 @@ def run_history(
     if on_row:
         on_row(rows[-1])
     train_set, test_set = load_dataset(settings.dataset, settings.data_dir)
+    train_set = train_set.subset(settings.train_limit or len(train_set))
+    test_set = test_set.subset(settings.test_limit or len(test_set))
     per_model = settings.budget / max(1, len(settings.models))
     for model_name in settings.models:
         rows.append(net_row(model_name, settings, per_model, train_set, len(test_set)))
@@ -242,14 +250,23 @@ def render_table(rows: list[HistoryRow], fmt: str = "simple") -> str:
     from tabulate import tabulate
 
     colalign = ["right", "left"] + ["right"] * 6
-    return tabulate(table_rows(rows), headers=TABLE_HEADERS, tablefmt=fmt, colalign=colalign)
+    return tabulate(
+        table_rows(rows),
+        headers=TABLE_HEADERS,
+        tablefmt=fmt,
+        colalign=colalign,
+        disable_numparse=True,  # keep "0.10" as written
+    )
 
 
 def write_outputs(settings: HistorySettings, rows: list[HistoryRow]) -> None:
+    tested = f"its first {settings.test_limit} test images" if settings.test_limit else (
+        "its whole test split"
+    )  # fmt: skip
     note = (
-        f"Data set: {settings.dataset}; full test split. Nets share a budget of "
+        f"Data set: {settings.dataset}; errors on {tested}. Nets share a budget of "
         f"{settings.budget:.0f} s (training and per-epoch testing); HOG + SVM trains on "
-        "the whole training split. Parameters and connections of HOG + SVM count the "
+        "the same training images. Parameters and connections of HOG + SVM count the "
         "linear SVM only. Each net's logs: its folder's metrics.jsonl and result.json.\n"
     )
     (settings.out / "history.md").write_text(
