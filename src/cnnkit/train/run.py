@@ -44,7 +44,10 @@ def model_image_size(model_name: str, data: ImageSet) -> tuple[int, int] | None:
     """The image size to build ``model_name`` for: ``None`` (its paper's) when the data
     fit it by padding at most ``PAD_LIMIT`` pixels a side, else the data's own size."""
     _, height, width = data.image_shape
-    with torch.device("meta"):  # shapes only: no memory for the weights
+    try:
+        with torch.device("meta"):  # shapes only: no memory for the weights
+            _, paper_height, paper_width = build_model(model_name).input_size
+    except RuntimeError:  # a constructor that reads tensor values (LeNet's connection tables)
         _, paper_height, paper_width = build_model(model_name).input_size
     if 0 <= paper_height - height <= 2 * PAD_LIMIT and 0 <= paper_width - width <= 2 * PAD_LIMIT:
         return None
