@@ -210,7 +210,7 @@ def hog_svm(
     help="Comma-separated nets to train after the HOG+SVM baseline.",
 )
 @click.option(
-    "--max-epochs", default=4, show_default=True, type=click.IntRange(min=1),
+    "--max-epochs", default=2, show_default=True, type=click.IntRange(min=1),
     help="Most passes over the training set per net.",
 )  # fmt: skip
 @click.option(

@@ -36,7 +36,7 @@ DEFAULT_RECIPE = Recipe()
 
 # The nets `cnnkit history` trains after the HOG+SVM baseline, one per milestone of
 # the lecture's "results over the years": LeNet-5 (1998), then small-image versions of
-# the ImageNet winners of 2012-2014 and the ResNet paper's own CIFAR net (2015).
+# the ImageNet winners of 2012-2014 and the smallest of the ResNet paper's CIFAR family.
 HISTORY_LINE = (
     "lenet5",
     "alexnet-small",

@@ -32,6 +32,7 @@ SMALL_INPUTS = {
     "vgg-small": (1, 28, 28),
     "googlenet-small": (1, 28, 28),
     "resnet20": (1, 28, 28),
+    "resnet8": (1, 28, 28),
 }
 NUM_CLASSES = 7  # odd, and at most 10 for LeNet-5's RBF codes
 SLOW = {"vgg16", "vgg19", "googlenet", "resnet101", "resnet152"}  # 5-10 s each on 2 cores

@@ -37,6 +37,7 @@ MODEL_BUILDERS: dict[str, Callable[..., nn.Module]] = {
     "vgg-small": small.vgg_small,
     "googlenet-small": small.googlenet_small,
     "resnet20": small.resnet20,
+    "resnet8": small.resnet8,
 }
 
 

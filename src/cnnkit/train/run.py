@@ -48,7 +48,8 @@ def model_image_size(model_name: str, data: ImageSet) -> tuple[int, int] | None:
         with torch.device("meta"):  # shapes only: no memory for the weights
             _, paper_height, paper_width = build_model(model_name).input_size
     except RuntimeError:  # a constructor that reads tensor values (LeNet's connection tables)
-        _, paper_height, paper_width = build_model(model_name).input_size
+        with torch.random.fork_rng():  # leave the seeded generator to the real build
+            _, paper_height, paper_width = build_model(model_name).input_size
     if 0 <= paper_height - height <= 2 * PAD_LIMIT and 0 <= paper_width - width <= 2 * PAD_LIMIT:
         return None
     return height, width
