@@ -43,7 +43,7 @@ HISTORY_LINE = (
     "zfnet-small",
     "vgg-small",
     "googlenet-small",
-    "resnet20",
+    "resnet8",
 )
 
 
