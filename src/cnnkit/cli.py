@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 from tabulate import tabulate
 
-from cnnkit.config import TrainConfig, recipe_for, with_overrides
+from cnnkit.config import HISTORY_LINE, TrainConfig, recipe_for, with_overrides
 from cnnkit.errors import CnnkitError
 from cnnkit.models import model_names
 
@@ -75,6 +75,17 @@ def cli(context: click.Context, debug: bool) -> None:
     type=click.FloatRange(0, 1, max_open=True),
     help="Weight of the uniform target in the loss (Szegedy et al. 2016) [recipe].",
 )
+@click.option(
+    "--report/--no-report",
+    default=True,
+    show_default=True,
+    help="Write report.html and PNG figures into --out at the end.",
+)
+@click.option(
+    "--tensorboard",
+    is_flag=True,
+    help="Also log each epoch for TensorBoard into OUT/tensorboard (needs cnnkit[tensorboard]).",
+)
 def train(
     model: str,
     dataset: str,
@@ -92,6 +103,8 @@ def train(
     augment: str | None,
     tta: str,
     label_smoothing: float | None,
+    report: bool,
+    tensorboard: bool,
 ) -> None:
     """Train MODEL (default lenet5) and evaluate it on the test set after each epoch."""
     from cnnkit.train.run import fit
@@ -124,7 +137,22 @@ def train(
         f"training {model} on {dataset}: {recipe.epochs} epochs, batch {recipe.batch_size}, "
         f"lr {recipe.lr}, augment {recipe.augment}, into {config.out}"
     )
-    result = fit(config, on_epoch=lambda record: click.echo(epoch_line(record, recipe.epochs)))
+    logger = None
+    if tensorboard:
+        from cnnkit.reports.tensorboard import EpochLogger
+
+        logger = EpochLogger(config.out / "tensorboard")
+
+    def on_epoch(record: dict) -> None:
+        click.echo(epoch_line(record, recipe.epochs))
+        if logger is not None:
+            logger(record)
+
+    try:
+        result = fit(config, on_epoch=on_epoch)
+    finally:
+        if logger is not None:
+            logger.close()
     accuracy = 100 * (1 - result.final.top1_error)
     click.echo(
         f"{model} on {dataset}: test accuracy {accuracy:.2f}% (top-1 error "
@@ -134,6 +162,136 @@ def train(
     )
     if result.final_tta is not None:
         click.echo(tta_line(result.final, result.final_tta, tta))
+    if report:
+        from cnnkit.reports import build_report
+
+        click.echo(f"report: {build_report(config.out, data_dir)}")
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option(
+    "--data-dir", type=click.Path(path_type=Path), help="Folder to look for data in first."
+)
+def report(run_dir: Path, data_dir: Path | None) -> None:
+    """Rebuild RUN_DIR's report.html and PNG figures from its metrics and checkpoint."""
+    from cnnkit.reports import build_report
+
+    click.echo(f"report: {build_report(run_dir, data_dir)}")
+
+
+@cli.group()
+def baseline() -> None:
+    """Classical baselines, to compare the nets with."""
+
+
+@baseline.command("hog-svm")
+@click.option("--dataset", default="mnist", show_default=True, help="Data set to train on.")
+@click.option(
+    "--data-dir", type=click.Path(path_type=Path), help="Folder to look for data in first."
+)
+@click.option("--train-limit", type=click.IntRange(min=1), help="Train on the first N images only.")
+@click.option("--test-limit", type=click.IntRange(min=1), help="Test on the first N images only.")
+@click.option(
+    "--c", "svm_c", default=0.1, show_default=True, type=click.FloatRange(min=0, min_open=True),
+    help="The SVM's C (weight of the hinge loss against the L2 penalty).",
+)  # fmt: skip
+@click.option(
+    "--out", type=click.Path(path_type=Path), help="Also write the result as JSON into this folder."
+)
+def hog_svm(
+    dataset: str,
+    data_dir: Path | None,
+    train_limit: int | None,
+    test_limit: int | None,
+    svm_c: float,
+    out: Path | None,
+) -> None:
+    """HOG descriptors and a linear SVM (needs cnnkit[classic]); top-1/top-5 error, timing."""
+    from cnnkit.baseline import HogSettings, train_hog_svm
+
+    result = train_hog_svm(dataset, data_dir, train_limit, test_limit, HogSettings(svm_c=svm_c))
+    click.echo(
+        f"hog-svm on {dataset}: {result.train_images} training images, {result.features} "
+        f"features each; test top-1 error {100 * result.top1_error:.2f}%, top-5 error "
+        f"{100 * result.top5_error:.2f}% on {result.test_images} images; "
+        f"training {result.train_seconds:.1f} s, testing {result.test_seconds:.1f} s"
+    )
+    if out is not None:
+        import json
+
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "result.json").write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+
+
+@cli.command()
+@click.option("--dataset", default="mnist", show_default=True, help="Data set to train on.")
+@click.option(
+    "--budget",
+    default=600.0,
+    show_default=True,
+    type=click.FloatRange(min=1),
+    help="Seconds of training and testing for all nets together, split evenly.",
+)
+@click.option(
+    "--models",
+    default=",".join(HISTORY_LINE),
+    show_default=True,
+    help="Comma-separated nets to train after the HOG+SVM baseline.",
+)
+@click.option(
+    "--max-epochs", default=2, show_default=True, type=click.IntRange(min=1),
+    help="Most passes over the training set per net.",
+)  # fmt: skip
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    help="Folder for every run and the table; a rerun continues it [runs/history-DATASET].",
+)
+@click.option(
+    "--data-dir", type=click.Path(path_type=Path), help="Folder to look for data in first."
+)
+@click.option("--seed", default=0, show_default=True, help="Seed for weights and shuffling.")
+@click.option("--train-limit", type=click.IntRange(min=1), help="Train on the first N images only.")
+@click.option("--test-limit", type=click.IntRange(min=1), help="Test on the first N images only.")
+@click.option("--progress/--no-progress", default=False, show_default=True, help="Progress bars.")
+def history(
+    dataset: str,
+    budget: float,
+    models: str,
+    max_epochs: int,
+    out: Path | None,
+    data_dir: Path | None,
+    seed: int,
+    train_limit: int | None,
+    test_limit: int | None,
+    progress: bool,
+) -> None:
+    """Results over the years: HOG+SVM and a line of nets on one data set, head to head."""
+    from cnnkit.history import HistorySettings, render_table, run_history
+
+    settings = HistorySettings(
+        dataset=dataset,
+        models=tuple(name.strip() for name in models.split(",") if name.strip()),
+        budget=budget,
+        max_epochs=max_epochs,
+        out=out or RUNS_DIR / f"history-{dataset}",
+        data_dir=data_dir,
+        seed=seed,
+        progress=progress,
+        train_limit=train_limit,
+        test_limit=test_limit,
+    )
+    rows = run_history(
+        settings,
+        on_row=lambda row: click.echo(
+            f"{row.title}: top-1 error {100 * row.top1_error:.2f}% "
+            f"({row.train_images} images x {row.epochs} epochs, {row.train_seconds:.1f} s)",
+            err=True,
+        ),
+    )
+    click.echo(render_table(rows))
+    click.echo(f"written: {settings.out / 'history.md'}, {settings.out / 'history.png'}")
 
 
 def default_out_dir(model: str, dataset: str, resume: bool) -> Path:

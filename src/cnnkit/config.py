@@ -39,6 +39,19 @@ RECIPES: dict[str, Recipe] = {
 DEFAULT_RECIPE = Recipe()
 
 
+# The nets `cnnkit history` trains after the HOG+SVM baseline, one per milestone of
+# the lecture's "results over the years": LeNet-5 (1998), then small-image versions of
+# the ImageNet winners of 2012-2014 and the smallest of the ResNet paper's CIFAR family.
+HISTORY_LINE = (
+    "lenet5",
+    "alexnet-small",
+    "zfnet-small",
+    "vgg-small",
+    "googlenet-small",
+    "resnet8",
+)
+
+
 def recipe_for(model: str) -> Recipe:
     return RECIPES.get(model, DEFAULT_RECIPE)
 

@@ -27,6 +27,12 @@ SMALL_INPUTS = {
     "resnet50-v1.5": (3, 32, 32),
     "resnet101": (3, 32, 32),
     "resnet152": (3, 32, 32),
+    "alexnet-small": (1, 28, 28),
+    "zfnet-small": (1, 28, 28),
+    "vgg-small": (1, 28, 28),
+    "googlenet-small": (1, 28, 28),
+    "resnet20": (1, 28, 28),
+    "resnet8": (1, 28, 28),
 }
 NUM_CLASSES = 7  # odd, and at most 10 for LeNet-5's RBF codes
 SLOW = {"vgg16", "vgg19", "googlenet", "resnet101", "resnet152"}  # 5-10 s each on 2 cores

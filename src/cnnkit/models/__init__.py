@@ -12,7 +12,7 @@ from collections.abc import Callable
 from torch import nn
 
 from cnnkit.errors import ConfigError, UnknownNameError
-from cnnkit.models import alexnet, googlenet, lenet, lenet1989, resnet, vgg, zfnet
+from cnnkit.models import alexnet, googlenet, lenet, lenet1989, resnet, small, vgg, zfnet
 
 MODEL_BUILDERS: dict[str, Callable[..., nn.Module]] = {
     "lenet1": lenet1989.lenet1,
@@ -31,6 +31,13 @@ MODEL_BUILDERS: dict[str, Callable[..., nn.Module]] = {
     "resnet50-v1.5": resnet.resnet50_v1_5,
     "resnet101": resnet.resnet101,
     "resnet152": resnet.resnet152,
+    # Small-image versions for "results over the years" on MNIST (see small.py).
+    "alexnet-small": small.alexnet_small,
+    "zfnet-small": small.zfnet_small,
+    "vgg-small": small.vgg_small,
+    "googlenet-small": small.googlenet_small,
+    "resnet20": small.resnet20,
+    "resnet8": small.resnet8,
 }
 
 

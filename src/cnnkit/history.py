@@ -1,0 +1,289 @@
+"""Results over the years: a classical baseline and a line of conv nets, head to head.
+
+The lecture closes with ImageNet's winners: descriptors and SVMs (2010),
+AlexNet (2012), ZFNet (2013), VGG and GoogLeNet (2014), ResNet (2015); LeNet-5
+(1998) came first. ``run_history`` replays that on a data set a laptop can
+train on: the HOG+SVM baseline, then each net with its own recipe's optimiser
+and schedule, all under one time budget split evenly between the nets. Each
+finished model leaves ``result.json`` in its folder, so a rerun skips it, and
+a model interrupted mid-run resumes from its checkpoint.
+"""
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import torch
+from torch.nn import functional as F
+
+from cnnkit.analysis import size_report
+from cnnkit.baseline import train_hog_svm
+from cnnkit.config import HISTORY_LINE, TrainConfig, recipe_for
+from cnnkit.data import ImageSet, load_dataset
+from cnnkit.errors import ConfigError
+from cnnkit.models import model_names
+from cnnkit.reports import plots
+from cnnkit.train.checkpoint import load_checkpoint
+from cnnkit.train.run import CHECKPOINT_NAME, build_for_data, fit, fit_to_model
+from cnnkit.transforms import normalize
+
+BASELINE = "hog-svm"
+# The year each design won or was published, and how the table names it.
+MILESTONES: dict[str, tuple[int, str]] = {
+    "lenet5": (1998, "LeNet-5"),
+    "lenet5-modern": (1998, "LeNet-5 (ReLU, max pooling)"),
+    BASELINE: (2010, "HOG + linear SVM"),
+    "alexnet-small": (2012, "AlexNet-style"),
+    "zfnet-small": (2013, "ZFNet-style"),
+    "vgg-small": (2014, "VGG-style"),
+    "googlenet-small": (2014, "GoogLeNet-style"),
+    "resnet20": (2015, "ResNet-20"),
+    "resnet8": (2015, "ResNet-8"),
+}
+DEFAULT_LINE = (
+    "lenet5",
+    "alexnet-small",
+    "zfnet-small",
+    "vgg-small",
+    "googlenet-small",
+    "resnet20",
+)
+RESULT_NAME = "result.json"
+
+
+@dataclass(frozen=True)
+class HistorySettings:
+    dataset: str = "mnist"
+    models: tuple[str, ...] = HISTORY_LINE
+    budget: float = 600.0  # seconds of training and testing for all nets together
+    max_epochs: int = 2  # at most; fewer images when the budget is short
+    out: Path = Path("runs/history-mnist")
+    data_dir: Path | None = None
+    seed: int = 0
+    progress: bool = False
+    train_limit: int | None = None  # first N training images only (for quick runs)
+    test_limit: int | None = None  # first N test images only
+
+
+@dataclass(frozen=True)
+class HistoryRow:
+    year: int
+    model: str  # registry name, or "hog-svm"
+    title: str  # as the lecture names it
+    parameters: int
+    connections: int  # multiply-adds of one forward pass for one image, without biases
+    train_images: int  # per epoch
+    epochs: int
+    train_seconds: float  # training only (without the per-epoch test passes)
+    top1_error: float
+    top5_error: float
+
+
+def baseline_row(settings: HistorySettings) -> HistoryRow:
+    """HOG + linear SVM on the whole training split (cached in ``out/hog-svm``)."""
+    path = settings.out / BASELINE / RESULT_NAME
+    if path.is_file():
+        return HistoryRow(**json.loads(path.read_text()))
+    result = train_hog_svm(
+        settings.dataset, settings.data_dir, settings.train_limit, settings.test_limit
+    )
+    row = HistoryRow(
+        year=MILESTONES[BASELINE][0],
+        model=BASELINE,
+        title=MILESTONES[BASELINE][1],
+        parameters=result.parameters,
+        connections=result.connections,
+        train_images=result.train_images,
+        epochs=1,
+        train_seconds=result.train_seconds,
+        top1_error=result.top1_error,
+        top5_error=result.top5_error,
+    )
+    save_json(path.parent / "baseline.json", result.to_dict())
+    save_json(path, asdict(row))
+    return row
+
+
+def measure_speed(model_name: str, train_set: ImageSet, batch_size: int) -> tuple[float, float]:
+    """Training and test images per second of a fresh ``model_name`` on this machine,
+    timed on a few real batches (after one warm-up step)."""
+    model = build_for_data(model_name, train_set)
+    images = fit_to_model(train_set.images[: 2 * batch_size], model)
+    x = normalize(images, train_set.mean, train_set.std)
+    labels = train_set.labels[: 2 * batch_size]
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+    model.train()
+    for step in range(3):
+        if step == 1:
+            start = time.perf_counter()
+        batch = slice((step % 2) * batch_size, (step % 2 + 1) * batch_size)
+        loss = F.cross_entropy(model(x[batch]), labels[batch])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    train_speed = 2 * batch_size / (time.perf_counter() - start)
+    model.eval()
+    with torch.inference_mode():
+        start = time.perf_counter()
+        model(x)
+        test_speed = len(x) / (time.perf_counter() - start)
+    return train_speed, test_speed
+
+
+def plan_epochs(
+    seconds: float, train_speed: float, test_speed: float, train_size: int, test_size: int,
+    max_epochs: int, batch_size: int,
+) -> tuple[int, int]:  # fmt: skip
+    """(epochs, training images per epoch) that fit in ``seconds``: the most epochs
+    over the whole split up to ``max_epochs``, else one epoch over a prefix."""
+    test_seconds = test_size / test_speed
+    for epochs in range(max_epochs, 0, -1):
+        if epochs * (train_size / train_speed + test_seconds) <= seconds:
+            return epochs, train_size
+    affordable = int((seconds - test_seconds) * train_speed)
+    return 1, min(train_size, max(8 * batch_size, affordable // batch_size * batch_size))
+
+
+def net_row(
+    model_name: str, settings: HistorySettings, seconds: float, train_set: ImageSet, test_size: int
+) -> HistoryRow:
+    """Train one net within ``seconds`` (or reuse its finished run) and summarise it."""
+    run_dir = settings.out / model_name
+    path = run_dir / RESULT_NAME
+    if path.is_file():
+        return HistoryRow(**json.loads(path.read_text()))
+    recipe = recipe_for(model_name)
+    resume = (run_dir / CHECKPOINT_NAME).is_file()
+    if resume:  # keep the plan the interrupted run was started with
+        config = TrainConfig.from_dict(load_checkpoint(run_dir / CHECKPOINT_NAME)["config"])
+    else:
+        train_speed, test_speed = measure_speed(model_name, train_set, recipe.batch_size)
+        epochs, images = plan_epochs(
+            seconds, train_speed, test_speed, len(train_set), test_size, settings.max_epochs,
+            recipe.batch_size,
+        )  # fmt: skip
+        config = TrainConfig(
+            model=model_name,
+            dataset=settings.dataset,
+            recipe=replace(recipe, epochs=epochs),
+            seed=settings.seed,
+            out=run_dir,
+            data_dir=settings.data_dir,
+            train_limit=images,
+            test_limit=settings.test_limit,
+        )
+    result = fit(replace(config, resume=resume, progress=settings.progress, out=run_dir))
+    model = build_for_data(model_name, train_set)
+    size = size_report(model, model.input_size, model_name).totals
+    images = min(result.config.train_limit or len(train_set), len(train_set))
+    row = HistoryRow(
+        year=MILESTONES.get(model_name, (0, model_name))[0],
+        model=model_name,
+        title=MILESTONES.get(model_name, (0, model_name))[1],
+        parameters=size.parameters,
+        connections=size.connections,
+        train_images=images,
+        epochs=len(result.history),
+        train_seconds=sum(images / r["images_per_second"] for r in result.history),
+        top1_error=result.final.top1_error,
+        top5_error=result.final.top5_error,
+    )
+    save_json(path, asdict(row))
+    return row
+
+
+def run_history(
+    settings: HistorySettings, on_row: Callable[[HistoryRow], None] | None = None
+) -> list[HistoryRow]:
+    """The baseline and every net of ``settings.models``, sorted by year; writes
+    ``history.md``, ``history.png`` and ``history.json`` into ``settings.out``."""
+    unknown = [m for m in settings.models if m not in model_names()]
+    if unknown:
+        raise ConfigError(f"unknown model {unknown[0]!r}; known: {', '.join(model_names())}")
+    settings.out.mkdir(parents=True, exist_ok=True)
+    rows = [baseline_row(settings)]
+    if on_row:
+        on_row(rows[-1])
+    train_set, test_set = load_dataset(settings.dataset, settings.data_dir)
+    train_set = train_set.subset(settings.train_limit or len(train_set))
+    test_set = test_set.subset(settings.test_limit or len(test_set))
+    per_model = settings.budget / max(1, len(settings.models))
+    for model_name in settings.models:
+        rows.append(net_row(model_name, settings, per_model, train_set, len(test_set)))
+        if on_row:
+            on_row(rows[-1])
+    rows.sort(key=lambda row: row.year)
+    write_outputs(settings, rows)
+    return rows
+
+
+def table_rows(rows: list[HistoryRow]) -> list[list[str]]:
+    return [
+        [
+            str(row.year),
+            row.title,
+            f"{row.parameters:,}",
+            f"{row.connections:,}",
+            f"{row.train_images:,} x {row.epochs}",
+            f"{row.train_seconds:.1f}",
+            f"{100 * row.top1_error:.2f}",
+            f"{100 * row.top5_error:.2f}",
+        ]
+        for row in rows
+    ]
+
+
+TABLE_HEADERS = [
+    "year",
+    "model",
+    "parameters",
+    "connections",
+    "train images x epochs",
+    "training time (s)",
+    "top-1 error %",
+    "top-5 error %",
+]
+
+
+def render_table(rows: list[HistoryRow], fmt: str = "simple") -> str:
+    from tabulate import tabulate
+
+    colalign = ["right", "left"] + ["right"] * 6
+    return tabulate(
+        table_rows(rows),
+        headers=TABLE_HEADERS,
+        tablefmt=fmt,
+        colalign=colalign,
+        disable_numparse=True,  # keep "0.10" as written
+    )
+
+
+def write_outputs(settings: HistorySettings, rows: list[HistoryRow]) -> None:
+    tested = f"its first {settings.test_limit} test images" if settings.test_limit else (
+        "its whole test split"
+    )  # fmt: skip
+    note = (
+        f"Data set: {settings.dataset}; errors on {tested}. Nets share a budget of "
+        f"{settings.budget:.0f} s (training and per-epoch testing); HOG + SVM trains on "
+        "the same training images. Parameters and connections of HOG + SVM count the "
+        "linear SVM only. Each net's logs: its folder's metrics.jsonl and result.json.\n"
+    )
+    (settings.out / "history.md").write_text(
+        "# Results over the years\n\n" + render_table(rows, "github") + "\n\n" + note
+    )
+    figure = plots.error_bars(
+        [f"{row.year} {row.title}" for row in rows],
+        [row.top1_error for row in rows],
+        f"Results over the years on {settings.dataset}",
+    )
+    (settings.out / "history.png").write_bytes(plots.png_bytes(figure))
+    save_json(settings.out / "history.json", [asdict(row) for row in rows])
+
+
+def save_json(path: Path, value: object) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(value, indent=2) + "\n")
+    temporary.replace(path)

@@ -1,0 +1,44 @@
+"""Per-epoch scalars for TensorBoard, through PyTorch's standard ``SummaryWriter``.
+
+Needs the ``[tensorboard]`` extra. Used as ``fit``'s ``on_epoch`` callback, so
+the trainer itself knows nothing of TensorBoard.
+"""
+
+from pathlib import Path
+
+from cnnkit.errors import CnnkitError
+
+SCALARS = {
+    "train_loss": "loss/train",
+    "test_top1_error": "error/test_top1",
+    "test_top5_error": "error/test_top5",
+    "lr": "lr",
+    "images_per_second": "speed/images_per_second",
+}
+
+
+def summary_writer(log_dir: Path) -> object:
+    """A ``torch.utils.tensorboard.SummaryWriter`` writing into ``log_dir``."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise CnnkitError(
+            "--tensorboard needs the tensorboard package: pip install 'cnnkit[tensorboard]'"
+        ) from None
+    return SummaryWriter(log_dir=str(log_dir))
+
+
+class EpochLogger:
+    """Writes one epoch record (as ``fit`` passes it to ``on_epoch``) as scalars."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.writer = summary_writer(log_dir)
+
+    def __call__(self, record: dict) -> None:
+        for key, tag in SCALARS.items():
+            if key in record:
+                self.writer.add_scalar(tag, record[key], global_step=record["epoch"])
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.close()

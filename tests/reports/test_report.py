@@ -1,0 +1,149 @@
+"""Training reports through the real CLI on real MNIST: the PNGs have real content, the
+HTML renders in headless Chromium with every image loaded, errors are one line."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cnnkit.reports.report import FIGURE_NAMES, REPORT_NAME
+from tests.conftest import run_cli
+
+# Smallest sizes at which each figure shows something: the confusion matrix of ten
+# classes and the 24-image grid are larger than the one-row filter grid of LeNet-5.
+MIN_SIZES = {
+    "learning_curves.png": (500, 200),
+    "confusion_matrix.png": (300, 300),
+    "first_layer_filters.png": (200, 50),
+    "worst_misclassified.png": (500, 300),
+}
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    """A short real run: LeNet-5 (modern) on 4000 MNIST digits, with TensorBoard logs."""
+    out = tmp_path_factory.mktemp("run")
+    result = run_cli(
+        "train", "lenet5-modern", "--epochs", "2", "--train-limit", "4000",
+        "--test-limit", "1000", "--no-progress", "--tensorboard", "--out", str(out),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert f"report: {out / REPORT_NAME}" in result.stdout
+    return out
+
+
+def test_pngs_have_size_and_content(run_dir: Path) -> None:
+    assert set(MIN_SIZES) == set(FIGURE_NAMES.values())
+    for name, (min_width, min_height) in MIN_SIZES.items():
+        image = Image.open(run_dir / name)
+        assert image.format == "PNG"
+        assert image.width >= min_width and image.height >= min_height, (name, image.size)
+        pixels = np.asarray(image.convert("L"), dtype=np.float64)
+        assert pixels.std() > 10, f"{name} looks blank (pixel std {pixels.std():.1f})"
+        assert (pixels < 128).mean() > 0.01, f"{name} has almost no dark pixels"
+
+
+def test_report_is_self_contained_and_matches_the_metrics(run_dir: Path) -> None:
+    page = (run_dir / REPORT_NAME).read_text()
+    assert page.count('src="data:image/png;base64,') == len(FIGURE_NAMES)
+    assert "http://" not in page and "https://" not in page  # opens offline
+    final = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[-1])
+    assert f"{100 * final['test_top1_error']:.2f}%" in page  # the summary agrees with the log
+    assert final["test_top1_error"] < 0.3  # and the run learned (chance: 0.9)
+
+
+def chromium() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert path, "chromium is not installed (CI installs it: apt-get install -y chromium)"
+    return path
+
+
+def test_report_renders_in_headless_chromium(run_dir: Path, tmp_path: Path) -> None:
+    from playwright.sync_api import sync_playwright  # the test extra; no skipping
+
+    errors: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch_persistent_context(
+            tmp_path / "profile",  # a fresh profile
+            executable_path=chromium(),
+            headless=True,
+            args=CHROMIUM_FLAGS[1:],
+            viewport={"width": 1100, "height": 900},
+        )
+        try:
+            page = browser.new_page()
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.on("requestfailed", lambda request: errors.append(request.url[:80]))
+            page.goto((run_dir / REPORT_NAME).as_uri(), wait_until="load")
+            sizes = page.eval_on_selector_all(
+                "img", "images => images.map(i => [i.complete, i.naturalWidth, i.naturalHeight])"
+            )
+            title = page.title()
+            screenshot = page.screenshot(full_page=True)
+        finally:
+            browser.close()
+    assert errors == []
+    assert len(sizes) == len(FIGURE_NAMES)
+    assert all(complete and width > 100 and height > 50 for complete, width, height in sizes)
+    assert "lenet5-modern" in title
+    (tmp_path / "page.png").write_bytes(screenshot)
+    shot = np.asarray(Image.open(tmp_path / "page.png").convert("L"), dtype=np.float64)
+    assert shot.shape[0] > 1500 and shot.std() > 10  # a long page, not a blank one
+
+
+def test_report_command_rebuilds_from_metrics_and_checkpoint(run_dir: Path, tmp_path) -> None:
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for name in ("metrics.jsonl", "checkpoint.pt"):
+        shutil.copy(run_dir / name, copy / name)
+    result = run_cli("report", str(copy))
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in copy.glob("*.png")) == sorted(FIGURE_NAMES.values())
+    assert (copy / REPORT_NAME).read_text().count("data:image/png") == len(FIGURE_NAMES)
+
+
+def test_tensorboard_logs_every_epoch(run_dir: Path) -> None:
+    accumulator = pytest.importorskip(
+        "tensorboard.backend.event_processing.event_accumulator", reason="tensorboard extra"
+    )
+    events = accumulator.EventAccumulator(str(run_dir / "tensorboard"))
+    events.Reload()
+    errors = events.Scalars("error/test_top1")
+    assert [e.step for e in errors] == [1, 2]
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [e.value for e in errors] == pytest.approx([r["test_top1_error"] for r in records])
+
+
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        ("missing", "no such run folder"),
+        ("empty", "metrics.jsonl: not found"),
+        ("metrics only", "checkpoint not found"),
+    ],
+)
+def test_report_errors_are_one_line(tmp_path: Path, setup: str, message: str) -> None:
+    run = tmp_path / "run"
+    if setup != "missing":
+        run.mkdir()
+    if setup == "metrics only":
+        record = {"epoch": 1, "train_loss": 1.0, "test_top1_error": 0.5}
+        (run / "metrics.jsonl").write_text(json.dumps(record) + "\n")
+    result = run_cli("report", str(run))
+    assert result.returncode == 1
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

@@ -1,0 +1,72 @@
+"""`cnnkit history` through the real CLI on a real MNIST subset: the table, its files,
+the cache that lets an interrupted replay continue; the budget planner."""
+
+import json
+
+import pytest
+
+from cnnkit.config import HISTORY_LINE
+from cnnkit.history import MILESTONES, plan_epochs
+from cnnkit.models import model_names
+from tests.conftest import run_cli
+
+pytest.importorskip("sklearn", reason="the [classic] extra")
+
+
+def test_every_model_of_the_line_exists_and_has_a_year() -> None:
+    assert set(HISTORY_LINE) <= set(model_names())
+    assert all(name in MILESTONES for name in HISTORY_LINE)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "expected"),
+    [
+        (1000.0, (4, 60000)),  # 4 x (60 s + 10 s) fits: the most epochs allowed
+        (150.0, (2, 60000)),  # 2 x 70 s fits, 3 x 70 s does not
+        (40.0, (1, 30000 // 128 * 128)),  # 30 s left after testing: half the split
+        (5.0, (1, 8 * 128)),  # never fewer than 8 batches
+    ],
+)
+def test_plan_fits_the_budget(seconds: float, expected: tuple[int, int]) -> None:
+    # 1000 training and 1000 test images per second: 60 s per epoch plus 10 s of testing.
+    assert plan_epochs(seconds, 1000.0, 1000.0, 60000, 10000, 4, 128) == expected
+
+
+def test_history_table_files_and_cache(tmp_path) -> None:
+    args = [
+        "history", "--models", "lenet5-modern", "--budget", "20", "--train-limit", "3000",
+        "--test-limit", "1000", "--out", str(tmp_path),
+    ]  # fmt: skip
+    first = run_cli(*args)
+    assert first.returncode == 0, first.stderr
+    assert "HOG + linear SVM" in first.stdout and "LeNet-5 (ReLU, max pooling)" in first.stdout
+    rows = json.loads((tmp_path / "history.json").read_text())
+    assert [row["model"] for row in rows] == ["lenet5-modern", "hog-svm"]  # sorted by year
+    assert all(row["top1_error"] < 0.5 for row in rows)  # real runs; chance is 0.9
+    assert rows[1]["top1_error"] < 0.08
+    assert (tmp_path / "history.png").stat().st_size > 5000
+    assert "top-1 error %" in (tmp_path / "history.md").read_text()
+    logged = [json.loads(line) for line in (tmp_path / "lenet5-modern/metrics.jsonl").open()]
+    assert logged[-1]["test_top1_error"] == pytest.approx(rows[0]["top1_error"])
+
+    # A rerun reads the cached results: same table, nothing trained again.
+    stamp = (tmp_path / "lenet5-modern/checkpoint.pt").stat().st_mtime_ns
+    again = run_cli(*args)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout == first.stdout
+    assert (tmp_path / "lenet5-modern/checkpoint.pt").stat().st_mtime_ns == stamp
+
+    # A net whose run was cut off after its checkpoint continues from it.
+    (tmp_path / "lenet5-modern/result.json").unlink()
+    resumed = run_cli(*args)
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads((tmp_path / "history.json").read_text())[0]["top1_error"] == pytest.approx(
+        rows[0]["top1_error"]
+    )
+
+
+def test_unknown_model_is_one_line(tmp_path) -> None:
+    result = run_cli("history", "--models", "lenet7", "--out", str(tmp_path))
+    assert result.returncode == 1
+    assert "unknown model 'lenet7'" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
