@@ -37,7 +37,7 @@ def run_dir(tmp_path_factory) -> Path:
     """A short real run: LeNet-5 (modern) on 4000 MNIST digits, with TensorBoard logs."""
     out = tmp_path_factory.mktemp("run")
     result = run_cli(
-        "train", "lenet5-modern", "--epochs", "2", "--train-limit", "4000",
+        "train", "lenet5-modern", "--epochs", "2", "--train-limit", "4000", "--batch-size", "32",
         "--test-limit", "1000", "--no-progress", "--tensorboard", "--out", str(out),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
