@@ -24,27 +24,21 @@ def download(urls: list[str], destination: Path, content_sha256: str) -> Path:
     decompression when the file is gzipped (archives get re-compressed; their
     content does not change). Nothing is left at ``destination`` on failure.
     """
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    problems = []
-    for url in urls:
-        try:
-            _download_one(url, destination, lambda path: _check_sha256(path, content_sha256))
-            return destination
-        except (OSError, urllib.error.URLError, ValueError, EOFError) as error:
-            problems.append(f"{url}: {error}")
-    raise DownloadError(
-        f"{destination.name}: no mirror delivered a valid file ({'; '.join(problems)})"
-    )
+    return _download_first(urls, destination, lambda path: _check_sha256(path, content_sha256))
 
 
 def download_archive(urls: list[str], destination: Path, md5: str) -> Path:
     """Like ``download``, for an archive whose publisher gives the MD5 of the file itself
     (CIFAR's page does); the MD5 guards against a broken transfer, not an attacker."""
+    return _download_first(urls, destination, lambda path: _check_md5(path, md5))
+
+
+def _download_first(urls: list[str], destination: Path, check: Callable[[Path], None]) -> Path:
     destination.parent.mkdir(parents=True, exist_ok=True)
     problems = []
     for url in urls:
         try:
-            _download_one(url, destination, lambda path: _check_md5(path, md5))
+            _download_one(url, destination, check)
             return destination
         except (OSError, urllib.error.URLError, ValueError, EOFError) as error:
             problems.append(f"{url}: {error}")
