@@ -22,7 +22,7 @@ RECIPES = [
     replace(DEFAULT, epochs=20, augment="shift"),
     DEFAULT,
     replace(DEFAULT, epochs=8, batch_size=32, lr=0.005, augment="none"),
-    replace(DEFAULT, epochs=6, lr=0.03, augment="none"),
+    replace(DEFAULT, epochs=4, lr=0.03, augment="none"),
 ]
 
 
