@@ -18,6 +18,20 @@ from cnnkit.models import model_names
 
 RUNS_DIR = Path("runs")
 
+# Options that several commands share, declared once.
+dataset_option = click.option(
+    "--dataset", default="mnist", show_default=True, help="Data set to train on."
+)
+data_dir_option = click.option(
+    "--data-dir", type=click.Path(path_type=Path), help="Folder to look for data in first."
+)
+train_limit_option = click.option(
+    "--train-limit", type=click.IntRange(min=1), help="Train on the first N images only."
+)
+test_limit_option = click.option(
+    "--test-limit", type=click.IntRange(min=1), help="Test on the first N images only."
+)
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show the full traceback of an error.")
@@ -29,7 +43,7 @@ def cli(context: click.Context, debug: bool) -> None:
 
 @cli.command()
 @click.argument("model", default="lenet5")
-@click.option("--dataset", default="mnist", show_default=True, help="Data set to train on.")
+@dataset_option
 @click.option("--epochs", type=click.IntRange(min=1), help="Passes over the training set [recipe].")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Images per step [recipe].")
 @click.option(
@@ -50,8 +64,8 @@ def cli(context: click.Context, debug: bool) -> None:
     type=click.Path(path_type=Path),
     help="Folder to look for data in first (then $CNNKIT_DATA, the cache, the package).",
 )
-@click.option("--train-limit", type=click.IntRange(min=1), help="Train on the first N images only.")
-@click.option("--test-limit", type=click.IntRange(min=1), help="Test on the first N images only.")
+@train_limit_option
+@test_limit_option
 @click.option(
     "--progress/--no-progress",
     default=True,
@@ -170,9 +184,7 @@ def train(
 
 @cli.command()
 @click.argument("run_dir", type=click.Path(path_type=Path))
-@click.option(
-    "--data-dir", type=click.Path(path_type=Path), help="Folder to look for data in first."
-)
+@data_dir_option
 def report(run_dir: Path, data_dir: Path | None) -> None:
     """Rebuild RUN_DIR's report.html and PNG figures from its metrics and checkpoint."""
     from cnnkit.reports import build_report
@@ -186,12 +198,10 @@ def baseline() -> None:
 
 
 @baseline.command("hog-svm")
-@click.option("--dataset", default="mnist", show_default=True, help="Data set to train on.")
-@click.option(
-    "--data-dir", type=click.Path(path_type=Path), help="Folder to look for data in first."
-)
-@click.option("--train-limit", type=click.IntRange(min=1), help="Train on the first N images only.")
-@click.option("--test-limit", type=click.IntRange(min=1), help="Test on the first N images only.")
+@dataset_option
+@data_dir_option
+@train_limit_option
+@test_limit_option
 @click.option(
     "--c", "svm_c", default=0.1, show_default=True, type=click.FloatRange(min=0, min_open=True),
     help="The SVM's C (weight of the hinge loss against the L2 penalty).",
@@ -225,7 +235,7 @@ def hog_svm(
 
 
 @cli.command()
-@click.option("--dataset", default="mnist", show_default=True, help="Data set to train on.")
+@dataset_option
 @click.option(
     "--budget",
     default=600.0,
@@ -248,12 +258,10 @@ def hog_svm(
     type=click.Path(path_type=Path),
     help="Folder for every run and the table; a rerun continues it [runs/history-DATASET].",
 )
-@click.option(
-    "--data-dir", type=click.Path(path_type=Path), help="Folder to look for data in first."
-)
+@data_dir_option
 @click.option("--seed", default=0, show_default=True, help="Seed for weights and shuffling.")
-@click.option("--train-limit", type=click.IntRange(min=1), help="Train on the first N images only.")
-@click.option("--test-limit", type=click.IntRange(min=1), help="Test on the first N images only.")
+@train_limit_option
+@test_limit_option
 @click.option("--progress/--no-progress", default=False, show_default=True, help="Progress bars.")
 def history(
     dataset: str,
@@ -317,10 +325,8 @@ def epoch_line(record: dict, epochs: int) -> str:
 @cli.command()
 @click.argument("checkpoint", type=click.Path(path_type=Path))
 @click.option("--dataset", help="Data set to test on [the checkpoint's].")
-@click.option(
-    "--data-dir", type=click.Path(path_type=Path), help="Folder to look for data in first."
-)
-@click.option("--test-limit", type=click.IntRange(min=1), help="Test on the first N images only.")
+@data_dir_option
+@test_limit_option
 @click.option(
     "--tta",
     type=click.Choice(["none", "ten-crop"]),
@@ -495,9 +501,7 @@ def data() -> None:
 
 @data.command()
 @click.argument("name")
-@click.option(
-    "--data-dir", type=click.Path(path_type=Path), help="Folder to look for data in first."
-)
+@data_dir_option
 def info(name: str, data_dir: Path | None) -> None:
     """Print the card of data set NAME (e.g. mnist, fashion-mnist, cifar10, folder:PATH)."""
     from cnnkit.data.card import dataset_card
@@ -556,9 +560,7 @@ def info(name: str, data_dir: Path | None) -> None:
     help="Which split to sample.",
 )
 @click.option("--seed", default=0, show_default=True, help="Which random samples to show.")
-@click.option(
-    "--data-dir", type=click.Path(path_type=Path), help="Folder to look for data in first."
-)
+@data_dir_option
 def show(name: str, out: Path, count: int, split: str, seed: int, data_dir: Path | None) -> None:
     """Write a grid of random sample images of data set NAME with their labels."""
     import torch

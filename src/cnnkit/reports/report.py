@@ -18,12 +18,12 @@ from torch import nn
 
 from cnnkit.analysis import size_report
 from cnnkit.data import ImageSet, load_dataset
-from cnnkit.errors import CheckpointError, CnnkitError
+from cnnkit.errors import CnnkitError
 from cnnkit.metrics import confusion_matrix, per_class_accuracy, topk_correct
 from cnnkit.reports import plots
-from cnnkit.train.checkpoint import load_checkpoint
+from cnnkit.train.checkpoint import load_model
 from cnnkit.train.loop import predict_logits
-from cnnkit.train.run import CHECKPOINT_NAME, METRICS_NAME, build_for_data, fit_to_model
+from cnnkit.train.run import CHECKPOINT_NAME, METRICS_NAME, fit_to_model
 
 REPORT_NAME = "report.html"
 FIGURE_NAMES = {
@@ -63,22 +63,11 @@ def read_history(run_dir: Path) -> list[dict]:
 
 def evaluate_run(run_dir: Path, data_dir: Path | None = None) -> RunEvaluation:
     """Reload a run's model from its checkpoint and predict its own test split."""
-    checkpoint = run_dir / CHECKPOINT_NAME
-    state = load_checkpoint(checkpoint)
+    model, state = load_model(run_dir / CHECKPOINT_NAME)
     config = state.get("config", {})
     data_dir = data_dir or (Path(config["data_dir"]) if config.get("data_dir") else None)
-    train_set, test_set = load_dataset(state["dataset"], data_dir)
+    _, test_set = load_dataset(state["dataset"], data_dir)
     test_set = test_set.subset(config.get("test_limit") or len(test_set))
-    # Built as fit() built it, for the data's image size (the checkpoint does not
-    # store that size, so load_model would build the paper's).
-    model = build_for_data(state["model"], train_set)
-    try:
-        model.load_state_dict(state["model_state"])
-    except RuntimeError as error:
-        raise CheckpointError(
-            f"{checkpoint}: weights do not fit model {state['model']!r} "
-            f"({str(error).splitlines()[0]})"
-        ) from None
     logits = predict_logits(
         model,
         fit_to_model(test_set.images, model),
