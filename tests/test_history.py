@@ -34,7 +34,7 @@ def test_plan_fits_the_budget(seconds: float, expected: tuple[int, int]) -> None
 
 def test_history_table_files_and_cache(tmp_path) -> None:
     args = [
-        "history", "--models", "lenet5-modern", "--budget", "20", "--train-limit", "3000",
+        "history", "--models", "lenet5-modern", "--epochs", "2", "--train-limit", "3000",
         "--test-limit", "1000", "--out", str(tmp_path),
     ]  # fmt: skip
     first = run_cli(*args)
@@ -42,10 +42,12 @@ def test_history_table_files_and_cache(tmp_path) -> None:
     assert "HOG + linear SVM" in first.stdout and "LeNet-5 (ReLU, max pooling)" in first.stdout
     rows = json.loads((tmp_path / "history.json").read_text())
     assert [row["model"] for row in rows] == ["lenet5-modern", "hog-svm"]  # sorted by year
+    assert (rows[0]["epochs"], rows[0]["train_images"]) == (2, 3000)  # the fixed budget
     assert all(row["top1_error"] < 0.5 for row in rows)  # real runs; chance is 0.9
     assert rows[1]["top1_error"] < 0.08
     assert (tmp_path / "history.png").stat().st_size > 5000
     assert "top-1 error %" in (tmp_path / "history.md").read_text()
+    assert "Each net trains 2 epochs" in (tmp_path / "history.md").read_text()
     logged = [json.loads(line) for line in (tmp_path / "lenet5-modern/metrics.jsonl").open()]
     assert logged[-1]["test_top1_error"] == pytest.approx(rows[0]["top1_error"])
 
@@ -63,6 +65,17 @@ def test_history_table_files_and_cache(tmp_path) -> None:
     assert json.loads((tmp_path / "history.json").read_text())[0]["top1_error"] == pytest.approx(
         rows[0]["top1_error"]
     )
+
+
+def test_a_time_budget_is_planned_from_measured_speed(tmp_path) -> None:
+    result = run_cli(
+        "history", "--models", "lenet5-modern", "--budget", "3", "--epochs", "4",
+        "--train-limit", "2000", "--test-limit", "500", "--out", str(tmp_path),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    net = json.loads((tmp_path / "lenet5-modern/result.json").read_text())
+    assert 1 <= net["epochs"] <= 4 and net["train_images"] <= 2000
+    assert "Nets share a budget of 3 s" in (tmp_path / "history.md").read_text()
 
 
 def test_unknown_model_is_one_line(tmp_path) -> None:

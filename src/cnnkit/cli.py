@@ -237,11 +237,14 @@ def hog_svm(
 @cli.command()
 @dataset_option
 @click.option(
+    "--epochs", default=3, show_default=True, type=click.IntRange(min=1),
+    help="Passes over the training set per net (the most, under --budget).",
+)  # fmt: skip
+@click.option(
     "--budget",
-    default=600.0,
-    show_default=True,
     type=click.FloatRange(min=1),
-    help="Seconds of training and testing for all nets together, split evenly.",
+    help="Instead: seconds of training and testing for all nets, split evenly and "
+    "planned from each net's measured speed.",
 )
 @click.option(
     "--models",
@@ -249,10 +252,6 @@ def hog_svm(
     show_default=True,
     help="Comma-separated nets to train after the HOG+SVM baseline.",
 )
-@click.option(
-    "--max-epochs", default=2, show_default=True, type=click.IntRange(min=1),
-    help="Most passes over the training set per net.",
-)  # fmt: skip
 @click.option(
     "--out",
     type=click.Path(path_type=Path),
@@ -265,9 +264,9 @@ def hog_svm(
 @click.option("--progress/--no-progress", default=False, show_default=True, help="Progress bars.")
 def history(
     dataset: str,
-    budget: float,
+    epochs: int,
+    budget: float | None,
     models: str,
-    max_epochs: int,
     out: Path | None,
     data_dir: Path | None,
     seed: int,
@@ -281,8 +280,8 @@ def history(
     settings = HistorySettings(
         dataset=dataset,
         models=tuple(name.strip() for name in models.split(",") if name.strip()),
+        epochs=epochs,
         budget=budget,
-        max_epochs=max_epochs,
         out=out or RUNS_DIR / f"history-{dataset}",
         data_dir=data_dir,
         seed=seed,
