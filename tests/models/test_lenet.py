@@ -2,11 +2,13 @@
 
 import pytest
 import torch
+from torch import nn
 from torch.nn import functional as F
 
 from cnnkit.errors import ConfigError
 from cnnkit.models import build_model, model_names
-from cnnkit.models.lenet import c3_connection_table, rbf_codes
+from cnnkit.models.layers import FullConv2d
+from cnnkit.models.lenet import c3_connection_table, lenet5, rbf_codes
 
 
 def trainable(module: torch.nn.Module) -> int:
@@ -97,3 +99,29 @@ def test_lenet5_cannot_have_more_classes_than_codes():
 
 def test_registry_names():
     assert {"lenet5", "lenet5-modern"} <= set(model_names())
+
+
+def test_c5_as_a_matrix_product_equals_the_convolution(mnist):
+    """FullConv2d computes C5 with F.linear; values and gradients are nn.Conv2d's."""
+    torch.manual_seed(0)
+    full = FullConv2d(16, 120, kernel_size=5)
+    conv = nn.Conv2d(16, 120, kernel_size=5)
+    conv.load_state_dict(full.state_dict())
+    model = lenet5()
+    with torch.no_grad():  # S4's real output for real digits, not noise
+        images = F.pad(mnist[1].images[:64].float() / 255, (2, 2, 2, 2))
+        s4 = model.s4_act(model.s4(model.c3_act(model.c3(model.s2_act(model.s2(
+            model.c1_act(model.c1(images))))))))  # fmt: skip
+    s4 = s4.clone().requires_grad_()
+    fast, slow = full(s4), conv(s4)
+    assert fast.shape == slow.shape == (64, 120, 1, 1)
+    torch.testing.assert_close(fast, slow, atol=1e-5, rtol=1e-5)
+    fast.square().sum().backward()
+    grad_fast = (s4.grad.clone(), full.weight.grad)
+    s4.grad = None
+    slow.square().sum().backward()
+    torch.testing.assert_close(grad_fast[0], s4.grad, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(grad_fast[1], conv.weight.grad, atol=1e-4, rtol=1e-4)
+    # On a larger map it is an ordinary convolution.
+    wide = torch.randn(2, 16, 7, 7)
+    torch.testing.assert_close(full(wide), conv(wide))

@@ -11,6 +11,7 @@ from torch import nn
 from cnnkit.errors import InputSizeError
 from cnnkit.models.layers import (
     EuclideanRBF,
+    FullConv2d,
     ScaledTanh,
     Subsampling,
     TableConv2d,
@@ -96,7 +97,7 @@ class LeNet5(nn.Module):
         self.c3_act = ScaledTanh()
         self.s4 = Subsampling(16)  # (N, 16, 5, 5)
         self.s4_act = ScaledTanh()
-        self.c5 = nn.Conv2d(16, 120, kernel_size=5)  # (N, 120, 1, 1)
+        self.c5 = FullConv2d(16, 120, kernel_size=5)  # (N, 120, 1, 1)
         self.c5_act = ScaledTanh()
         self.f6 = nn.Linear(120, 84)
         self.f6_act = ScaledTanh()
