@@ -7,7 +7,7 @@ from torch.nn import functional as F
 
 from cnnkit.errors import ConfigError
 from cnnkit.models import build_model, model_names
-from cnnkit.models.layers import FullConv2d
+from cnnkit.models.layers import FullConv2d, Subsampling, SumPool2x2
 from cnnkit.models.lenet import c3_connection_table, lenet5, rbf_codes
 
 
@@ -125,3 +125,19 @@ def test_c5_as_a_matrix_product_equals_the_convolution(mnist):
     # On a larger map it is an ordinary convolution.
     wide = torch.randn(2, 16, 7, 7)
     torch.testing.assert_close(full(wide), conv(wide))
+
+
+def test_subsampling_sums_2x2_windows_like_average_pooling_times_four(mnist):
+    """S2's fast 2x2 sum: the values and gradients of avg_pool2d(divisor_override=1)."""
+    images = mnist[1].images[:8].double() / 255  # real digits, 28x28
+    fast = SumPool2x2.apply(images.requires_grad_())
+    slow = F.avg_pool2d(images, 2, divisor_override=1)
+    torch.testing.assert_close(fast, slow)
+    assert torch.autograd.gradcheck(
+        SumPool2x2.apply, (images[:2, :, :8, :8].detach().requires_grad_(),)
+    )
+    # The layer takes the fast path for even sizes and average pooling for odd ones.
+    layer = Subsampling(1).double()
+    odd = images[:, :, :27, :27].detach()
+    expected = F.avg_pool2d(odd, 2, divisor_override=1) * layer.weight + layer.bias
+    torch.testing.assert_close(layer(odd), expected)
