@@ -26,11 +26,13 @@ Images stay uint8 except after mixup (float on the 0..255 scale), which
 
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 from torch.nn import functional as F
-from torchvision.ops import roi_align
-from torchvision.transforms import v2
+
+if TYPE_CHECKING:  # imported where used: torchvision's transforms take 1.3 s to import
+    from torchvision.transforms import v2
 
 from cnnkit.errors import UnknownNameError
 from cnnkit.transforms.pca import ColourPCA, colour_pca, pca_colour_augment
@@ -99,6 +101,8 @@ def random_resized_crop(
     x1 = torch.rand(n, generator=generator) * (width - box_w)
     y1 = torch.rand(n, generator=generator) * (height - box_h)
     boxes = torch.stack([torch.arange(n).float(), x1, y1, x1 + box_w, y1 + box_h], dim=1)
+    from torchvision.ops import roi_align
+
     resized = roi_align(
         images.float(), boxes.to(images.device), (size, size), sampling_ratio=0, aligned=True
     )
@@ -132,16 +136,20 @@ class Augment:
         if "flip" in self.steps:
             images = random_flip(images, g)
         if "trivialaugment" in self.steps:  # torchvision draws from the global generator
+            from torchvision.transforms import v2
+
             trivial = v2.TrivialAugmentWide()
             images = torch.stack([trivial(image) for image in images])
         if "pca" in self.steps and self.pca is not None:
             images = pca_colour_augment(images, self.pca, g)
-        mixers = [
-            cls(num_classes=self.num_classes)
-            for step, cls in (("mixup", v2.MixUp), ("cutmix", v2.CutMix))
-            if step in self.steps
-        ]
-        if mixers:
+        if "mixup" in self.steps or "cutmix" in self.steps:
+            from torchvision.transforms import v2
+
+            mixers = [
+                cls(num_classes=self.num_classes)
+                for step, cls in (("mixup", v2.MixUp), ("cutmix", v2.CutMix))
+                if step in self.steps
+            ]
             images, labels = v2.RandomChoice(mixers)(images.float(), labels)
         return images, labels
 
@@ -166,12 +174,14 @@ def build_augment(
 
 def per_image_transform(
     steps: tuple[str, ...], size: int, train: bool = True, rescale: bool = True
-) -> v2.Compose:
+) -> "v2.Compose":
     """The same recipe as per-image torchvision transforms on uint8 (C, H, W) tensors,
     for folder sets read by a DataLoader. With ``rescale`` images are first rescaled so
     that the shorter side is 256/224 of the input and centre-cropped square (Krizhevsky
     et al. 2012, Sec. 2); without, crops pad by size // 8 as for 32-pixel data. Batch
     steps (pca, mixup, cutmix) are left to ``Augment`` on the batch."""
+    from torchvision.transforms import v2
+
     ops: list = []
     if train and "resized-crop" in steps:
         ops.append(v2.RandomResizedCrop(size, antialias=True))
