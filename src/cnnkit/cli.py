@@ -301,6 +301,55 @@ def history(
     click.echo(f"written: {settings.out / 'history.md'}, {settings.out / 'history.png'}")
 
 
+@cli.command()
+@click.argument("model", default="lenet5")
+@click.option("--epochs", type=click.IntRange(min=1), help="Epoch budget [the model's recipe].")
+@click.option(
+    "--trainers",
+    default="cnnkit,in-memory,textbook",
+    show_default=True,
+    help="Which trainers to run, comma-separated.",
+)
+@click.option("--workers", default=2, show_default=True, help="The textbook DataLoader's workers.")
+def bench(model: str, epochs: int | None, trainers: str, workers: int) -> None:
+    """Time MODEL's training on MNIST: cnnkit against a plain in-memory loop and the
+    textbook DataLoader loop, same model and recipe; then inference images/s."""
+    import torch
+
+    from cnnkit import bench as benchmark
+    from cnnkit.analysis import size_report
+    from cnnkit.models import build_model
+
+    chosen = [name.strip() for name in trainers.split(",") if name.strip()]
+    known = {"cnnkit", "in-memory", "textbook"}
+    if not chosen or not set(chosen) <= known:
+        raise click.BadParameter(f"choose from {', '.join(sorted(known))}", param_hint="--trainers")
+    recipe = with_overrides(recipe_for(model), epochs=epochs)
+    network = build_model(model)
+    connections = size_report(network, network.input_size).totals.connections
+    flops_per_image = 3 * 2 * connections  # forward and two backward products, 2 FLOPs per MAC
+    peak = benchmark.matmul_peak_gflops()
+    click.echo(
+        f"{model}: {connections:,} multiply-adds per image forward; {recipe.epochs} epochs, "
+        f"batch {recipe.batch_size}, lr {recipe.lr}, augment {recipe.augment}; "
+        f"{torch.get_num_threads()} threads; fp32 matmul peak {peak:.0f} GFLOP/s"
+    )
+    runs = {
+        "cnnkit": lambda: benchmark.run_cnnkit_train(model, recipe),
+        "in-memory": lambda: benchmark.run_in_memory(model, recipe),
+        "textbook": lambda: benchmark.run_textbook(model, recipe, workers),
+    }
+    results = []
+    for name in chosen:
+        click.echo(f"running {name} ...", err=True)
+        results.append(runs[name]())
+    click.echo(benchmark.render(results, flops_per_image, peak))
+    click.echo(
+        f"inference (evaluate, predict): {benchmark.inference_speed(model):,.0f} test images/s "
+        "in batches of 256"
+    )
+
+
 def default_out_dir(model: str, dataset: str, resume: bool) -> Path:
     """runs/MODEL-DATASET, or the next free runs/MODEL-DATASET-N so that no run is
     overwritten; with --resume, the latest one."""
