@@ -48,8 +48,10 @@ class Subsampling(nn.Module):
         nn.init.uniform_(self.weight, -2.4 / fan_in, 2.4 / fan_in)  # the paper's rule
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # divisor_override=1 turns average pooling into the paper's sum of the inputs.
-        summed = F.avg_pool2d(x, self.kernel_size, divisor_override=1)
+        # The paper's sum of the inputs, as k*k times their average: torch.onnx's exporter
+        # (torch 2.14) silently drops avg_pool2d's divisor_override=1. For k = 2 the
+        # division by 4 and the product with 4 are exact, so the sum is bit for bit the same.
+        summed = F.avg_pool2d(x, self.kernel_size) * self.kernel_size**2
         return summed * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
 
     def count_connections(self, input_shape: tuple[int, ...], output_shape: tuple[int, ...]) -> int:
@@ -98,8 +100,13 @@ class TableConv2d(nn.Module):
     def dense_weight(self) -> torch.Tensor:
         """The (out, in, k, k) kernel with zeros where the table has no connection."""
         k = self.kernel_size
-        dense = self.weight.new_zeros(self.out_channels, self.in_channels, k, k)
-        return dense.index_put((self.connection_table,), self.weight)
+        # Slot j of the flattened table takes kernel j' - 1, j' the running count of its
+        # connections (``weight`` stores them in the table's row-major order), and an
+        # unconnected slot takes the zero kernel 0. A gather by 96 indices, where a
+        # masked index_put would export to ONNX with a 1500 x 4 table of int64 indices.
+        table = self.connection_table.flatten().long()
+        kernels = torch.cat([self.weight.new_zeros(1, k, k), self.weight])
+        return kernels[table.cumsum(0) * table].view(self.out_channels, self.in_channels, k, k)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = F.conv2d(x, self.dense_weight(), stride=self.stride, padding=self.padding)
