@@ -580,11 +580,15 @@ def show(name: str, out: Path, count: int, split: str, seed: int, data_dir: Path
     "--format", "fmt", required=True, metavar="onnx|torchscript",
     help="onnx (runs in onnxruntime; needs cnnkit[export]) or torchscript (traced; torch only).",
 )  # fmt: skip
-@click.option("--quantize", metavar="int8", help="Store the fully connected layers as int8.")
+@click.option(
+    "--quantize", metavar="int8", help="Store the fully connected layers as int8 [float32]."
+)
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="File to write.")
 @data_dir_option
 @click.option(
-    "--test-limit", type=click.IntRange(min=1), help="Check the file on the first N test images."
+    "--test-limit",
+    type=click.IntRange(min=1),
+    help="Check the file on the first N test images [all].",
 )
 def export(
     checkpoint: Path,
