@@ -621,3 +621,54 @@ def show(name: str, out: Path, count: int, split: str, seed: int, data_dir: Path
     picks = torch.randperm(len(chosen), generator=torch.Generator().manual_seed(seed))[:count]
     titles = [chosen.classes[int(chosen.labels[i])] for i in picks]
     click.echo(f"wrote {save_image_grid(chosen.images[picks], titles, out)}")
+
+
+@cli.command("export")
+@click.argument("checkpoint", type=click.Path(path_type=Path))
+@click.option(
+    "--format", "fmt", required=True, metavar="onnx|torchscript",
+    help="onnx (runs in onnxruntime; needs cnnkit[export]) or torchscript (traced; torch only).",
+)  # fmt: skip
+@click.option(
+    "--quantize", metavar="int8", help="Store the fully connected layers as int8 [float32]."
+)
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="File to write.")
+@data_dir_option
+@click.option(
+    "--test-limit",
+    type=click.IntRange(min=1),
+    help="Check the file on the first N test images [all].",
+)
+def export(
+    checkpoint: Path,
+    fmt: str,
+    quantize: str | None,
+    out: Path,
+    data_dir: Path | None,
+    test_limit: int | None,
+) -> None:
+    """Write CHECKPOINT's model as a file that runs without cnnkit (docs/export.md).
+
+    The file takes uint8 images as the data set stores them (N x C x H x W, 0-255) and
+    returns logits; it is run on the checkpoint's test set and compared with PyTorch.
+    """
+    from cnnkit.export import export_checkpoint
+
+    result = export_checkpoint(checkpoint, fmt, out, quantize, data_dir, test_limit)
+    on = f"on {result.images:,} {result.dataset} test images"
+    click.echo(
+        f"wrote {result.path} ({result.format}, {kib(result.bytes)}); float export vs PyTorch: "
+        f"max abs difference {result.max_abs_difference:.1e} in the logits {on}"
+    )
+    if result.float_bytes is not None:
+        click.echo(
+            f"{result.quantize}: size {kib(result.float_bytes)} -> {kib(result.bytes)}; "
+            f"top-1 error {100 * result.float_top1_error:.2f}% -> "
+            f"{100 * result.top1_error:.2f}% {on}"
+        )
+    else:
+        click.echo(f"top-1 error {100 * result.top1_error:.2f}% {on}")
+
+
+def kib(size: int) -> str:
+    return f"{size / 1024:,.0f} KiB"

@@ -45,5 +45,13 @@ class UncountedLayerError(CnnkitError):
     """A layer the size analyzer has no counting rule for."""
 
 
+class MissingExtraError(CnnkitError):
+    """An optional package is not installed; the message names the extra that brings it."""
+
+
+class ExportError(CnnkitError):
+    """A model cannot be exported in the format asked for."""
+
+
 class SkippedImagesWarning(UserWarning):
     """Some image files of a folder data set could not be decoded and were left out."""

@@ -32,6 +32,11 @@ class ScaledTanh(nn.Module):
         return torch.mul(x, self.slope).tanh_().mul_(self.amplitude)
 
 
+def sum_2x2(x: torch.Tensor) -> torch.Tensor:
+    """Sums of non-overlapping 2x2 windows, as three additions of strided views."""
+    return x[..., ::2, ::2] + x[..., 1::2, ::2] + x[..., ::2, 1::2] + x[..., 1::2, 1::2]
+
+
 class SumPool2x2(torch.autograd.Function):
     """Sums of non-overlapping 2x2 windows of an (N, C, H, W) tensor, H and W even.
 
@@ -43,7 +48,7 @@ class SumPool2x2(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: torch.autograd.function.FunctionCtx, x: torch.Tensor) -> torch.Tensor:
-        return x[..., ::2, ::2] + x[..., 1::2, ::2] + x[..., ::2, 1::2] + x[..., 1::2, 1::2]
+        return sum_2x2(x)
 
     @staticmethod
     def backward(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor) -> torch.Tensor:
@@ -71,9 +76,11 @@ class Subsampling(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.kernel_size == 2 and x.dim() == 4 and x.shape[-2] % 2 == x.shape[-1] % 2 == 0:
-            summed = SumPool2x2.apply(x)
-        else:  # divisor_override=1 turns average pooling into the paper's sum
-            summed = F.avg_pool2d(x, self.kernel_size, divisor_override=1)
+            # The custom backward only where autograd runs: exporters trace the plain sum.
+            needs_grad = torch.is_grad_enabled() and x.requires_grad
+            summed = SumPool2x2.apply(x) if needs_grad else sum_2x2(x)
+        else:  # k*k times the average: torch.onnx (2.14) drops avg_pool2d's divisor_override
+            summed = F.avg_pool2d(x, self.kernel_size) * self.kernel_size**2
         return torch.addcmul(self.bias.view(1, -1, 1, 1), summed, self.weight.view(1, -1, 1, 1))
 
     def count_connections(self, input_shape: tuple[int, ...], output_shape: tuple[int, ...]) -> int:
@@ -122,8 +129,13 @@ class TableConv2d(nn.Module):
     def dense_weight(self) -> torch.Tensor:
         """The (out, in, k, k) kernel with zeros where the table has no connection."""
         k = self.kernel_size
-        dense = self.weight.new_zeros(self.out_channels, self.in_channels, k, k)
-        return dense.index_put((self.connection_table,), self.weight)
+        # Slot j of the flattened table takes kernel j' - 1, j' the running count of its
+        # connections (``weight`` stores them in the table's row-major order), and an
+        # unconnected slot takes the zero kernel 0. A gather by 96 indices, where a
+        # masked index_put would export to ONNX with a 1500 x 4 table of int64 indices.
+        table = self.connection_table.flatten().long()
+        kernels = torch.cat([self.weight.new_zeros(1, k, k), self.weight])
+        return kernels[table.cumsum(0) * table].view(self.out_channels, self.in_channels, k, k)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = F.conv2d(x, self.dense_weight(), stride=self.stride, padding=self.padding)

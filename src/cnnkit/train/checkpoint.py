@@ -78,8 +78,14 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
 def load_model(path: Path) -> tuple[nn.Module, dict[str, Any]]:
     """The trained model of a checkpoint, in eval mode, and the checkpoint itself."""
     state = load_checkpoint(path)
+    # At the size it was trained at: a net built for its data's size (ResNet-18 on 28x28
+    # MNIST) would otherwise come back at its paper's input size.
+    image_size = tuple(state["image_size"]) if "image_size" in state else None
     model = build_model(
-        state["model"], num_classes=state["num_classes"], in_channels=state["in_channels"]
+        state["model"],
+        num_classes=state["num_classes"],
+        in_channels=state["in_channels"],
+        image_size=image_size,
     )
     try:
         model.load_state_dict(state["model_state"])
