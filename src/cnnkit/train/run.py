@@ -3,7 +3,7 @@
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +15,13 @@ from cnnkit.data import DIGIT_DATASETS, ImageSet, load_dataset
 from cnnkit.errors import CheckpointError, TrainingError
 from cnnkit.models import build_model
 from cnnkit.train.checkpoint import load_checkpoint, save_checkpoint
-from cnnkit.train.loop import EvalStats, evaluate, steps_per_epoch, train_one_epoch
+from cnnkit.train.loop import (
+    EvalStats,
+    evaluate,
+    shuffled_batches,
+    steps_per_epoch,
+    train_one_epoch,
+)
 from cnnkit.train.schedule import one_cycle
 from cnnkit.transforms import centre_crop, pad_to_size
 from cnnkit.transforms.augment import Augment, build_augment
@@ -173,36 +179,22 @@ def fit(config: TrainConfig, on_epoch: Callable[[dict], None] | None = None) -> 
     _write_metrics(config.out / METRICS_NAME, state.history)
 
     recipe, model = config.recipe, state.model
-    train_images = fit_to_model(train_set.images, model, crop=state.augment is None)
-    test_images = fit_to_model(test_set.images, model)
     normalisation = {"mean": train_set.mean, "std": train_set.std}
-
-    def test_errors(images: torch.Tensor = test_images, tta: str = "none") -> EvalStats:
-        return evaluate(
-            model,
-            images,
-            test_set.labels,
-            num_classes=len(test_set.classes),
-            batch_size=config.eval_batch_size,
-            tta=tta,
-            **normalisation,
-        )
+    data = in_memory_data(train_set, test_set, state, config)
 
     final = None
     for epoch in range(len(state.history) + 1, recipe.epochs + 1):
         epoch_start = time.perf_counter()
         stats = train_one_epoch(
             model,
-            train_images,
-            train_set.labels,
+            data.train_batches(epoch),
             state.optimizer,
             state.scheduler,
-            batch_size=recipe.batch_size,
-            generator=state.shuffle_generator,
+            total=data.images_per_epoch,
             label_smoothing=recipe.label_smoothing,
             progress=config.progress,
             description=f"epoch {epoch}/{recipe.epochs}",
-            augment=state.augment,
+            augment=data.augment,
             **normalisation,
         )
         if not math.isfinite(stats.train_loss):
@@ -211,7 +203,7 @@ def fit(config: TrainConfig, on_epoch: Callable[[dict], None] | None = None) -> 
                 f"lower the learning rate (--lr, now {recipe.lr}). The checkpoint "
                 f"of epoch {epoch - 1} in {config.out} is intact"
             )
-        final = test_errors()
+        final = data.test_errors()
         state.history.append(
             {
                 "epoch": epoch,
@@ -233,14 +225,54 @@ def fit(config: TrainConfig, on_epoch: Callable[[dict], None] | None = None) -> 
             on_epoch(state.history[-1])
     final_tta = None
     if config.tta != "none":
-        final_tta = test_errors(fit_to_model(test_set.images, model, crop=False), config.tta)
+        final_tta = data.test_errors(config.tta)
     return FitResult(
         config,
         state.history,
-        final or test_errors(),
+        final or data.test_errors(),
         config.out / CHECKPOINT_NAME,
         time.perf_counter() - start,
         final_tta,
+    )
+
+
+@dataclass(frozen=True)
+class EpochData:
+    """Where ``fit`` gets each epoch's uint8 batches and the test errors."""
+
+    train_batches: Callable[[int], Iterable[tuple[torch.Tensor, torch.Tensor]]]  # of an epoch
+    test_errors: Callable[..., EvalStats]  # (tta="none") -> errors on the test split
+    augment: Callable | None  # the batch steps train_one_epoch applies
+    images_per_epoch: int
+
+
+def in_memory_data(
+    train_set: ImageSet, test_set: ImageSet, state: TrainingState, config: TrainConfig
+) -> EpochData:
+    """Slices of whole splits held in memory, shuffled by the run's own generator."""
+    model, batch_size = state.model, config.recipe.batch_size
+    train_images = fit_to_model(train_set.images, model, crop=state.augment is None)
+    test_images = fit_to_model(test_set.images, model)
+
+    def train_batches(epoch: int) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
+        return shuffled_batches(train_images, train_set.labels, batch_size, state.shuffle_generator)
+
+    def test_errors(tta: str = "none") -> EvalStats:
+        images = test_images if tta == "none" else fit_to_model(test_set.images, model, crop=False)
+        return evaluate(
+            model,
+            images,
+            test_set.labels,
+            mean=train_set.mean,
+            std=train_set.std,
+            num_classes=len(test_set.classes),
+            batch_size=config.eval_batch_size,
+            tta=tta,
+        )
+
+    steps = steps_per_epoch(len(train_set), batch_size)
+    return EpochData(
+        train_batches, test_errors, state.augment, min(steps * batch_size, len(train_set))
     )
 
 
