@@ -16,8 +16,9 @@ DataLoaders whose worker processes decode each JPEG or PNG with torchvision.io
   testing works too. The remaining steps (shift, pca, mixup, cutmix) run on the batch.
 
 Determinism: epoch e's order is a permutation seeded by (seed, e), each image's random
-draws by (seed, e, index). The batches depend on neither the number of workers nor on
-what came before, so a run resumed at epoch e gets the batches of an uninterrupted one.
+draws by (seed, e, index). The loaders' batches depend on neither the number of
+workers nor on what came before, so a run resumed at epoch e gets the batches of an
+uninterrupted one (the batch steps' generator is in the checkpoint).
 
 Unreadable images are dropped from their batch (never an exception mid-epoch) and
 named in a ``SkippedImagesWarning`` at the end of the epoch that first met them.
@@ -276,7 +277,7 @@ def stream_loaders(
     """Training and test loaders for a model with ``input_side`` pixels and the run's
     ``augment``, whose geometric steps move into the workers for large images."""
     steps_named = augment.steps if augment is not None else ()
-    if data.sample.image_shape[-1] <= IN_MEMORY_MAX_SIDE:
+    if max(data.sample.image_shape[1:]) <= IN_MEMORY_MAX_SIDE:
         stored = partial(fit_size, size=tuple(data.sample.image_shape[1:]))
         train_transform, test_transform, batched = stored, stored, augment
     else:
