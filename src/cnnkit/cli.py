@@ -100,6 +100,18 @@ def cli(context: click.Context, debug: bool) -> None:
     is_flag=True,
     help="Also log each epoch for TensorBoard into OUT/tensorboard (needs cnnkit[tensorboard]).",
 )
+@click.option(
+    "--stream",
+    is_flag=True,
+    help="Read a folder:PATH or imagenet:PATH set from disk batch by batch with DataLoader "
+    "workers, instead of decoding it into memory (needed above 8 GiB of pixels).",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=0),
+    help="DataLoader worker processes for --stream (0: decode in the main process) "
+    "[one per core, at most 8].",
+)
 def train(
     model: str,
     dataset: str,
@@ -119,6 +131,8 @@ def train(
     label_smoothing: float | None,
     report: bool,
     tensorboard: bool,
+    stream: bool,
+    workers: int | None,
 ) -> None:
     """Train MODEL (default lenet5) and evaluate it on the test set after each epoch."""
     from cnnkit.train.run import fit
@@ -146,6 +160,8 @@ def train(
         test_limit=test_limit,
         progress=progress,
         tta=tta,
+        stream=stream,
+        workers=workers,
     )
     click.echo(
         f"training {model} on {dataset}: {recipe.epochs} epochs, batch {recipe.batch_size}, "
@@ -176,7 +192,12 @@ def train(
     )
     if result.final_tta is not None:
         click.echo(tta_line(result.final, result.final_tta, tta))
-    if report:
+    if report and stream:  # the report decodes the data set into memory
+        click.echo(
+            f"report: skipped for --stream (it decodes the data set into memory); "
+            f"`cnnkit report {config.out}` builds it where that fits"
+        )
+    elif report:
         from cnnkit.reports import build_report
 
         click.echo(f"report: {build_report(config.out, data_dir)}")

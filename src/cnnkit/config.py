@@ -70,6 +70,8 @@ class TrainConfig:
     eval_batch_size: int = 256  # LeNet-5 tests 2.5x as fast in batches of 256 as of 1,000
     progress: bool = True
     tta: str = "none"  # "ten-crop": also evaluate the final model on ten crops
+    stream: bool = False  # decode folder sets batch by batch (data.stream), not into memory
+    workers: int | None = None  # DataLoader worker processes when streaming [one per core]
 
     def to_dict(self) -> dict:
         """Plain types only, so checkpoints load with ``weights_only=True``."""

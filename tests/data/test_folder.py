@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from cnnkit.data import load_dataset
-from cnnkit.data.folder import folder_loader, load_folder
+from cnnkit.data.folder import load_folder
 from cnnkit.errors import DataError, SkippedImagesWarning
 
 
@@ -98,18 +98,6 @@ def test_large_images_rescaled_to_256(tree: Path) -> None:
         Image.open(path).resize((90, 120)).save(path)
     train, test = load_folder(tree, cache=False)
     assert train.images.shape[1:] == test.images.shape[1:] == (3, 256, 256)
-
-
-def test_loader_decodes_batches_and_drops_unreadable(tree: Path) -> None:
-    (sorted((tree / "train").rglob("*.jpg"))[0]).write_bytes(b"\xff\xd8\xff garbage")
-    loader = folder_loader(tree / "train", None, batch_size=64, workers=0, shuffle=False)
-    sizes, labels = [], []
-    with warnings.catch_warnings():
-        for images, batch_labels in loader:
-            assert images.dtype == torch.uint8 and images.shape[1:] == (3, 32, 32)
-            sizes.append(len(images))
-            labels += batch_labels.tolist()
-    assert sum(sizes) == len(loader.dataset) - 1 and labels == sorted(labels)
 
 
 def test_imagenet_layout_with_devkit(tree: Path) -> None:

@@ -14,15 +14,14 @@ Two ways in:
   so that the shorter side is 256 and the central 256x256 patch kept (Krizhevsky et
   al. 2012, Sec. 2). The decoded set is cached in the user cache directory, keyed by
   the folder's path and every file's name, size and modification time.
-- ``folder_loader``: a DataLoader with workers that decodes with torchvision.io and
-  applies per-image torchvision transforms, for sets too large to hold in memory.
+- ``data.stream``: DataLoaders whose workers decode batch by batch, for sets too
+  large to hold in memory (``cnnkit train --stream``).
 """
 
 import hashlib
 import os
 import tempfile
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -137,7 +136,7 @@ def _decode_listing(
                 raise DataError(
                     f"{path.parent.parent}: {len(listing.files)} images of 3x{size[0]}x{size[1]}"
                     f" need {needed / 2**30:.1f} GiB in memory, more than cnnkit decodes at "
-                    f"once ({MAX_IN_MEMORY_BYTES / 2**30:.0f} GiB); use folder_loader"
+                    f"once ({MAX_IN_MEMORY_BYTES / 2**30:.0f} GiB); train with --stream"
                 )
             images = torch.empty((len(listing.files), 3, *size), dtype=torch.uint8)
         images[len(labels)] = fit_size(image, size)
@@ -186,13 +185,17 @@ def _as_grayscale_if_gray(images: list[torch.Tensor]) -> list[torch.Tensor]:
     return images
 
 
+def folder_listings(root: Path) -> tuple[Listing, Listing]:
+    """The (train, val) listings of an image folder tree; val has train's classes."""
+    train_dir, test_dir = split_dirs(root)
+    train_listing = list_split(train_dir)
+    return train_listing, list_split(test_dir, train_listing.classes)
+
+
 def load_folder(root: Path, cache: bool = True) -> tuple[ImageSet, ImageSet]:
     """The (train, val) splits of an image folder tree, decoded into memory."""
     root = Path(root)
-    train_dir, test_dir = split_dirs(root)
-    train_listing = list_split(train_dir)
-    test_listing = list_split(test_dir, train_listing.classes)
-    return load_listings(root, train_listing, test_listing, cache)
+    return load_listings(root, *folder_listings(root), cache)
 
 
 def load_listings(
@@ -249,57 +252,6 @@ def warn_skipped(root: Path, problems: list[str]) -> None:
     warnings.warn(
         SkippedImagesWarning(f"{root}: skipped {len(problems)} unreadable image(s): {shown}"),
         stacklevel=3,
-    )
-
-
-class FolderDataset(torch.utils.data.Dataset):
-    """One split, decoded image by image with torchvision.io, then ``transform``ed.
-
-    An unreadable image yields ``None``, which ``collate_readable`` leaves out of its
-    batch, so one bad file costs one image, not the run."""
-
-    def __init__(self, listing: Listing, transform: Callable | None = None) -> None:
-        self.listing, self.transform = listing, transform
-
-    def __len__(self) -> int:
-        return len(self.listing.files)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int] | None:
-        try:
-            image = decode_file(self.listing.files[index])
-        except ImageError:
-            return None
-        if self.transform is not None:
-            image = self.transform(image)
-        return image, self.listing.labels[index]
-
-
-def collate_readable(items: list) -> tuple[torch.Tensor, torch.Tensor]:
-    readable = [item for item in items if item is not None]
-    if not readable:
-        return torch.empty(0, dtype=torch.uint8), torch.empty(0, dtype=torch.int64)
-    return torch.stack([x for x, _ in readable]), torch.tensor([y for _, y in readable])
-
-
-def folder_loader(
-    split_dir: Path,
-    transform: Callable | None,
-    *,
-    batch_size: int = 128,
-    workers: int = 2,
-    shuffle: bool = True,
-    classes: list[str] | None = None,
-    generator: torch.Generator | None = None,
-) -> torch.utils.data.DataLoader:
-    """Batches of uint8 images (transformed per image) and labels from one split folder."""
-    return torch.utils.data.DataLoader(
-        FolderDataset(list_split(Path(split_dir), classes), transform),
-        batch_size=batch_size,
-        shuffle=shuffle,
-        num_workers=workers,
-        collate_fn=collate_readable,
-        generator=generator,
-        persistent_workers=False,
     )
 
 

@@ -3,7 +3,7 @@
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,10 +12,18 @@ from torch import nn
 
 from cnnkit.config import TrainConfig
 from cnnkit.data import DIGIT_DATASETS, ImageSet, load_dataset
+from cnnkit.data.stream import StreamedSet, open_stream, stream_loaders
 from cnnkit.errors import CheckpointError, TrainingError
 from cnnkit.models import build_model
 from cnnkit.train.checkpoint import load_checkpoint, save_checkpoint
-from cnnkit.train.loop import EvalStats, evaluate, steps_per_epoch, train_one_epoch
+from cnnkit.train.loop import (
+    EvalStats,
+    evaluate,
+    evaluate_batches,
+    shuffled_batches,
+    steps_per_epoch,
+    train_one_epoch,
+)
 from cnnkit.train.schedule import one_cycle
 from cnnkit.transforms import centre_crop, pad_to_size
 from cnnkit.transforms.augment import Augment, build_augment
@@ -102,8 +110,11 @@ class TrainingState:
         self.history = list(state["history"])
 
 
-def start_training(config: TrainConfig, train_set: ImageSet) -> TrainingState:
-    """A fresh model, optimiser, schedule and augmentation for ``config``, seeded."""
+def start_training(
+    config: TrainConfig, train_set: ImageSet, train_count: int | None = None
+) -> TrainingState:
+    """A fresh model, optimiser, schedule and augmentation for ``config``, seeded.
+    ``train_count`` images per epoch when ``train_set`` is a streamed set's sample."""
     recipe = config.recipe
     torch.manual_seed(config.seed)
     model = build_for_data(config.model, train_set)
@@ -124,7 +135,7 @@ def start_training(config: TrainConfig, train_set: ImageSet) -> TrainingState:
     )
     scheduler = one_cycle(
         optimizer,
-        recipe.epochs * steps_per_epoch(len(train_set), recipe.batch_size),
+        recipe.epochs * steps_per_epoch(train_count or len(train_set), recipe.batch_size),
         recipe.warmup_fraction,
     )
     return TrainingState(
@@ -151,6 +162,7 @@ def resolve_resume(config: TrainConfig) -> tuple[TrainConfig, dict | None]:
         **resumed["config"],
         "out": str(config.out),
         "progress": config.progress,
+        "workers": config.workers,
         "resume": True,
     }
     return TrainConfig.from_dict(saved), resumed
@@ -164,45 +176,41 @@ def fit(config: TrainConfig, on_epoch: Callable[[dict], None] | None = None) -> 
     """
     start = time.perf_counter()
     config, resumed = resolve_resume(config)
-    train_set, test_set = load_dataset(config.dataset, config.data_dir)
-    train_set = train_set.subset(config.train_limit or len(train_set))
-    test_set = test_set.subset(config.test_limit or len(test_set))
-    state = start_training(config, train_set)
+    if config.stream:  # listed, not decoded; a decoded sample stands in for statistics
+        streamed = open_stream(
+            config.dataset, config.train_limit, config.test_limit, config.workers
+        )
+        train_set, train_count = streamed.sample, len(streamed.train.files)
+    else:
+        train_set, test_set = load_dataset(config.dataset, config.data_dir)
+        train_set = train_set.subset(config.train_limit or len(train_set))
+        test_set = test_set.subset(config.test_limit or len(test_set))
+        train_count = len(train_set)
+    state = start_training(config, train_set, train_count)
     if resumed is not None:
         state.load_state_dict(resumed)
     _write_metrics(config.out / METRICS_NAME, state.history)
 
     recipe, model = config.recipe, state.model
-    train_images = fit_to_model(train_set.images, model, crop=state.augment is None)
-    test_images = fit_to_model(test_set.images, model)
     normalisation = {"mean": train_set.mean, "std": train_set.std}
-
-    def test_errors(images: torch.Tensor = test_images, tta: str = "none") -> EvalStats:
-        return evaluate(
-            model,
-            images,
-            test_set.labels,
-            num_classes=len(test_set.classes),
-            batch_size=config.eval_batch_size,
-            tta=tta,
-            **normalisation,
-        )
+    if config.stream:
+        data = streamed_data(streamed, state, config)
+    else:
+        data = in_memory_data(train_set, test_set, state, config)
 
     final = None
     for epoch in range(len(state.history) + 1, recipe.epochs + 1):
         epoch_start = time.perf_counter()
         stats = train_one_epoch(
             model,
-            train_images,
-            train_set.labels,
+            data.train_batches(epoch),
             state.optimizer,
             state.scheduler,
-            batch_size=recipe.batch_size,
-            generator=state.shuffle_generator,
+            total=data.images_per_epoch,
             label_smoothing=recipe.label_smoothing,
             progress=config.progress,
             description=f"epoch {epoch}/{recipe.epochs}",
-            augment=state.augment,
+            augment=data.augment,
             **normalisation,
         )
         if not math.isfinite(stats.train_loss):
@@ -211,7 +219,7 @@ def fit(config: TrainConfig, on_epoch: Callable[[dict], None] | None = None) -> 
                 f"lower the learning rate (--lr, now {recipe.lr}). The checkpoint "
                 f"of epoch {epoch - 1} in {config.out} is intact"
             )
-        final = test_errors()
+        final = data.test_errors()
         state.history.append(
             {
                 "epoch": epoch,
@@ -233,15 +241,90 @@ def fit(config: TrainConfig, on_epoch: Callable[[dict], None] | None = None) -> 
             on_epoch(state.history[-1])
     final_tta = None
     if config.tta != "none":
-        final_tta = test_errors(fit_to_model(test_set.images, model, crop=False), config.tta)
+        final_tta = data.test_errors(config.tta)
     return FitResult(
         config,
         state.history,
-        final or test_errors(),
+        final or data.test_errors(),
         config.out / CHECKPOINT_NAME,
         time.perf_counter() - start,
         final_tta,
     )
+
+
+@dataclass(frozen=True)
+class EpochData:
+    """Where ``fit`` gets each epoch's uint8 batches and the test errors."""
+
+    train_batches: Callable[[int], Iterable[tuple[torch.Tensor, torch.Tensor]]]  # of an epoch
+    test_errors: Callable[..., EvalStats]  # (tta="none") -> errors on the test split
+    augment: Callable | None  # the batch steps train_one_epoch applies
+    images_per_epoch: int
+
+
+def in_memory_data(
+    train_set: ImageSet, test_set: ImageSet, state: TrainingState, config: TrainConfig
+) -> EpochData:
+    """Slices of whole splits held in memory, shuffled by the run's own generator."""
+    model, batch_size = state.model, config.recipe.batch_size
+    train_images = fit_to_model(train_set.images, model, crop=state.augment is None)
+    test_images = fit_to_model(test_set.images, model)
+
+    def train_batches(epoch: int) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
+        return shuffled_batches(train_images, train_set.labels, batch_size, state.shuffle_generator)
+
+    def test_errors(tta: str = "none") -> EvalStats:
+        images = test_images if tta == "none" else fit_to_model(test_set.images, model, crop=False)
+        return evaluate(
+            model,
+            images,
+            test_set.labels,
+            mean=train_set.mean,
+            std=train_set.std,
+            num_classes=len(test_set.classes),
+            batch_size=config.eval_batch_size,
+            tta=tta,
+        )
+
+    steps = steps_per_epoch(len(train_set), batch_size)
+    return EpochData(
+        train_batches, test_errors, state.augment, min(steps * batch_size, len(train_set))
+    )
+
+
+def streamed_data(streamed: StreamedSet, state: TrainingState, config: TrainConfig) -> EpochData:
+    """Batches that DataLoader workers decode from disk (``data.stream``); the shuffling
+    is seeded by (seed, epoch), and the workers take the per-image augmentation steps."""
+    model, batch_size, count = state.model, config.recipe.batch_size, len(streamed.train.files)
+    stream = stream_loaders(
+        streamed,
+        state.augment,
+        model.input_size[-1],
+        batch_size=batch_size,
+        steps=steps_per_epoch(count, batch_size),
+        eval_batch_size=config.eval_batch_size,
+        seed=config.seed,
+        pin_memory=torch.cuda.is_available(),  # helps only copies to a GPU, if one is used
+    )
+
+    def train_batches(epoch: int) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
+        crop = state.augment is None
+        return ((fit_to_model(x, model, crop), y) for x, y in stream.train_batches(epoch))
+
+    def test_errors(tta: str = "none") -> EvalStats:
+        crop = tta == "none"
+        return evaluate_batches(
+            model,
+            ((fit_to_model(x, model, crop), y) for x, y in stream.test_batches()),
+            mean=streamed.sample.mean,
+            std=streamed.sample.std,
+            num_classes=len(streamed.sample.classes),
+            batch_size=config.eval_batch_size,
+            tta=tta,
+        )
+
+    steps = steps_per_epoch(count, batch_size)
+    return EpochData(train_batches, test_errors, stream.augment, min(steps * batch_size, count))
 
 
 def describe_run(config: TrainConfig, train_set: ImageSet, model: nn.Module) -> dict:
