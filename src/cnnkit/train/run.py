@@ -4,7 +4,7 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -12,10 +12,24 @@ from torch import nn
 
 from cnnkit.config import TrainConfig
 from cnnkit.data import DIGIT_DATASETS, ImageSet, load_dataset
-from cnnkit.errors import CheckpointError, TrainingError
+from cnnkit.errors import CheckpointError, ConfigError, TrainingError
 from cnnkit.models import build_model
 from cnnkit.train.checkpoint import load_checkpoint, save_checkpoint
-from cnnkit.train.loop import EvalStats, evaluate, steps_per_epoch, train_one_epoch
+from cnnkit.train.device import CPU, Placement, choose_placement, to_cpu
+from cnnkit.train.distributed import (
+    SINGLE,
+    World,
+    broadcast_buffers,
+    data_parallel,
+    process_group,
+)
+from cnnkit.train.loop import (
+    EpochStats,
+    EvalStats,
+    evaluate,
+    steps_per_epoch,
+    train_one_epoch,
+)
 from cnnkit.train.schedule import one_cycle
 from cnnkit.transforms import centre_crop, pad_to_size
 from cnnkit.transforms.augment import Augment, build_augment
@@ -32,6 +46,7 @@ class FitResult:
     checkpoint: Path
     seconds: float  # wall time of this call, data loading included
     final_tta: EvalStats | None = None  # the final evaluation again with config.tta
+    device: str = "cpu"  # where it ran, e.g. "cuda:0"
 
 
 PAD_LIMIT = 4  # pixels per side: LeNet-5 pads MNIST's 28x28 to 32x32 (LeCun et al. 1998)
@@ -78,12 +93,15 @@ class TrainingState:
     shuffle_generator: torch.Generator
     augment: Augment | None
     history: list[dict]
+    scaler: torch.amp.GradScaler = field(default_factory=CPU.grad_scaler)  # fp16 loss scale
 
     def state_dict(self) -> dict:
+        """On the CPU, so that a checkpoint written on a GPU loads anywhere."""
         return {
-            "model_state": self.model.state_dict(),
-            "optimizer_state": self.optimizer.state_dict(),
+            "model_state": to_cpu(self.model.state_dict()),
+            "optimizer_state": to_cpu(self.optimizer.state_dict()),
             "scheduler_state": self.scheduler.state_dict(),
+            "scaler_state": self.scaler.state_dict(),
             "shuffle_generator_state": self.shuffle_generator.get_state(),
             "augment_generator_state": self.augment.generator.get_state() if self.augment else None,
             "torch_rng_state": torch.get_rng_state(),
@@ -93,20 +111,25 @@ class TrainingState:
 
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state["model_state"])
-        self.optimizer.load_state_dict(state["optimizer_state"])
+        self.optimizer.load_state_dict(state["optimizer_state"])  # moves it to the weights
         self.scheduler.load_state_dict(state["scheduler_state"])
         self.shuffle_generator.set_state(state["shuffle_generator_state"])
         if self.augment is not None:
             self.augment.generator.set_state(state["augment_generator_state"])
         torch.set_rng_state(state["torch_rng_state"])
+        if state.get("scaler_state"):  # empty when the scaler is off, absent before fp16
+            self.scaler.load_state_dict(state["scaler_state"])
         self.history = list(state["history"])
 
 
-def start_training(config: TrainConfig, train_set: ImageSet) -> TrainingState:
-    """A fresh model, optimiser, schedule and augmentation for ``config``, seeded."""
+def start_training(
+    config: TrainConfig, train_set: ImageSet, placement: Placement = CPU
+) -> TrainingState:
+    """A fresh model (on the placement's device), optimiser, schedule and augmentation
+    for ``config``, seeded; the weights are drawn on the CPU, so alike on every device."""
     recipe = config.recipe
     torch.manual_seed(config.seed)
-    model = build_for_data(config.model, train_set)
+    model = placement.prepare(build_for_data(config.model, train_set))
     augment = build_augment(
         recipe.augment,
         train_set.images,
@@ -128,7 +151,13 @@ def start_training(config: TrainConfig, train_set: ImageSet) -> TrainingState:
         recipe.warmup_fraction,
     )
     return TrainingState(
-        model, optimizer, scheduler, torch.Generator().manual_seed(config.seed), augment, history=[]
+        model,
+        optimizer,
+        scheduler,
+        torch.Generator().manual_seed(config.seed),
+        augment,
+        history=[],
+        scaler=placement.grad_scaler(),
     )
 
 
@@ -136,7 +165,8 @@ def resolve_resume(config: TrainConfig) -> tuple[TrainConfig, dict | None]:
     """The config to run and the checkpoint to continue from, if any.
 
     A resumed run takes its saved config (only ``out`` and ``progress`` come from
-    the caller); a new run refuses to overwrite an earlier run's checkpoint.
+    the caller, and where it runs: device and distributed timeout); a new run
+    refuses to overwrite an earlier run's checkpoint.
     """
     checkpoint_path = config.out / CHECKPOINT_NAME
     if not config.resume:
@@ -152,96 +182,148 @@ def resolve_resume(config: TrainConfig) -> tuple[TrainConfig, dict | None]:
         "out": str(config.out),
         "progress": config.progress,
         "resume": True,
+        "device": config.device,
+        "dist_timeout": config.dist_timeout,
     }
     return TrainConfig.from_dict(saved), resumed
 
 
-def fit(config: TrainConfig, on_epoch: Callable[[dict], None] | None = None) -> FitResult:
+def fit(
+    config: TrainConfig,
+    on_epoch: Callable[[dict], None] | None = None,
+    world: World = SINGLE,
+) -> FitResult:
     """Train ``config.model`` on ``config.dataset``; evaluate and checkpoint each epoch.
 
     With ``config.resume`` the run continues from ``config.out``'s checkpoint and
-    ends with the same weights as an uninterrupted run.
+    ends with the same weights as an uninterrupted run. Under torchrun every rank
+    calls ``fit`` with its ``world``; all return the same results, and only rank 0
+    writes files and calls ``on_epoch``.
     """
     start = time.perf_counter()
     config, resumed = resolve_resume(config)
+    placement = choose_placement(config.device, config.precision, world.local_rank, world.size > 1)
     train_set, test_set = load_dataset(config.dataset, config.data_dir)
     train_set = train_set.subset(config.train_limit or len(train_set))
     test_set = test_set.subset(config.test_limit or len(test_set))
-    state = start_training(config, train_set)
-    if resumed is not None:
-        state.load_state_dict(resumed)
-    _write_metrics(config.out / METRICS_NAME, state.history)
+    check_world(world, config.recipe.batch_size, len(test_set))
+    with process_group(world, placement.device, config.dist_timeout):
+        state = start_training(config, train_set, placement)
+        if resumed is not None:
+            state.load_state_dict(resumed)
+        if world.is_main:
+            _write_metrics(config.out / METRICS_NAME, state.history)
 
-    recipe, model = config.recipe, state.model
-    train_images = fit_to_model(train_set.images, model, crop=state.augment is None)
-    test_images = fit_to_model(test_set.images, model)
-    normalisation = {"mean": train_set.mean, "std": train_set.std}
+        recipe, model, device = config.recipe, state.model, placement.device
+        network = data_parallel(model, world, device)
+        # The splits move to the device once; batches are cut from them there.
+        train_images = fit_to_model(train_set.images, model, crop=state.augment is None)
+        train_images, train_labels = train_images.to(device), train_set.labels.to(device)
+        test_images = fit_to_model(test_set.images, model).to(device)
+        test_labels = test_set.labels.to(device)
+        common = {
+            "mean": train_set.mean,
+            "std": train_set.std,
+            "placement": placement,
+            "world": world,
+        }
 
-    def test_errors(images: torch.Tensor = test_images, tta: str = "none") -> EvalStats:
-        return evaluate(
-            model,
-            images,
-            test_set.labels,
-            num_classes=len(test_set.classes),
-            batch_size=config.eval_batch_size,
-            tta=tta,
-            **normalisation,
-        )
-
-    final = None
-    for epoch in range(len(state.history) + 1, recipe.epochs + 1):
-        epoch_start = time.perf_counter()
-        stats = train_one_epoch(
-            model,
-            train_images,
-            train_set.labels,
-            state.optimizer,
-            state.scheduler,
-            batch_size=recipe.batch_size,
-            generator=state.shuffle_generator,
-            label_smoothing=recipe.label_smoothing,
-            progress=config.progress,
-            description=f"epoch {epoch}/{recipe.epochs}",
-            augment=state.augment,
-            **normalisation,
-        )
-        if not math.isfinite(stats.train_loss):
-            raise TrainingError(
-                f"the training loss became {stats.train_loss} in epoch {epoch}; "
-                f"lower the learning rate (--lr, now {recipe.lr}). The checkpoint "
-                f"of epoch {epoch - 1} in {config.out} is intact"
+        def test_errors(images: torch.Tensor = test_images, tta: str = "none") -> EvalStats:
+            broadcast_buffers(model, world)
+            return evaluate(
+                model,
+                images,
+                test_labels,
+                num_classes=len(test_set.classes),
+                batch_size=config.eval_batch_size,
+                tta=tta,
+                **common,
             )
-        final = test_errors()
-        state.history.append(
-            {
-                "epoch": epoch,
-                "train_loss": stats.train_loss,
-                "test_top1_error": final.top1_error,
-                "test_top5_error": final.top5_error,
-                "lr": state.scheduler.get_last_lr()[0],
-                "seconds": time.perf_counter() - epoch_start,
-                "images_per_second": stats.images_per_second,
-                "elapsed_seconds": time.perf_counter() - start,
-            }
-        )
-        save_checkpoint(
-            {**describe_run(config, train_set, model), **state.state_dict()},
-            config.out / CHECKPOINT_NAME,
-        )
-        _append_metrics(config.out / METRICS_NAME, state.history[-1])
-        if on_epoch is not None:
-            on_epoch(state.history[-1])
-    final_tta = None
-    if config.tta != "none":
-        final_tta = test_errors(fit_to_model(test_set.images, model, crop=False), config.tta)
+
+        final = None
+        for epoch in range(len(state.history) + 1, recipe.epochs + 1):
+            epoch_start = time.perf_counter()
+            stats = train_one_epoch(
+                network,
+                train_images,
+                train_labels,
+                state.optimizer,
+                state.scheduler,
+                batch_size=recipe.batch_size,
+                generator=state.shuffle_generator,
+                label_smoothing=recipe.label_smoothing,
+                progress=config.progress and world.is_main,
+                description=f"epoch {epoch}/{recipe.epochs}",
+                augment=state.augment,
+                scaler=state.scaler,
+                **common,
+            )
+            check_finite(stats.train_loss, epoch, config)
+            final = test_errors()
+            lr = state.scheduler.get_last_lr()[0]
+            state.history.append(epoch_record(epoch, stats, final, lr, epoch_start, start))
+            if world.is_main:
+                save_checkpoint(
+                    {**describe_run(config, train_set, model), **state.state_dict()},
+                    config.out / CHECKPOINT_NAME,
+                )
+                _append_metrics(config.out / METRICS_NAME, state.history[-1])
+                if on_epoch is not None:
+                    on_epoch(state.history[-1])
+        final = final or test_errors()
+        final_tta = None
+        if config.tta != "none":
+            tta_images = fit_to_model(test_set.images, model, crop=False).to(device)
+            final_tta = test_errors(tta_images, config.tta)
     return FitResult(
         config,
         state.history,
-        final or test_errors(),
+        final,
         config.out / CHECKPOINT_NAME,
         time.perf_counter() - start,
         final_tta,
+        str(placement.device),
     )
+
+
+def check_finite(train_loss: float, epoch: int, config: TrainConfig) -> None:
+    """Stop before a diverged model is saved over the last good checkpoint."""
+    if not math.isfinite(train_loss):
+        raise TrainingError(
+            f"the training loss became {train_loss} in epoch {epoch}; "
+            f"lower the learning rate (--lr, now {config.recipe.lr}). The checkpoint "
+            f"of epoch {epoch - 1} in {config.out} is intact"
+        )
+
+
+def epoch_record(
+    epoch: int, stats: EpochStats, test: EvalStats, lr: float, epoch_start: float, start: float
+) -> dict:
+    """One line of metrics.jsonl; times from ``time.perf_counter`` values."""
+    now = time.perf_counter()
+    return {
+        "epoch": epoch,
+        "train_loss": stats.train_loss,
+        "test_top1_error": test.top1_error,
+        "test_top5_error": test.top5_error,
+        "lr": lr,
+        "seconds": now - epoch_start,
+        "images_per_second": stats.images_per_second,
+        "elapsed_seconds": now - start,
+    }
+
+
+def check_world(world: World, batch_size: int, test_images: int) -> None:
+    """Refuse what cannot be shared evenly among the ranks: the global batch (so that
+    the averaged gradient is the global batch's) and a test set smaller than one
+    image per rank."""
+    if batch_size % world.size:
+        raise ConfigError(
+            f"--batch-size {batch_size} (the global batch) does not split evenly over "
+            f"{world.size} processes; use a multiple of {world.size}"
+        )
+    if test_images < world.size:
+        raise ConfigError(f"{test_images} test images cannot be shared by {world.size} processes")
 
 
 def describe_run(config: TrainConfig, train_set: ImageSet, model: nn.Module) -> dict:
