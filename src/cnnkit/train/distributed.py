@@ -112,11 +112,16 @@ def collective_reason(error: Exception) -> str:
 
 
 def data_parallel(model: nn.Module, world: World, device: torch.device) -> nn.Module:
-    """``model`` wrapped to average its gradients over the ranks (itself for one)."""
+    """``model`` wrapped to average its gradients over the ranks (itself for one).
+
+    ``static_graph``: every step uses the same parameters, so DDP learns once which
+    never get a gradient (GoogLeNet's auxiliary heads, used only by
+    ``forward_with_aux``) instead of failing on them or searching for them each step.
+    """
     if world.size == 1:
         return model
     device_ids = [device.index] if device.type == "cuda" else None
-    return DistributedDataParallel(model, device_ids=device_ids)
+    return DistributedDataParallel(model, device_ids=device_ids, static_graph=True)
 
 
 def all_reduce_sum(tensor: torch.Tensor, world: World) -> torch.Tensor:
