@@ -13,7 +13,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from cnnkit.train.distributed import SINGLE, World, world_from_env
+from cnnkit.train.distributed import (
+    SINGLE,
+    World,
+    collective_reason,
+    is_collective_failure,
+    world_from_env,
+)
 from tests.conftest import run_cli
 
 # One thread per process: two ranks on a 2-core machine.
@@ -22,8 +28,9 @@ TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--np
 RUN = ["--device", "cpu", "--no-report", "--no-progress"]
 # 560 steps of 32 images: long enough to leave the first epochs' plateau, where
 # rounding differences between runs would still move the test error by points.
-TRAIN = ["train", "lenet5-modern", "--batch-size", "32", "--epochs", "3", *RUN]
-TRAIN += ["--train-limit", "6000", "--test-limit", "1000"]
+# Shifts: every rank augments the global batch alike and resumes its generator.
+TRAIN = ["train", "lenet5-modern", "--batch-size", "32", "--epochs", "3", "--augment", "shift"]
+TRAIN += ["--train-limit", "6000", "--test-limit", "1000", *RUN]
 TIMING = ("seconds", "images_per_second", "elapsed_seconds")
 
 
@@ -59,7 +66,7 @@ def test_two_ranks_reach_the_accuracy_of_one_process(runs):
     assert single.returncode == 0, single.stderr
     assert double.returncode == 0, double.stderr
     one, two = read_metrics(single_out)[-1], read_metrics(double_out)[-1]
-    assert one["test_top1_error"] < 0.06 and two["test_top1_error"] < 0.06  # chance: 0.90
+    assert one["test_top1_error"] < 0.08 and two["test_top1_error"] < 0.08  # chance: 0.90
     assert abs(one["test_top1_error"] - two["test_top1_error"]) <= 0.015
 
 
@@ -164,3 +171,15 @@ def test_shards_cover_every_item_once(count, size):
     parts = [range(count)[shard] for shard in shards]
     assert [i for part in parts for i in part] == list(range(count))
     assert max(map(len, parts)) - min(map(len, parts)) <= 1
+
+
+def test_a_lost_peer_is_told_apart_and_shortened():
+    # The message gloo 2.x raised in the killed-rank test above.
+    lost = RuntimeError(
+        "[/__w/pytorch/pytorch/third_party/gloo/gloo/transport/tcp/pair.cc:545] Read error "
+        "[127.0.0.1]:57538: Connection reset by peer. This is typically caused by a remote "
+        "worker hanging or bugs in the application."
+    )
+    assert is_collective_failure(lost)
+    assert collective_reason(lost) == "Read error [127.0.0.1]:57538: Connection reset by peer"
+    assert not is_collective_failure(RuntimeError("mat1 and mat2 shapes cannot be multiplied"))
