@@ -112,6 +112,27 @@ def cli(context: click.Context, debug: bool) -> None:
     help="DataLoader worker processes for --stream (0: decode in the main process) "
     "[one per core, at most 8].",
 )
+@click.option(
+    "--device",
+    type=click.Choice(["auto", "cpu", "cuda", "mps"]),
+    default="auto",
+    show_default=True,
+    help="Where to train: auto takes a CUDA GPU, else Apple MPS, else the CPU.",
+)
+@click.option(
+    "--precision",
+    type=click.Choice(["fp32", "bf16", "fp16"]),
+    default="fp32",
+    show_default=True,
+    help="Autocast dtype of the forward pass (fp16 on CUDA only, with loss scaling).",
+)
+@click.option(
+    "--dist-timeout",
+    type=click.FloatRange(min=1),
+    default=300,
+    show_default=True,
+    help="Under torchrun: seconds a process waits for the others before it fails.",
+)
 def train(
     model: str,
     dataset: str,
@@ -133,8 +154,16 @@ def train(
     tensorboard: bool,
     stream: bool,
     workers: int | None,
+    device: str,
+    precision: str,
+    dist_timeout: float,
 ) -> None:
-    """Train MODEL (default lenet5) and evaluate it on the test set after each epoch."""
+    """Train MODEL (default lenet5) and evaluate it on the test set after each epoch.
+
+    Under ``torchrun --nproc-per-node N -m cnnkit train ...`` N processes share each
+    batch (docs/distributed.md); only the first prints and writes files.
+    """
+    from cnnkit.train.distributed import world_from_env
     from cnnkit.train.run import fit
 
     if model not in model_names():
@@ -162,10 +191,18 @@ def train(
         tta=tta,
         stream=stream,
         workers=workers,
+        device=device,
+        precision=precision,
+        dist_timeout=dist_timeout,
     )
+    world = world_from_env()
+    if not world.is_main:
+        fit(config, world=world)
+        return
+    shared = f" shared by {world.size} processes" if world.size > 1 else ""
     click.echo(
-        f"training {model} on {dataset}: {recipe.epochs} epochs, batch {recipe.batch_size}, "
-        f"lr {recipe.lr}, augment {recipe.augment}, into {config.out}"
+        f"training {model} on {dataset}: {recipe.epochs} epochs, batch {recipe.batch_size}"
+        f"{shared}, lr {recipe.lr}, augment {recipe.augment}, into {config.out}"
     )
     logger = None
     if tensorboard:
@@ -179,7 +216,7 @@ def train(
             logger(record)
 
     try:
-        result = fit(config, on_epoch=on_epoch)
+        result = fit(config, on_epoch=on_epoch, world=world)
     finally:
         if logger is not None:
             logger.close()
@@ -187,8 +224,9 @@ def train(
     click.echo(
         f"{model} on {dataset}: test accuracy {accuracy:.2f}% (top-1 error "
         f"{100 * result.final.top1_error:.2f}%, top-5 error "
-        f"{100 * result.final.top5_error:.2f}%) after {len(result.history)} epochs; "
-        f"{result.seconds:.1f} s in all; checkpoint {result.checkpoint}"
+        f"{100 * result.final.top5_error:.2f}%) after {len(result.history)} epochs on "
+        f"{result.device} ({result.config.precision}); {result.seconds:.1f} s in all; "
+        f"checkpoint {result.checkpoint}"
     )
     if result.final_tta is not None:
         click.echo(tta_line(result.final, result.final_tta, tta))

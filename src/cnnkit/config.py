@@ -72,6 +72,11 @@ class TrainConfig:
     tta: str = "none"  # "ten-crop": also evaluate the final model on ten crops
     stream: bool = False  # decode folder sets batch by batch (data.stream), not into memory
     workers: int | None = None  # DataLoader worker processes when streaming [one per core]
+    # Where and how to compute (train.device); new fields keep their defaults when an
+    # older checkpoint's config is loaded.
+    device: str = "auto"  # auto: CUDA when PyTorch sees a GPU, else MPS, else the CPU
+    precision: str = "fp32"  # autocast dtype of the forward pass: fp32, bf16 or fp16
+    dist_timeout: float = 300.0  # seconds a rank waits for the others before giving up
 
     def to_dict(self) -> dict:
         """Plain types only, so checkpoints load with ``weights_only=True``."""

@@ -4,7 +4,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -13,10 +13,19 @@ from torch import nn
 from cnnkit.config import TrainConfig
 from cnnkit.data import DIGIT_DATASETS, ImageSet, load_dataset
 from cnnkit.data.stream import StreamedSet, open_stream, stream_loaders
-from cnnkit.errors import CheckpointError, TrainingError
+from cnnkit.errors import CheckpointError, ConfigError, TrainingError
 from cnnkit.models import build_model
 from cnnkit.train.checkpoint import load_checkpoint, save_checkpoint
+from cnnkit.train.device import CPU, Placement, choose_placement, to_cpu
+from cnnkit.train.distributed import (
+    SINGLE,
+    World,
+    broadcast_buffers,
+    data_parallel,
+    process_group,
+)
 from cnnkit.train.loop import (
+    EpochStats,
     EvalStats,
     evaluate,
     evaluate_batches,
@@ -40,6 +49,7 @@ class FitResult:
     checkpoint: Path
     seconds: float  # wall time of this call, data loading included
     final_tta: EvalStats | None = None  # the final evaluation again with config.tta
+    device: str = "cpu"  # where it ran, e.g. "cuda:0"
 
 
 PAD_LIMIT = 4  # pixels per side: LeNet-5 pads MNIST's 28x28 to 32x32 (LeCun et al. 1998)
@@ -86,12 +96,15 @@ class TrainingState:
     shuffle_generator: torch.Generator
     augment: Augment | None
     history: list[dict]
+    scaler: torch.amp.GradScaler = field(default_factory=CPU.grad_scaler)  # fp16 loss scale
 
     def state_dict(self) -> dict:
+        """On the CPU, so that a checkpoint written on a GPU loads anywhere."""
         return {
-            "model_state": self.model.state_dict(),
-            "optimizer_state": self.optimizer.state_dict(),
+            "model_state": to_cpu(self.model.state_dict()),
+            "optimizer_state": to_cpu(self.optimizer.state_dict()),
             "scheduler_state": self.scheduler.state_dict(),
+            "scaler_state": self.scaler.state_dict(),
             "shuffle_generator_state": self.shuffle_generator.get_state(),
             "augment_generator_state": self.augment.generator.get_state() if self.augment else None,
             "torch_rng_state": torch.get_rng_state(),
@@ -101,23 +114,29 @@ class TrainingState:
 
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state["model_state"])
-        self.optimizer.load_state_dict(state["optimizer_state"])
+        self.optimizer.load_state_dict(state["optimizer_state"])  # moves it to the weights
         self.scheduler.load_state_dict(state["scheduler_state"])
         self.shuffle_generator.set_state(state["shuffle_generator_state"])
         if self.augment is not None:
             self.augment.generator.set_state(state["augment_generator_state"])
         torch.set_rng_state(state["torch_rng_state"])
+        if state.get("scaler_state"):  # empty when the scaler is off, absent before fp16
+            self.scaler.load_state_dict(state["scaler_state"])
         self.history = list(state["history"])
 
 
 def start_training(
-    config: TrainConfig, train_set: ImageSet, train_count: int | None = None
+    config: TrainConfig,
+    train_set: ImageSet,
+    placement: Placement = CPU,
+    train_count: int | None = None,
 ) -> TrainingState:
-    """A fresh model, optimiser, schedule and augmentation for ``config``, seeded.
+    """A fresh model (on the placement's device), optimiser, schedule and augmentation
+    for ``config``, seeded; the weights are drawn on the CPU, so alike on every device.
     ``train_count`` images per epoch when ``train_set`` is a streamed set's sample."""
     recipe = config.recipe
     torch.manual_seed(config.seed)
-    model = build_for_data(config.model, train_set)
+    model = placement.prepare(build_for_data(config.model, train_set))
     augment = build_augment(
         recipe.augment,
         train_set.images,
@@ -139,7 +158,13 @@ def start_training(
         recipe.warmup_fraction,
     )
     return TrainingState(
-        model, optimizer, scheduler, torch.Generator().manual_seed(config.seed), augment, history=[]
+        model,
+        optimizer,
+        scheduler,
+        torch.Generator().manual_seed(config.seed),
+        augment,
+        history=[],
+        scaler=placement.grad_scaler(),
     )
 
 
@@ -147,7 +172,8 @@ def resolve_resume(config: TrainConfig) -> tuple[TrainConfig, dict | None]:
     """The config to run and the checkpoint to continue from, if any.
 
     A resumed run takes its saved config (only ``out`` and ``progress`` come from
-    the caller); a new run refuses to overwrite an earlier run's checkpoint.
+    the caller, and where it runs: device and distributed timeout); a new run
+    refuses to overwrite an earlier run's checkpoint.
     """
     checkpoint_path = config.out / CHECKPOINT_NAME
     if not config.resume:
@@ -164,91 +190,98 @@ def resolve_resume(config: TrainConfig) -> tuple[TrainConfig, dict | None]:
         "progress": config.progress,
         "workers": config.workers,
         "resume": True,
+        "device": config.device,
+        "dist_timeout": config.dist_timeout,
     }
     return TrainConfig.from_dict(saved), resumed
 
 
-def fit(config: TrainConfig, on_epoch: Callable[[dict], None] | None = None) -> FitResult:
+def fit(
+    config: TrainConfig,
+    on_epoch: Callable[[dict], None] | None = None,
+    world: World = SINGLE,
+) -> FitResult:
     """Train ``config.model`` on ``config.dataset``; evaluate and checkpoint each epoch.
 
     With ``config.resume`` the run continues from ``config.out``'s checkpoint and
-    ends with the same weights as an uninterrupted run.
+    ends with the same weights as an uninterrupted run. Under torchrun every rank
+    calls ``fit`` with its ``world``; all return the same results, and only rank 0
+    writes files and calls ``on_epoch``.
     """
     start = time.perf_counter()
     config, resumed = resolve_resume(config)
+    placement = choose_placement(config.device, config.precision, world.local_rank, world.size > 1)
     if config.stream:  # listed, not decoded; a decoded sample stands in for statistics
         streamed = open_stream(
             config.dataset, config.train_limit, config.test_limit, config.workers
         )
-        train_set, train_count = streamed.sample, len(streamed.train.files)
+        train_set = streamed.sample
+        train_count, test_count = len(streamed.train.files), len(streamed.test.files)
     else:
         train_set, test_set = load_dataset(config.dataset, config.data_dir)
         train_set = train_set.subset(config.train_limit or len(train_set))
         test_set = test_set.subset(config.test_limit or len(test_set))
-        train_count = len(train_set)
-    state = start_training(config, train_set, train_count)
-    if resumed is not None:
-        state.load_state_dict(resumed)
-    _write_metrics(config.out / METRICS_NAME, state.history)
+        train_count, test_count = len(train_set), len(test_set)
+    check_world(world, config.recipe.batch_size, test_count)
+    with process_group(world, placement.device, config.dist_timeout):
+        state = start_training(config, train_set, placement, train_count)
+        if resumed is not None:
+            state.load_state_dict(resumed)
+        if world.is_main:
+            _write_metrics(config.out / METRICS_NAME, state.history)
 
-    recipe, model = config.recipe, state.model
-    normalisation = {"mean": train_set.mean, "std": train_set.std}
-    if config.stream:
-        data = streamed_data(streamed, state, config)
-    else:
-        data = in_memory_data(train_set, test_set, state, config)
+        recipe, model = config.recipe, state.model
+        network = data_parallel(model, world, placement.device)
+        if config.stream:
+            data = streamed_data(streamed, state, config, placement, world)
+        else:
+            data = in_memory_data(train_set, test_set, state, config, placement, world)
 
-    final = None
-    for epoch in range(len(state.history) + 1, recipe.epochs + 1):
-        epoch_start = time.perf_counter()
-        stats = train_one_epoch(
-            model,
-            data.train_batches(epoch),
-            state.optimizer,
-            state.scheduler,
-            total=data.images_per_epoch,
-            label_smoothing=recipe.label_smoothing,
-            progress=config.progress,
-            description=f"epoch {epoch}/{recipe.epochs}",
-            augment=data.augment,
-            **normalisation,
-        )
-        if not math.isfinite(stats.train_loss):
-            raise TrainingError(
-                f"the training loss became {stats.train_loss} in epoch {epoch}; "
-                f"lower the learning rate (--lr, now {recipe.lr}). The checkpoint "
-                f"of epoch {epoch - 1} in {config.out} is intact"
+        def test_errors(tta: str = "none") -> EvalStats:
+            broadcast_buffers(model, world)  # rank 0's BatchNorm statistics, as saved
+            return data.test_errors(tta)
+
+        final = None
+        for epoch in range(len(state.history) + 1, recipe.epochs + 1):
+            epoch_start = time.perf_counter()
+            stats = train_one_epoch(
+                network,
+                data.train_batches(epoch),
+                state.optimizer,
+                state.scheduler,
+                mean=train_set.mean,
+                std=train_set.std,
+                total=data.images_per_epoch,
+                label_smoothing=recipe.label_smoothing,
+                progress=config.progress and world.is_main,
+                description=f"epoch {epoch}/{recipe.epochs}",
+                augment=data.augment,
+                placement=placement,
+                scaler=state.scaler,
+                world=world,
             )
-        final = data.test_errors()
-        state.history.append(
-            {
-                "epoch": epoch,
-                "train_loss": stats.train_loss,
-                "test_top1_error": final.top1_error,
-                "test_top5_error": final.top5_error,
-                "lr": state.scheduler.get_last_lr()[0],
-                "seconds": time.perf_counter() - epoch_start,
-                "images_per_second": stats.images_per_second,
-                "elapsed_seconds": time.perf_counter() - start,
-            }
-        )
-        save_checkpoint(
-            {**describe_run(config, train_set, model), **state.state_dict()},
-            config.out / CHECKPOINT_NAME,
-        )
-        _append_metrics(config.out / METRICS_NAME, state.history[-1])
-        if on_epoch is not None:
-            on_epoch(state.history[-1])
-    final_tta = None
-    if config.tta != "none":
-        final_tta = data.test_errors(config.tta)
+            check_finite(stats.train_loss, epoch, config)
+            final = test_errors()
+            lr = state.scheduler.get_last_lr()[0]
+            state.history.append(epoch_record(epoch, stats, final, lr, epoch_start, start))
+            if world.is_main:
+                save_checkpoint(
+                    {**describe_run(config, train_set, model), **state.state_dict()},
+                    config.out / CHECKPOINT_NAME,
+                )
+                _append_metrics(config.out / METRICS_NAME, state.history[-1])
+                if on_epoch is not None:
+                    on_epoch(state.history[-1])
+        final = final or test_errors()
+        final_tta = test_errors(config.tta) if config.tta != "none" else None
     return FitResult(
         config,
         state.history,
-        final or data.test_errors(),
+        final,
         config.out / CHECKPOINT_NAME,
         time.perf_counter() - start,
         final_tta,
+        str(placement.device),
     )
 
 
@@ -263,27 +296,39 @@ class EpochData:
 
 
 def in_memory_data(
-    train_set: ImageSet, test_set: ImageSet, state: TrainingState, config: TrainConfig
+    train_set: ImageSet,
+    test_set: ImageSet,
+    state: TrainingState,
+    config: TrainConfig,
+    placement: Placement = CPU,
+    world: World = SINGLE,
 ) -> EpochData:
-    """Slices of whole splits held in memory, shuffled by the run's own generator."""
-    model, batch_size = state.model, config.recipe.batch_size
-    train_images = fit_to_model(train_set.images, model, crop=state.augment is None)
-    test_images = fit_to_model(test_set.images, model)
+    """Slices of whole splits held in memory on the placement's device (moved there
+    once), shuffled by the run's own generator."""
+    model, batch_size, device = state.model, config.recipe.batch_size, placement.device
+    train_images = fit_to_model(train_set.images, model, crop=state.augment is None).to(device)
+    train_labels = train_set.labels.to(device)
+    test_images = fit_to_model(test_set.images, model).to(device)
+    test_labels = test_set.labels.to(device)
 
     def train_batches(epoch: int) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
-        return shuffled_batches(train_images, train_set.labels, batch_size, state.shuffle_generator)
+        return shuffled_batches(train_images, train_labels, batch_size, state.shuffle_generator)
 
     def test_errors(tta: str = "none") -> EvalStats:
-        images = test_images if tta == "none" else fit_to_model(test_set.images, model, crop=False)
+        images = test_images
+        if tta != "none":
+            images = fit_to_model(test_set.images, model, crop=False).to(device)
         return evaluate(
             model,
             images,
-            test_set.labels,
+            test_labels,
             mean=train_set.mean,
             std=train_set.std,
             num_classes=len(test_set.classes),
             batch_size=config.eval_batch_size,
             tta=tta,
+            placement=placement,
+            world=world,
         )
 
     steps = steps_per_epoch(len(train_set), batch_size)
@@ -292,9 +337,16 @@ def in_memory_data(
     )
 
 
-def streamed_data(streamed: StreamedSet, state: TrainingState, config: TrainConfig) -> EpochData:
+def streamed_data(
+    streamed: StreamedSet,
+    state: TrainingState,
+    config: TrainConfig,
+    placement: Placement = CPU,
+    world: World = SINGLE,
+) -> EpochData:
     """Batches that DataLoader workers decode from disk (``data.stream``); the shuffling
-    is seeded by (seed, epoch), and the workers take the per-image augmentation steps."""
+    is seeded by (seed, epoch), and the workers take the per-image augmentation steps.
+    Under torchrun every rank reads every batch and trains on its share of it."""
     model, batch_size, count = state.model, config.recipe.batch_size, len(streamed.train.files)
     stream = stream_loaders(
         streamed,
@@ -304,7 +356,7 @@ def streamed_data(streamed: StreamedSet, state: TrainingState, config: TrainConf
         steps=steps_per_epoch(count, batch_size),
         eval_batch_size=config.eval_batch_size,
         seed=config.seed,
-        pin_memory=torch.cuda.is_available(),  # helps only copies to a GPU, if one is used
+        pin_memory=placement.device.type == "cuda",  # for asynchronous copies to the GPU
     )
 
     def train_batches(epoch: int) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
@@ -321,10 +373,52 @@ def streamed_data(streamed: StreamedSet, state: TrainingState, config: TrainConf
             num_classes=len(streamed.sample.classes),
             batch_size=config.eval_batch_size,
             tta=tta,
+            placement=placement,
+            world=world,
         )
 
     steps = steps_per_epoch(count, batch_size)
     return EpochData(train_batches, test_errors, stream.augment, min(steps * batch_size, count))
+
+
+def check_finite(train_loss: float, epoch: int, config: TrainConfig) -> None:
+    """Stop before a diverged model is saved over the last good checkpoint."""
+    if not math.isfinite(train_loss):
+        raise TrainingError(
+            f"the training loss became {train_loss} in epoch {epoch}; "
+            f"lower the learning rate (--lr, now {config.recipe.lr}). The checkpoint "
+            f"of epoch {epoch - 1} in {config.out} is intact"
+        )
+
+
+def epoch_record(
+    epoch: int, stats: EpochStats, test: EvalStats, lr: float, epoch_start: float, start: float
+) -> dict:
+    """One line of metrics.jsonl; times from ``time.perf_counter`` values."""
+    now = time.perf_counter()
+    return {
+        "epoch": epoch,
+        "train_loss": stats.train_loss,
+        "test_top1_error": test.top1_error,
+        "test_top5_error": test.top5_error,
+        "lr": lr,
+        "seconds": now - epoch_start,
+        "images_per_second": stats.images_per_second,
+        "elapsed_seconds": now - start,
+    }
+
+
+def check_world(world: World, batch_size: int, test_images: int) -> None:
+    """Refuse what cannot be shared evenly among the ranks: the global batch (so that
+    the averaged gradient is the global batch's) and a test set smaller than one
+    image per rank."""
+    if batch_size % world.size:
+        raise ConfigError(
+            f"--batch-size {batch_size} (the global batch) does not split evenly over "
+            f"{world.size} processes; use a multiple of {world.size}"
+        )
+    if test_images < world.size:
+        raise ConfigError(f"{test_images} test images cannot be shared by {world.size} processes")
 
 
 def describe_run(config: TrainConfig, train_set: ImageSet, model: nn.Module) -> dict:
