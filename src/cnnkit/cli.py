@@ -127,6 +127,13 @@ def cli(context: click.Context, debug: bool) -> None:
     help="Autocast dtype of the forward pass (fp16 on CUDA only, with loss scaling).",
 )
 @click.option(
+    "--compile",
+    "compile_model",
+    is_flag=True,
+    help="Train through torch.compile (compiling takes a while first); without a working "
+    "compiler, says so once and trains without it.",
+)
+@click.option(
     "--dist-timeout",
     type=click.FloatRange(min=1),
     default=300,
@@ -157,6 +164,7 @@ def train(
     device: str,
     precision: str,
     dist_timeout: float,
+    compile_model: bool,
 ) -> None:
     """Train MODEL (default lenet5) and evaluate it on the test set after each epoch.
 
@@ -194,6 +202,7 @@ def train(
         device=device,
         precision=precision,
         dist_timeout=dist_timeout,
+        compile=compile_model,
     )
     world = world_from_env()
     if not world.is_main:

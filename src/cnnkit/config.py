@@ -77,6 +77,7 @@ class TrainConfig:
     device: str = "auto"  # auto: CUDA when PyTorch sees a GPU, else MPS, else the CPU
     precision: str = "fp32"  # autocast dtype of the forward pass: fp32, bf16 or fp16
     dist_timeout: float = 300.0  # seconds a rank waits for the others before giving up
+    compile: bool = False  # train through torch.compile, eagerly if it fails (train.compiled)
 
     def to_dict(self) -> dict:
         """Plain types only, so checkpoints load with ``weights_only=True``."""

@@ -16,6 +16,7 @@ from cnnkit.data.stream import StreamedSet, open_stream, stream_loaders
 from cnnkit.errors import CheckpointError, ConfigError, TrainingError
 from cnnkit.models import build_model
 from cnnkit.train.checkpoint import load_checkpoint, save_checkpoint
+from cnnkit.train.compiled import CompiledOrEager
 from cnnkit.train.device import CPU, Placement, choose_placement, to_cpu
 from cnnkit.train.distributed import (
     SINGLE,
@@ -232,6 +233,8 @@ def fit(
 
         recipe, model = config.recipe, state.model
         network = data_parallel(model, world, placement.device)
+        if config.compile:
+            network = CompiledOrEager(network, placement.device)
         if config.stream:
             data = streamed_data(streamed, state, config, placement, world)
         else:
