@@ -30,14 +30,14 @@ from torch import nn
 from torch.nn import functional as F
 
 from cnnkit.config import Recipe
-from cnnkit.data import load_dataset
+from cnnkit.data import ImageSet, load_dataset
 from cnnkit.data.locate import PACKAGE_FILES
-from cnnkit.models import build_model
-from cnnkit.train.loop import flush_denormals, predict_logits
-from cnnkit.train.schedule import one_cycle
+from cnnkit.train.loop import flush_denormals, predict_logits, steps_per_epoch
+from cnnkit.train.run import build_for_data, fit_to_model, sgd_one_cycle
 from cnnkit.transforms.augment import random_crop
 
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081  # the textbook's constants
+MNIST_TRAIN_IMAGES = 60_000
 
 
 @dataclass(frozen=True)
@@ -70,17 +70,12 @@ def summarise(name: str, epochs: list[Epoch], wall_seconds: float) -> TrainerRes
     )
 
 
-def sgd_one_cycle(
-    model: nn.Module, recipe: Recipe, steps_per_epoch: int
-) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
-    optimizer = torch.optim.SGD(
-        model.parameters(),
-        lr=recipe.lr,
-        momentum=recipe.momentum,
-        weight_decay=recipe.weight_decay,
-        nesterov=True,
-    )
-    return optimizer, one_cycle(optimizer, recipe.epochs * steps_per_epoch, recipe.warmup_fraction)
+def mnist_model(model_name: str) -> tuple[nn.Module, ImageSet, ImageSet]:
+    """``model_name`` seeded and built for MNIST as ``cnnkit train`` builds it (at its
+    paper's input where padding reaches it, else at 28x28), with both splits."""
+    train, test = load_dataset("mnist")
+    torch.manual_seed(0)
+    return build_for_data(model_name, train), train, test
 
 
 def run_cnnkit_train(model_name: str, recipe: Recipe) -> TrainerResult:
@@ -97,11 +92,11 @@ def run_cnnkit_train(model_name: str, recipe: Recipe) -> TrainerResult:
         records = [json.loads(line) for line in (Path(out) / "metrics.jsonl").open()]
     # An epoch ended when the process ended minus the later epochs' time.
     later = [sum(r["seconds"] for r in records[i + 1 :]) for i in range(len(records))]
+    images = steps_per_epoch(MNIST_TRAIN_IMAGES, recipe.batch_size) * recipe.batch_size
     epochs = [
-        Epoch(r["seconds"], round(r["seconds"] * r["images_per_second"]),
-              1 - r["test_top1_error"], wall - rest)
+        Epoch(images / r["images_per_second"], images, 1 - r["test_top1_error"], wall - rest)
         for r, rest in zip(records, later, strict=True)
-    ]  # fmt: skip
+    ]
     return summarise("cnnkit train", epochs, wall)
 
 
@@ -109,12 +104,12 @@ def train_epochs(
     model: nn.Module,
     recipe: Recipe,
     batches: Callable[[], Iterable[tuple[torch.Tensor, torch.Tensor]]],
-    steps_per_epoch: int,
+    steps: int,  # per epoch
     accuracy: Callable[[nn.Module], float],
     start: float,
 ) -> list[Epoch]:
     """The plain training loop both references share; ``batches()`` yields one epoch."""
-    optimizer, scheduler = sgd_one_cycle(model, recipe, steps_per_epoch)
+    optimizer, scheduler = sgd_one_cycle(model, recipe, recipe.epochs * steps)
     epochs = []
     for _ in range(recipe.epochs):
         model.train()
@@ -138,9 +133,10 @@ def run_in_memory(model_name: str, recipe: Recipe) -> TrainerResult:
     """What a careful user writes by hand: uint8 tensors in memory, sliced batches."""
     start = time.perf_counter()
     flush_denormals()
-    train, test = load_dataset("mnist")
-    train_images = F.pad(train.images, (2, 2, 2, 2))  # uint8, 32x32
-    x_test = (F.pad(test.images, (2, 2, 2, 2)).float() / 255 - MNIST_MEAN) / MNIST_STD
+    model, train, test = mnist_model(model_name)
+    size = model.input_size[-1]
+    train_images = fit_to_model(train.images, model)  # uint8, padded to the model's input
+    x_test = (fit_to_model(test.images, model).float() / 255 - MNIST_MEAN) / MNIST_STD
     steps = len(train_images) // recipe.batch_size
 
     def batches():
@@ -149,14 +145,12 @@ def run_in_memory(model_name: str, recipe: Recipe) -> TrainerResult:
             batch = order[step * recipe.batch_size : (step + 1) * recipe.batch_size]
             images = train_images[batch]
             if recipe.augment == "shift":  # the recipe's shifts of up to 2 pixels
-                images = random_crop(images, 32, 2)
+                images = random_crop(images, size, 2)
             yield (images.float() / 255 - MNIST_MEAN) / MNIST_STD, train.labels[batch]
 
     def accuracy(model: nn.Module) -> float:
         return (model(x_test).argmax(1) == test.labels).float().mean().item()
 
-    torch.manual_seed(0)
-    model = build_model(model_name)
     epochs = train_epochs(model, recipe, batches, steps, accuracy, start)
     return summarise("plain in-memory loop", epochs, time.perf_counter() - start)
 
@@ -174,15 +168,17 @@ def run_textbook(model_name: str, recipe: Recipe, workers: int) -> TrainerResult
         for archive in (PACKAGE_FILES / "mnist").glob("*.gz"):
             with gzip.open(archive) as source, open(raw / archive.stem, "wb") as target:
                 shutil.copyfileobj(source, target)
-        steps = [transforms.Pad(2)]
-        if recipe.augment == "shift":
-            steps.append(transforms.RandomCrop(32, padding=2))
-        steps += [transforms.ToTensor(), transforms.Normalize((MNIST_MEAN,), (MNIST_STD,))]
-        train = torchvision.datasets.MNIST(root, train=True, transform=transforms.Compose(steps))
-        test = torchvision.datasets.MNIST(root, train=False, transform=transforms.Compose(
-            [transforms.Pad(2), transforms.ToTensor(),
-             transforms.Normalize((MNIST_MEAN,), (MNIST_STD,))]
-        ))  # fmt: skip
+        model, _, _ = mnist_model(model_name)
+        size = model.input_size[-1]
+        pad = [transforms.Pad((size - 28) // 2)]  # 28 -> 32 for LeNet-5, none for 28
+        shift = [transforms.RandomCrop(size, padding=2)] if recipe.augment == "shift" else []
+        tensor = [transforms.ToTensor(), transforms.Normalize((MNIST_MEAN,), (MNIST_STD,))]
+        train = torchvision.datasets.MNIST(
+            root, train=True, transform=transforms.Compose(pad + shift + tensor)
+        )
+        test = torchvision.datasets.MNIST(
+            root, train=False, transform=transforms.Compose(pad + tensor)
+        )
         loader = torch.utils.data.DataLoader(
             train, batch_size=recipe.batch_size, shuffle=True, num_workers=workers, drop_last=True
         )
@@ -192,8 +188,6 @@ def run_textbook(model_name: str, recipe: Recipe, workers: int) -> TrainerResult
             correct = sum((model(x).argmax(1) == y).sum().item() for x, y in test_loader)
             return correct / len(test)
 
-        torch.manual_seed(0)
-        model = build_model(model_name)
         epochs = train_epochs(model, recipe, lambda: loader, len(loader), accuracy, start)
     finally:
         shutil.rmtree(root)
@@ -204,10 +198,8 @@ def run_textbook(model_name: str, recipe: Recipe, workers: int) -> TrainerResult
 def inference_speed(model_name: str, repeats: int = 3) -> float:
     """Test images per second through ``predict_logits`` (batches of 256), best of
     ``repeats`` passes over MNIST's test set; the weights do not change the time."""
-    _, test = load_dataset("mnist")
-    torch.manual_seed(0)
-    model = build_model(model_name)
-    images = F.pad(test.images, (2, 2, 2, 2))
+    model, _, test = mnist_model(model_name)
+    images = fit_to_model(test.images, model)
     best = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()

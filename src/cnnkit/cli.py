@@ -386,14 +386,13 @@ def bench(model: str, epochs: int | None, trainers: str, workers: int) -> None:
 
     from cnnkit import bench as benchmark
     from cnnkit.analysis import size_report
-    from cnnkit.models import build_model
 
     chosen = [name.strip() for name in trainers.split(",") if name.strip()]
     known = {"cnnkit", "in-memory", "textbook"}
     if not chosen or not set(chosen) <= known:
         raise click.BadParameter(f"choose from {', '.join(sorted(known))}", param_hint="--trainers")
     recipe = with_overrides(recipe_for(model), epochs=epochs)
-    network = build_model(model)
+    network, _, _ = benchmark.mnist_model(model)
     connections = size_report(network, network.input_size).totals.connections
     flops_per_image = 3 * 2 * connections  # forward and two backward products, 2 FLOPs per MAC
     peak = benchmark.matmul_peak_gflops()

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from cnnkit.config import TrainConfig
+from cnnkit.config import Recipe, TrainConfig
 from cnnkit.data import DIGIT_DATASETS, ImageSet, load_dataset
 from cnnkit.data.stream import StreamedSet, open_stream, stream_loaders
 from cnnkit.errors import CheckpointError, ConfigError, TrainingError
@@ -146,18 +146,8 @@ def start_training(
         allow_flip=config.dataset not in DIGIT_DATASETS,
         seed=config.seed,
     )
-    optimizer = torch.optim.SGD(
-        model.parameters(),
-        lr=recipe.lr,
-        momentum=recipe.momentum,
-        weight_decay=recipe.weight_decay,
-        nesterov=True,
-    )
-    scheduler = one_cycle(
-        optimizer,
-        recipe.epochs * steps_per_epoch(train_count or len(train_set), recipe.batch_size),
-        recipe.warmup_fraction,
-    )
+    steps = recipe.epochs * steps_per_epoch(train_count or len(train_set), recipe.batch_size)
+    optimizer, scheduler = sgd_one_cycle(model, recipe, steps)
     return TrainingState(
         model,
         optimizer,
@@ -167,6 +157,21 @@ def start_training(
         history=[],
         scaler=placement.grad_scaler(),
     )
+
+
+def sgd_one_cycle(
+    model: nn.Module, recipe: Recipe, total_steps: int
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+    """SGD with Nesterov momentum and weight decay under the recipe's one-cycle schedule
+    over ``total_steps``: every model's update rule."""
+    optimizer = torch.optim.SGD(
+        model.parameters(),
+        lr=recipe.lr,
+        momentum=recipe.momentum,
+        weight_decay=recipe.weight_decay,
+        nesterov=True,
+    )
+    return optimizer, one_cycle(optimizer, total_steps, recipe.warmup_fraction)
 
 
 def resolve_resume(config: TrainConfig) -> tuple[TrainConfig, dict | None]:
