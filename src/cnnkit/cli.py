@@ -15,6 +15,7 @@ from tabulate import tabulate
 from cnnkit.config import HISTORY_LINE, TrainConfig, recipe_for, with_overrides
 from cnnkit.errors import CnnkitError
 from cnnkit.models import model_names
+from cnnkit.train.device import DEVICES, PRECISIONS
 
 RUNS_DIR = Path("runs")
 
@@ -114,14 +115,14 @@ def cli(context: click.Context, debug: bool) -> None:
 )
 @click.option(
     "--device",
-    type=click.Choice(["auto", "cpu", "cuda", "mps"]),
+    type=click.Choice(DEVICES),
     default="auto",
     show_default=True,
     help="Where to train: auto takes a CUDA GPU, else Apple MPS, else the CPU.",
 )
 @click.option(
     "--precision",
-    type=click.Choice(["fp32", "bf16", "fp16"]),
+    type=click.Choice(list(PRECISIONS)),
     default="fp32",
     show_default=True,
     help="Autocast dtype of the forward pass (fp16 on CUDA only, with loss scaling).",

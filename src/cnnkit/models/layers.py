@@ -14,6 +14,12 @@ from torch.nn import functional as F
 from cnnkit.errors import InputSizeError
 
 
+def needs_autograd(x: torch.Tensor) -> bool:
+    """Whether this forward pass is recorded for a backward one: not in evaluation or
+    export, which run under inference_mode or no_grad."""
+    return torch.is_grad_enabled() and x.requires_grad
+
+
 class ScaledTanh(nn.Module):
     """f(a) = A tanh(S a) with A = 1.7159, S = 2/3 (LeCun et al. 1998, Appendix A).
 
@@ -26,7 +32,7 @@ class ScaledTanh(nn.Module):
     slope = 2.0 / 3.0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if torch.is_grad_enabled() and x.requires_grad:
+        if needs_autograd(x):
             return self.amplitude * torch.tanh(self.slope * x)
         # Without autograd the three steps can share one buffer: fewer passes over memory.
         return torch.mul(x, self.slope).tanh_().mul_(self.amplitude)
@@ -77,8 +83,7 @@ class Subsampling(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.kernel_size == 2 and x.dim() == 4 and x.shape[-2] % 2 == x.shape[-1] % 2 == 0:
             # The custom backward only where autograd runs: exporters trace the plain sum.
-            needs_grad = torch.is_grad_enabled() and x.requires_grad
-            summed = SumPool2x2.apply(x) if needs_grad else sum_2x2(x)
+            summed = SumPool2x2.apply(x) if needs_autograd(x) else sum_2x2(x)
         else:  # k*k times the average: torch.onnx (2.14) drops avg_pool2d's divisor_override
             summed = F.avg_pool2d(x, self.kernel_size) * self.kernel_size**2
         return torch.addcmul(self.bias.view(1, -1, 1, 1), summed, self.weight.view(1, -1, 1, 1))
