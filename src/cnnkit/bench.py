@@ -32,12 +32,17 @@ from torch.nn import functional as F
 from cnnkit.config import Recipe
 from cnnkit.data import ImageSet, load_dataset
 from cnnkit.data.locate import PACKAGE_FILES
-from cnnkit.train.loop import flush_denormals, predict_logits, steps_per_epoch
-from cnnkit.train.run import build_for_data, fit_to_model, sgd_one_cycle
+from cnnkit.models import model_input_size
+from cnnkit.models.fitting import build_for_images
+from cnnkit.runtime.inference import flush_denormals, predict_logits
+from cnnkit.train.fit import sgd_one_cycle
+from cnnkit.train.loop import steps_per_epoch
+from cnnkit.transforms import fit_to_input
 from cnnkit.transforms.augment import random_crop
 
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081  # the textbook's constants
 MNIST_TRAIN_IMAGES = 60_000
+TRAINERS = ("cnnkit", "in-memory", "textbook")
 
 
 @dataclass(frozen=True)
@@ -75,7 +80,7 @@ def mnist_model(model_name: str) -> tuple[nn.Module, ImageSet, ImageSet]:
     paper's input where padding reaches it, else at 28x28), with both splits."""
     train, test = load_dataset("mnist")
     torch.manual_seed(0)
-    return build_for_data(model_name, train), train, test
+    return build_for_images(model_name, train.image_shape, len(train.classes)), train, test
 
 
 def run_cnnkit_train(model_name: str, recipe: Recipe) -> TrainerResult:
@@ -134,9 +139,11 @@ def run_in_memory(model_name: str, recipe: Recipe) -> TrainerResult:
     start = time.perf_counter()
     flush_denormals()
     model, train, test = mnist_model(model_name)
-    size = model.input_size[-1]
-    train_images = fit_to_model(train.images, model)  # uint8, padded to the model's input
-    x_test = (fit_to_model(test.images, model).float() / 255 - MNIST_MEAN) / MNIST_STD
+    size = model_input_size(model)[-1]
+    train_images = fit_to_input(train.images, model_input_size(model))  # uint8, padded
+    x_test = (
+        fit_to_input(test.images, model_input_size(model)).float() / 255 - MNIST_MEAN
+    ) / MNIST_STD
     steps = len(train_images) // recipe.batch_size
 
     def batches():
@@ -169,7 +176,7 @@ def run_textbook(model_name: str, recipe: Recipe, workers: int) -> TrainerResult
             with gzip.open(archive) as source, open(raw / archive.stem, "wb") as target:
                 shutil.copyfileobj(source, target)
         model, _, _ = mnist_model(model_name)
-        size = model.input_size[-1]
+        size = model_input_size(model)[-1]
         pad = [transforms.Pad((size - 28) // 2)]  # 28 -> 32 for LeNet-5, none for 28
         shift = [transforms.RandomCrop(size, padding=2)] if recipe.augment == "shift" else []
         tensor = [transforms.ToTensor(), transforms.Normalize((MNIST_MEAN,), (MNIST_STD,))]
@@ -199,7 +206,7 @@ def inference_speed(model_name: str, repeats: int = 3) -> float:
     """Test images per second through ``predict_logits`` (batches of 256), best of
     ``repeats`` passes over MNIST's test set; the weights do not change the time."""
     model, _, test = mnist_model(model_name)
-    images = fit_to_model(test.images, model)
+    images = fit_to_input(test.images, model_input_size(model))
     best = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
@@ -239,3 +246,59 @@ def render(results: list[TrainerResult], flops_per_image: float, peak_gflops: fl
     headers = ["trainer", "img/s", "s/epoch", "%peak", "accuracy", "to 99% (s)", "wall s",
                "speed-up"]  # fmt: skip
     return tabulate(rows, headers=headers, disable_numparse=True, colalign=["left"] + ["right"] * 7)
+
+
+@dataclass(frozen=True)
+class BenchReport:
+    model: str
+    recipe: Recipe
+    connections: int  # multiply-adds of one image's forward pass
+    threads: int
+    peak_gflops: float  # fp32 matmul, this machine's practical peak
+    results: list[TrainerResult]
+    inference_images_per_second: float
+
+    @property
+    def flops_per_image(self) -> float:
+        """Forward and two backward products per training image, 2 FLOPs per MAC."""
+        return 3 * 2 * self.connections
+
+
+def run_benchmark(
+    model_name: str,
+    epochs: int | None,
+    trainers: list[str],
+    workers: int,
+    on_trainer: Callable[[str], None] | None = None,
+) -> BenchReport:
+    """Train ``model_name`` on MNIST with each of ``trainers`` (of ``TRAINERS``), one
+    after the other, and time inference; ``on_trainer`` hears each one's name first."""
+    from cnnkit.analysis import size_report
+    from cnnkit.config import recipe_for, with_overrides
+    from cnnkit.errors import UnknownNameError
+
+    unknown = [name for name in trainers if name not in TRAINERS] or ([] if trainers else [""])
+    if unknown:
+        raise UnknownNameError.of("trainer", unknown[0], TRAINERS)
+    recipe = with_overrides(recipe_for(model_name), epochs=epochs)
+    network, _, _ = mnist_model(model_name)
+    connections = size_report(network, model_input_size(network)).totals.connections
+    runs = {
+        "cnnkit": lambda: run_cnnkit_train(model_name, recipe),
+        "in-memory": lambda: run_in_memory(model_name, recipe),
+        "textbook": lambda: run_textbook(model_name, recipe, workers),
+    }
+    results = []
+    for name in trainers:
+        if on_trainer is not None:
+            on_trainer(name)
+        results.append(runs[name]())
+    return BenchReport(
+        model_name,
+        recipe,
+        connections,
+        torch.get_num_threads(),
+        matmul_peak_gflops(),
+        results,
+        inference_speed(model_name),
+    )

@@ -2,7 +2,7 @@
 
 The exported model takes the images as the data set stores them: uint8 (N, C, H, W)
 at the training images' size (1x28x28 for MNIST), any batch size N. The graph itself
-pads or centre-crops them to the model's input (``fit_to_model``: MNIST's 28x28 to
+pads or centre-crops them to the model's input (``fit_to_input``: MNIST's 28x28 to
 LeNet-5's 32x32) and normalises them with the training split's mean and std, so a
 user needs no preprocessing code; it returns logits (N, K). The class names and these
 facts travel inside the file (ONNX ``metadata_props``; TorchScript ``cnnkit.json``).
@@ -26,15 +26,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from cnnkit.data import load_dataset
-from cnnkit.errors import ExportError, MissingExtraError
+from cnnkit.config import EXPORT_FORMATS, QUANTIZATIONS
+from cnnkit.errors import ExportError, UnknownNameError, import_extra
 from cnnkit.metrics import topk_correct
-from cnnkit.train.checkpoint import load_model
-from cnnkit.train.loop import predict_logits
-from cnnkit.train.run import fit_to_model
+from cnnkit.models import model_input_size
+from cnnkit.runs import RunRecord, load_run
+from cnnkit.transforms import fit_to_input
 
-FORMATS = ("onnx", "torchscript")
-QUANTIZATIONS = ("int8",)
 FLOAT_NOTE = {"quantization": "none"}
 INT8_NOTE = {"quantization": "int8 dynamic: fully connected weights int8, their inputs per batch"}
 # torch.onnx's operator library is written for opset 18 (its default, 20, is a conversion
@@ -65,7 +63,7 @@ class ExportResult:
 
 
 class UInt8Classifier(nn.Module):
-    """``model`` behind the test-time preprocessing of ``predict_logits``: uint8 images
+    """``model`` behind the test-time preprocessing of the run layer: uint8 images
     at the data's size -> padded or centre-cropped to the model's input -> (x/255 -
     mean) / std per channel -> logits. Padding adds zeros, MNIST's background."""
 
@@ -80,7 +78,7 @@ class UInt8Classifier(nn.Module):
         self.register_buffer("shift", shift.view(1, channels, 1, 1))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        x = fit_to_model(images, self.model).float()
+        x = fit_to_input(images, model_input_size(self.model)).float()
         return self.model(torch.addcmul(self.shift, x, self.scale))
 
 
@@ -94,19 +92,17 @@ def export_checkpoint(
 ) -> ExportResult:
     """Write CHECKPOINT's model to ``out`` in format ``fmt`` and check the written file
     on the checkpoint's test set (its first ``test_limit`` images)."""
-    if fmt not in FORMATS:
-        raise ExportError(f"unknown export format {fmt!r}; known: {', '.join(FORMATS)}")
+    if fmt not in EXPORT_FORMATS:
+        raise UnknownNameError.of("export format", fmt, EXPORT_FORMATS)
     if quantize is not None and quantize not in QUANTIZATIONS:
-        raise ExportError(f"unknown quantization {quantize!r}; known: {', '.join(QUANTIZATIONS)}")
+        raise UnknownNameError.of("quantization", quantize, QUANTIZATIONS)
     if fmt == "onnx":
         require_export_extra()  # before the slow steps
-    model, state = load_model(checkpoint)
-    _, test_set = load_dataset(state["dataset"], data_dir)
-    test_set = test_set.subset(test_limit or len(test_set))
-    mean, std = tuple(state["mean"]), tuple(state["std"])
-    reference = predict_logits(model, fit_to_model(test_set.images, model), mean=mean, std=std)
-    wrapped = UInt8Classifier(model, mean, std).eval()
-    metadata = export_metadata(state, test_set.image_shape)
+    run = load_run(checkpoint, device="cpu")  # traced and checked on the CPU
+    test_set = run.test_set(data_dir=data_dir, limit=test_limit)
+    reference = run.logits(test_set.images)
+    wrapped = UInt8Classifier(run.model, run.record.mean, run.record.std).eval()
+    metadata = export_metadata(run.record, run.checkpoint.epoch, test_set.image_shape)
     write = write_onnx if fmt == "onnx" else write_torchscript
     load = onnx_runner if fmt == "onnx" else torchscript_runner
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -128,7 +124,7 @@ def export_checkpoint(
         format=fmt,
         quantize=quantize,
         bytes=out.stat().st_size,
-        dataset=state["dataset"],
+        dataset=run.record.dataset,
         images=len(test_set),
         top1_error=top1_error(logits, test_set.labels),
         max_abs_difference=difference,
@@ -137,20 +133,22 @@ def export_checkpoint(
     )
 
 
-def export_metadata(state: dict, image_shape: tuple[int, int, int]) -> dict[str, str]:
+def export_metadata(
+    record: RunRecord, epochs: int, image_shape: tuple[int, int, int]
+) -> dict[str, str]:
     """What a user of the file needs to feed it and read its output, as strings."""
     channels, height, width = image_shape
     return {
-        "classes": json.dumps(list(state["classes"])),
+        "classes": json.dumps(list(record.classes)),
         "input": f"uint8 images (N, {channels}, {height}, {width}), pixel values 0-255 "
         "as stored in the data set; the model pads or centre-crops and normalises them itself",
-        "output": f"float32 logits (N, {len(state['classes'])}); softmax gives probabilities",
+        "output": f"float32 logits (N, {record.num_classes}); softmax gives probabilities",
         "normalisation": "(pixel / 255 - mean) / std per channel, done inside the model",
-        "mean": json.dumps(list(state["mean"])),
-        "std": json.dumps(list(state["std"])),
-        "model": state["model"],
-        "dataset": state["dataset"],
-        "epochs": str(state["epoch"]),
+        "mean": json.dumps(list(record.mean)),
+        "std": json.dumps(list(record.std)),
+        "model": record.model,
+        "dataset": record.dataset,
+        "epochs": str(epochs),
     }
 
 
@@ -235,15 +233,9 @@ def export_onnx_graph(model: nn.Module, example: torch.Tensor, out: Path) -> Non
 
 def require_export_extra():
     """The onnx module, or one error naming the extra to install."""
-    try:
-        import onnx
-        import onnxruntime  # noqa: F401
-        import onnxscript  # noqa: F401
-    except ImportError as error:
-        raise MissingExtraError(
-            f"ONNX export needs {error.name}: pip install 'cnnkit[export]'"
-        ) from None
-    return onnx
+    for needed in ("onnxruntime", "onnxscript"):
+        import_extra(needed, "export", "ONNX export")
+    return import_extra("onnx", "export", "ONNX export")
 
 
 def onnx_runner(path: Path) -> Runner:

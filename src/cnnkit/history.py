@@ -23,12 +23,12 @@ from cnnkit.analysis import size_report
 from cnnkit.baseline import train_hog_svm
 from cnnkit.config import HISTORY_LINE, TrainConfig, recipe_for
 from cnnkit.data import ImageSet, load_dataset
-from cnnkit.errors import ConfigError
-from cnnkit.models import model_names
+from cnnkit.models import check_model_name, model_input_size
+from cnnkit.models.fitting import build_for_images
 from cnnkit.reports import plots
-from cnnkit.train.checkpoint import load_checkpoint
-from cnnkit.train.run import CHECKPOINT_NAME, build_for_data, fit, fit_to_model
-from cnnkit.transforms import normalize
+from cnnkit.runs import CHECKPOINT_NAME, load_checkpoint
+from cnnkit.train.fit import fit
+from cnnkit.transforms import fit_to_input, normalize
 
 BASELINE = "hog-svm"
 # The year each design won or was published, and how the table names it.
@@ -102,8 +102,8 @@ def baseline_row(settings: HistorySettings) -> HistoryRow:
 def measure_speed(model_name: str, train_set: ImageSet, batch_size: int) -> tuple[float, float]:
     """Training and test images per second of a fresh ``model_name`` on this machine,
     timed on a few real batches (after one warm-up step)."""
-    model = build_for_data(model_name, train_set)
-    images = fit_to_model(train_set.images[: 2 * batch_size], model)
+    model = build_for_images(model_name, train_set.image_shape, len(train_set.classes))
+    images = fit_to_input(train_set.images[: 2 * batch_size], model_input_size(model))
     x = normalize(images, train_set.mean, train_set.std)
     labels = train_set.labels[: 2 * batch_size]
     optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
@@ -152,10 +152,10 @@ def net_row(
     path = run_dir / RESULT_NAME
     if path.is_file():
         return HistoryRow(**json.loads(path.read_text()))
-    recipe = recipe_for(model_name)
+    recipe = recipe_for(model_name, settings.dataset)
     resume = (run_dir / CHECKPOINT_NAME).is_file()
     if resume:  # keep the plan the interrupted run was started with
-        config = TrainConfig.from_dict(load_checkpoint(run_dir / CHECKPOINT_NAME)["config"])
+        config = TrainConfig.from_dict(load_checkpoint(run_dir / CHECKPOINT_NAME).config or {})
     else:
         epochs, images = settings.epochs, len(train_set)
         if seconds is not None:
@@ -175,8 +175,8 @@ def net_row(
             test_limit=settings.test_limit,
         )
     result = fit(replace(config, resume=resume, progress=settings.progress, out=run_dir))
-    model = build_for_data(model_name, train_set)
-    size = size_report(model, model.input_size, model_name).totals
+    model = build_for_images(model_name, train_set.image_shape, len(train_set.classes))
+    size = size_report(model, model_input_size(model), model_name).totals
     images = min(result.config.train_limit or len(train_set), len(train_set))
     row = HistoryRow(
         year=MILESTONES.get(model_name, (0, model_name))[0],
@@ -199,9 +199,8 @@ def run_history(
 ) -> list[HistoryRow]:
     """The baseline and every net of ``settings.models``, sorted by year; writes
     ``history.md``, ``history.png`` and ``history.json`` into ``settings.out``."""
-    unknown = [m for m in settings.models if m not in model_names()]
-    if unknown:
-        raise ConfigError(f"unknown model {unknown[0]!r}; known: {', '.join(model_names())}")
+    for name in settings.models:
+        check_model_name(name)
     settings.out.mkdir(parents=True, exist_ok=True)
     rows = [baseline_row(settings)]
     if on_row:

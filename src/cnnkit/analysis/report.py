@@ -22,7 +22,7 @@ from cnnkit.analysis.counting import (
     layer_kind,
 )
 from cnnkit.errors import InputSizeError, UncountedLayerError
-from cnnkit.models import build_model
+from cnnkit.models import build_model, model_input_size
 
 BYTES_PER_NUMBER = 4  # float32
 RULES_OF_THUMB = (
@@ -140,7 +140,7 @@ def model_size(
     if input_shape is not None:
         options = {"in_channels": input_shape[0], "image_size": tuple(input_shape[1:])}
     model = build_model(name, num_classes=num_classes, **options)
-    return size_report(model.to("meta"), input_shape or model.input_size, name)
+    return size_report(model.to("meta"), input_shape or model_input_size(model), name)
 
 
 def size_report(model: nn.Module, input_shape: Shape, name: str = "model") -> SizeReport:

@@ -71,7 +71,7 @@ def _provenance(name: str, data_dir: Path | None) -> tuple[str, str, list[Path]]
 
         files = list((Path(sklearn.datasets.__file__).parent / "data").glob("digits.*"))
         return digits.SOURCE, digits.LICENSE, files
-    from cnnkit.data.folder import IMAGE_SUFFIXES
+    from cnnkit.data.image_files import IMAGE_SUFFIXES
 
     root = Path(name.split(":", 1)[1]).expanduser()
     files = [p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]

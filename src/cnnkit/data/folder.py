@@ -1,9 +1,9 @@
 """Folder data sets: ``ROOT/train/<class>/*.jpg`` and ``ROOT/val/<class>/*`` (or ``test/``).
 
 JPEG and PNG files, RGB or grayscale (a set is RGB if any of its images has colour;
-grayscale images then get three equal channels). Images torchvision cannot decode are
-skipped and named in one ``SkippedImagesWarning``; a class folder without images is
-an error. Classes are the sorted folder names of ``train/``.
+grayscale images then get three equal channels), decoded by ``data.image_files``.
+Images it cannot decode are skipped and named in one ``SkippedImagesWarning``; a class
+folder without images is an error. Classes are the sorted folder names of ``train/``.
 
 Two ways in:
 - ``load_folder``: decode every image once into an in-memory ``ImageSet`` (uint8),
@@ -26,25 +26,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torchvision.io import ImageReadMode, decode_image
-from torchvision.transforms.v2 import functional as TF
 from tqdm import tqdm
 
 from cnnkit.data import locate
+from cnnkit.data.image_files import IMAGE_SUFFIXES, read_image
 from cnnkit.data.images import ImageSet, channel_stats
-from cnnkit.errors import DataError, ImageError, SkippedImagesWarning
+from cnnkit.errors import DataError, ImageError, SkippedImagesWarning, import_extra
+from cnnkit.transforms.resize import SMALL_SIDE, fit_size
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
-IN_MEMORY_MAX_SIDE = 64  # pixels; CIFAR (32), STL-10 (96 would be resized) in mind
+IN_MEMORY_MAX_SIDE = SMALL_SIDE  # pixels; CIFAR (32), STL-10 (96 would be resized) in mind
 RESCALED_SIDE = 256  # Krizhevsky et al. 2012, Sec. 2
 MAX_IN_MEMORY_BYTES = 8 << 30  # refuse to decode more than this into memory
-CACHE_VERSION = 1  # bump when decoding changes, so old caches are not used
-
-# torchvision 0.29 warns on every decode that torchvision.io will move to TorchCodec;
-# the decoders work, and one warning per image would bury everything else.
-warnings.filterwarnings(
-    "ignore", "The image decoding and encoding", DeprecationWarning, r"torchvision\.io"
-)
+CACHE_VERSION = 2  # bump when decoding changes, so old caches are not used (2: Pillow)
 
 
 @dataclass(frozen=True)
@@ -94,22 +87,7 @@ def list_split(split_dir: Path, classes: list[str] | None = None) -> Listing:
 
 def decode_file(path: Path) -> torch.Tensor:
     """uint8 (3, H, W) of a JPEG or PNG file (grayscale and palette images as RGB)."""
-    try:
-        data = torch.frombuffer(bytearray(path.read_bytes()), dtype=torch.uint8)
-        return decode_image(data, mode=ImageReadMode.RGB)
-    except (RuntimeError, ValueError, OSError) as error:
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise ImageError(f"{path}: not a readable image ({reason})") from None
-
-
-def fit_size(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """``image`` at ``size``: rescaled (shorter side first) and centre-cropped if needed."""
-    if tuple(image.shape[-2:]) == size:
-        return image
-    if max(size) <= IN_MEMORY_MAX_SIDE:  # small sets: a plain resize to the common size
-        return TF.resize(image, list(size), antialias=True)
-    image = TF.resize(image, min(size), antialias=True)  # shorter side to min(size)
-    return TF.center_crop(image, list(size))
+    return read_image(path, channels=3)
 
 
 def _decode_listing(
@@ -288,12 +266,7 @@ def imagenet_listings(root: Path) -> tuple[Listing, Listing]:
 
 
 def _read_devkit_meta(path: Path) -> dict[int, str]:
-    try:
-        from scipy.io import loadmat
-    except ImportError:
-        raise DataError(
-            "reading the ImageNet devkit needs scipy: pip install 'cnnkit[imagenet]'"
-        ) from None
+    loadmat = import_extra("scipy.io", "imagenet", "reading the ImageNet devkit").loadmat
     try:
         synsets = loadmat(str(path), squeeze_me=True)["synsets"]
         return {int(s["ILSVRC2012_ID"]): str(s["WNID"]) for s in synsets}

@@ -1,8 +1,8 @@
 """Folder data sets streamed from disk, for sets too large to decode into memory.
 
 ``cnnkit train --stream`` reads ``folder:PATH`` and ``imagenet:PATH`` through two
-DataLoaders whose worker processes decode each JPEG or PNG with torchvision.io
-(``folder.decode_file``), then:
+DataLoaders whose worker processes decode each JPEG or PNG (``folder.decode_file``),
+then:
 
 - images whose longer side is at most ``IN_MEMORY_MAX_SIDE`` (CIFAR-like sets) are
   brought to the set's common size, exactly as in memory, and every augmentation
@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
@@ -42,7 +43,6 @@ from cnnkit.data.folder import (
     RESCALED_SIDE,
     Listing,
     decode_file,
-    fit_size,
     folder_listings,
     imagenet_listings,
     warn_skipped,
@@ -50,6 +50,7 @@ from cnnkit.data.folder import (
 from cnnkit.data.images import ImageSet, channel_stats
 from cnnkit.errors import ConfigError, DataError, ImageError
 from cnnkit.transforms.augment import Augment, per_image_transform
+from cnnkit.transforms.resize import fit_size
 
 SAMPLE_SIZE = 1000  # training images decoded up front for mean, std and colour PCA
 MAX_DEFAULT_WORKERS = 8
@@ -290,7 +291,7 @@ def stream_loaders(
         batched = replace(augment, steps=rest) if rest else None
     train_keys = EpochBatches(len(data.train.files), batch_size, steps, seed)
     test_keys = in_order(len(data.test.files), eval_batch_size)
-    common = {"pin_memory": pin_memory, "seed": seed}
+    common: dict[str, Any] = {"pin_memory": pin_memory, "seed": seed}
     return FolderStream(
         data.root,
         make_loader(

@@ -8,6 +8,7 @@ its (C, H, W).
 """
 
 from collections.abc import Callable
+from typing import Any
 
 from torch import nn
 
@@ -41,16 +42,27 @@ MODEL_BUILDERS: dict[str, Callable[..., nn.Module]] = {
 }
 
 
+def model_input_size(model: nn.Module) -> tuple[int, int, int]:
+    """The (C, H, W) input that every registered model declares as ``input_size``."""
+    channels, height, width = model.input_size  # type: ignore[misc]  # set by each model
+    return int(channels), int(height), int(width)
+
+
 def model_names() -> list[str]:
     return sorted(MODEL_BUILDERS)
 
 
+def check_model_name(name: str) -> None:
+    """An ``UnknownNameError`` listing the registry unless ``name`` is in it."""
+    if name not in MODEL_BUILDERS:
+        raise UnknownNameError.of("model", name, model_names())
+
+
 def build_model(
-    name: str, num_classes: int | None = None, in_channels: int | None = None, **options: object
+    name: str, num_classes: int | None = None, in_channels: int | None = None, **options: Any
 ) -> nn.Module:
     """The model called ``name``; ``None`` leaves a setting at the paper's value."""
-    if name not in MODEL_BUILDERS:
-        raise UnknownNameError(f"unknown model {name!r}; known: {', '.join(model_names())}")
+    check_model_name(name)
     given = {"num_classes": num_classes, "in_channels": in_channels, **options}
     try:
         return MODEL_BUILDERS[name](

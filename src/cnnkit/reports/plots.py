@@ -144,3 +144,17 @@ def save_image_grid(images: torch.Tensor, titles: list[str], path: Path, columns
 def save_confusion_png(confusion: torch.Tensor, classes: list[str], path: Path) -> Path:
     """The confusion matrix (row = true class) as a PNG heat map with counts."""
     return save_png(confusion_matrix_figure(confusion, classes), path)
+
+
+def save_sample_grid(
+    dataset: str, split: str, count: int, seed: int, path: Path, data_dir: Path | None = None
+) -> Path:
+    """``count`` random images of a data set's split (drawn with ``seed``), titled with
+    their classes, as a PNG grid at ``path``."""
+    from cnnkit.data import load_dataset
+
+    train, test = load_dataset(dataset, data_dir)
+    chosen = train if split == "train" else test
+    picks = torch.randperm(len(chosen), generator=torch.Generator().manual_seed(seed))[:count]
+    titles = [chosen.classes[int(chosen.labels[i])] for i in picks]
+    return save_image_grid(chosen.images[picks], titles, path)

@@ -17,13 +17,12 @@ import torch
 from torch import nn
 
 from cnnkit.analysis import size_report
-from cnnkit.data import ImageSet, load_dataset
+from cnnkit.data import ImageSet
 from cnnkit.errors import CnnkitError
 from cnnkit.metrics import confusion_matrix, per_class_accuracy, topk_correct
+from cnnkit.models import model_input_size
 from cnnkit.reports import plots
-from cnnkit.train.checkpoint import load_model
-from cnnkit.train.loop import predict_logits
-from cnnkit.train.run import CHECKPOINT_NAME, METRICS_NAME, fit_to_model
+from cnnkit.runs import METRICS_NAME, Run, load_run
 
 REPORT_NAME = "report.html"
 FIGURE_NAMES = {
@@ -37,12 +36,15 @@ WORST_COUNT = 24  # misclassified test images shown, most confidently wrong firs
 
 @dataclass(frozen=True)
 class RunEvaluation:
-    """What the figures need: the run's model and its predictions on its test split."""
+    """What the figures need: the run and its predictions on its test split."""
 
-    model: nn.Module
-    state: dict
+    run: Run
     test_set: ImageSet
     logits: torch.Tensor  # (N, K)
+
+    @property
+    def model(self) -> nn.Module:
+        return self.run.model
 
 
 def read_history(run_dir: Path) -> list[dict]:
@@ -62,19 +64,13 @@ def read_history(run_dir: Path) -> list[dict]:
 
 
 def evaluate_run(run_dir: Path, data_dir: Path | None = None) -> RunEvaluation:
-    """Reload a run's model from its checkpoint and predict its own test split."""
-    model, state = load_model(run_dir / CHECKPOINT_NAME)
-    config = state.get("config", {})
+    """Reload a run's model from its checkpoint and predict the test split it was
+    tested on in training (its data folder and test limit)."""
+    run = load_run(run_dir)
+    config = run.checkpoint.config or {}
     data_dir = data_dir or (Path(config["data_dir"]) if config.get("data_dir") else None)
-    _, test_set = load_dataset(state["dataset"], data_dir)
-    test_set = test_set.subset(config.get("test_limit") or len(test_set))
-    logits = predict_logits(
-        model,
-        fit_to_model(test_set.images, model),
-        mean=tuple(state["mean"]),
-        std=tuple(state["std"]),
-    )
-    return RunEvaluation(model.eval(), state, test_set, logits)
+    test_set = run.test_set(data_dir=data_dir, limit=config.get("test_limit"))
+    return RunEvaluation(run, test_set, run.logits(test_set.images))
 
 
 def first_conv_weight(model: nn.Module) -> tuple[str, torch.Tensor] | None:
@@ -142,14 +138,14 @@ def build_report(run_dir: Path, data_dir: Path | None = None) -> Path:
 
 
 def summary_rows(history: list[dict], run: RunEvaluation) -> list[tuple[str, str]]:
-    state, labels = run.state, run.test_set.labels
-    size = size_report(run.model, run.model.input_size, state["model"]).totals
+    record, labels = run.run.record, run.test_set.labels
+    size = size_report(run.model, model_input_size(run.model), record.model).totals
     top1, top5 = topk_correct(run.logits, labels, (1, 5))
     count = len(labels)
-    channels, height, width = run.model.input_size
+    channels, height, width = model_input_size(run.model)
     return [
-        ("model", state["model"]),
-        ("data set", f"{state['dataset']} ({len(run.test_set.classes)} classes)"),
+        ("model", record.model),
+        ("data set", f"{record.dataset} ({len(run.test_set.classes)} classes)"),
         ("input", f"{channels} x {height} x {width}"),
         ("parameters", f"{size.parameters:,}"),
         ("connections (multiply-adds per image)", f"{size.connections:,}"),
@@ -166,7 +162,7 @@ def render_html(
 ) -> str:
     """The page: a summary table, the figures as data URIs, per-epoch and per-class tables."""
     esc = html.escape
-    title = f"cnnkit report: {run.state['model']} on {run.state['dataset']}"
+    title = f"cnnkit report: {run.run.record.model} on {run.run.record.dataset}"
     summary = "".join(
         f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in summary_rows(history, run)
     )

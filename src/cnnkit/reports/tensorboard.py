@@ -6,7 +6,7 @@ the trainer itself knows nothing of TensorBoard.
 
 from pathlib import Path
 
-from cnnkit.errors import CnnkitError
+from cnnkit.errors import import_extra
 
 SCALARS = {
     "train_loss": "loss/train",
@@ -19,12 +19,9 @@ SCALARS = {
 
 def summary_writer(log_dir: Path) -> object:
     """A ``torch.utils.tensorboard.SummaryWriter`` writing into ``log_dir``."""
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:
-        raise CnnkitError(
-            "--tensorboard needs the tensorboard package: pip install 'cnnkit[tensorboard]'"
-        ) from None
+    import_extra("tensorboard", "tensorboard", "--tensorboard")
+    from torch.utils.tensorboard import SummaryWriter
+
     return SummaryWriter(log_dir=str(log_dir))
 
 

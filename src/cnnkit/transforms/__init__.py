@@ -1,5 +1,6 @@
-"""Pixel operations on whole batches: padding, normalisation, augmentation, ten-crop."""
+"""Pixel operations: batched padding, cropping, normalisation and augmentation,
+ten-crop, one photo's resize-and-crop, and MNIST's preparation of a digit."""
 
-from cnnkit.transforms.batch import centre_crop, normalize, pad_to_size
+from cnnkit.transforms.batch import centre_crop, fit_to_input, normalize, pad_to_size
 
-__all__ = ["centre_crop", "normalize", "pad_to_size"]
+__all__ = ["centre_crop", "fit_to_input", "normalize", "pad_to_size"]

@@ -55,10 +55,7 @@ def parse_augment(spec: str, allow_flip: bool = True) -> tuple[str, ...]:
         named = tuple(part.strip() for part in spec.split(",") if part.strip())
         unknown = [step for step in named if step not in STEPS]
         if unknown:
-            raise UnknownNameError(
-                f"unknown augmentation {unknown[0]!r}; known: {', '.join(STEPS)} "
-                f"or a preset ({', '.join(PRESETS)})"
-            )
+            raise UnknownNameError.of("augmentation", unknown[0], [*STEPS, *PRESETS])
     return tuple(s for s in STEPS if s in named and (allow_flip or s != "flip"))
 
 

@@ -36,3 +36,16 @@ def centre_crop(images: torch.Tensor, height: int, width: int) -> torch.Tensor:
     if top < 0 or left < 0:
         raise ValueError(f"images of size {tuple(images.shape[-2:])} are smaller than {height}")
     return images[..., top : top + height, left : left + width]
+
+
+def fit_to_input(
+    images: torch.Tensor, input_size: tuple[int, ...], crop: bool = True
+) -> torch.Tensor:
+    """uint8 images at the size a data set stores them, brought to a model's input
+    (its (C, H, W) or (H, W)): padded with zeros where smaller (MNIST's 28x28 to
+    LeNet-5's 32x32), centre-cropped where larger (256 -> 224), or with ``crop=False``
+    kept larger, for random crops in training and ten crops in testing. Images already
+    at the input size are returned as they are."""
+    height, width = input_size[-2:]
+    images = pad_to_size(images, max(height, images.shape[-2]), max(width, images.shape[-1]))
+    return centre_crop(images, height, width) if crop else images

@@ -1,4 +1,5 @@
-"""Where training runs and in which precision: device, autocast dtype, memory format.
+"""Where a model computes, in training and inference, and in which precision: device,
+autocast dtype, memory format.
 
 ``--device auto`` takes a CUDA GPU when PyTorch sees one, else Apple's MPS, else the
 CPU. ``--precision`` sets the dtype that ``torch.autocast`` runs matrix products and
@@ -14,10 +15,11 @@ from dataclasses import dataclass
 
 import torch
 
-from cnnkit.errors import ConfigError
+from cnnkit.config import DEVICES, PRECISIONS
+from cnnkit.errors import ConfigError, UnknownNameError
 
-DEVICES = ("auto", "cpu", "cuda", "mps")
-PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+# fp32, bf16, fp16: None means float32 throughout, no autocast.
+AUTOCAST_DTYPES = dict(zip(PRECISIONS, (None, torch.bfloat16, torch.float16), strict=True))
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,7 @@ def resolve_device(name: str, local_rank: int = 0, distributed: bool = False) ->
     """The device ``--device NAME`` means for the process with ``local_rank`` on its
     machine; one clear error when the device is not there."""
     if name not in DEVICES:
-        raise ConfigError(f"unknown device {name!r}; known: {', '.join(DEVICES)}")
+        raise UnknownNameError.of("device", name, DEVICES)
     if name == "auto":
         # MPS has no collective backend, so several processes fall back to the CPU.
         mps = torch.backends.mps.is_available() and not distributed
@@ -91,7 +93,7 @@ def choose_placement(
     """The ``Placement`` for ``--device`` and ``--precision``; refuses precisions the
     device cannot run."""
     if precision not in PRECISIONS:
-        raise ConfigError(f"unknown precision {precision!r}; known: {', '.join(PRECISIONS)}")
+        raise UnknownNameError.of("precision", precision, PRECISIONS)
     where = resolve_device(device, local_rank, distributed)
     if precision == "fp16" and where.type != "cuda":
         raise ConfigError(
@@ -101,7 +103,7 @@ def choose_placement(
     if precision == "bf16" and where.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise ConfigError("--precision bf16: this GPU has no bf16 support; use fp16")
     channels_last = torch.channels_last if where.type == "cuda" else torch.contiguous_format
-    return Placement(where, PRECISIONS[precision], channels_last)
+    return Placement(where, AUTOCAST_DTYPES[precision], channels_last)
 
 
 def to_cpu(tree: object) -> object:

@@ -14,32 +14,24 @@ from cnnkit.config import Recipe, TrainConfig
 from cnnkit.data import DIGIT_DATASETS, ImageSet, load_dataset
 from cnnkit.data.stream import StreamedSet, open_stream, stream_loaders
 from cnnkit.errors import CheckpointError, ConfigError, TrainingError
-from cnnkit.models import build_model
-from cnnkit.train.checkpoint import load_checkpoint, save_checkpoint
-from cnnkit.train.compiled import CompiledOrEager
-from cnnkit.train.device import CPU, Placement, choose_placement, to_cpu
-from cnnkit.train.distributed import (
+from cnnkit.models import model_input_size
+from cnnkit.models.fitting import build_for_images
+from cnnkit.runs import CHECKPOINT_NAME, METRICS_NAME, RunRecord, load_checkpoint, save_checkpoint
+from cnnkit.runs.record import preparation_for
+from cnnkit.runtime.device import CPU, Placement, choose_placement, to_cpu
+from cnnkit.runtime.distributed import (
     SINGLE,
     World,
     broadcast_buffers,
     data_parallel,
     process_group,
 )
-from cnnkit.train.loop import (
-    EpochStats,
-    EvalStats,
-    evaluate,
-    evaluate_batches,
-    shuffled_batches,
-    steps_per_epoch,
-    train_one_epoch,
-)
+from cnnkit.runtime.inference import EvalStats, evaluate, evaluate_batches
+from cnnkit.train.compiled import CompiledOrEager
+from cnnkit.train.loop import EpochStats, shuffled_batches, steps_per_epoch, train_one_epoch
 from cnnkit.train.schedule import one_cycle
-from cnnkit.transforms import centre_crop, pad_to_size
+from cnnkit.transforms import fit_to_input
 from cnnkit.transforms.augment import Augment, build_augment
-
-CHECKPOINT_NAME = "checkpoint.pt"
-METRICS_NAME = "metrics.jsonl"
 
 
 @dataclass(frozen=True)
@@ -51,40 +43,6 @@ class FitResult:
     seconds: float  # wall time of this call, data loading included
     final_tta: EvalStats | None = None  # the final evaluation again with config.tta
     device: str = "cpu"  # where it ran, e.g. "cuda:0"
-
-
-PAD_LIMIT = 4  # pixels per side: LeNet-5 pads MNIST's 28x28 to 32x32 (LeCun et al. 1998)
-
-
-def fit_to_model(images: torch.Tensor, model: nn.Module, crop: bool = True) -> torch.Tensor:
-    """Pad a split's images to the model's input size (MNIST 28x28 -> LeNet-5's 32x32);
-    centre-crop larger ones to it (256 -> 224), or keep them with ``crop=False`` for
-    random crops in training and ten crops in testing."""
-    _, height, width = model.input_size
-    images = pad_to_size(images, max(height, images.shape[-2]), max(width, images.shape[-1]))
-    return centre_crop(images, height, width) if crop else images
-
-
-def fits_by_padding_or_cropping(input_size: tuple[int, int, int], data: ImageSet) -> bool:
-    """Whether data reach a model's input by padding at most ``PAD_LIMIT`` pixels a
-    side (MNIST for LeNet-5) or by cropping 256x256 images (AlexNet's 224 of 256)."""
-    _, height, width = data.image_shape
-    _, model_height, model_width = input_size
-    padded = (
-        0 <= model_height - height <= 2 * PAD_LIMIT and 0 <= model_width - width <= 2 * PAD_LIMIT
-    )
-    cropped = height == width == 256 and model_height <= 256 and model_width <= 256
-    return padded or cropped
-
-
-def build_for_data(model_name: str, data: ImageSet) -> nn.Module:
-    """``model_name`` at its paper's input size where the data fit it, else built for
-    the data's own image size (e.g. LeNet-1989, made for 16x16, on 28x28 MNIST)."""
-    sizes = {"num_classes": len(data.classes), "in_channels": data.image_shape[0]}
-    model = build_model(model_name, **sizes)
-    if fits_by_padding_or_cropping(model.input_size, data):
-        return model
-    return build_model(model_name, image_size=data.image_shape[1:], **sizes)
 
 
 @dataclass
@@ -137,11 +95,13 @@ def start_training(
     ``train_count`` images per epoch when ``train_set`` is a streamed set's sample."""
     recipe = config.recipe
     torch.manual_seed(config.seed)
-    model = placement.prepare(build_for_data(config.model, train_set))
+    model = placement.prepare(
+        build_for_images(config.model, train_set.image_shape, len(train_set.classes))
+    )
     augment = build_augment(
         recipe.augment,
         train_set.images,
-        model.input_size[-1],
+        model_input_size(model)[-1],
         len(train_set.classes),
         allow_flip=config.dataset not in DIGIT_DATASETS,
         seed=config.seed,
@@ -162,14 +122,14 @@ def start_training(
 def sgd_one_cycle(
     model: nn.Module, recipe: Recipe, total_steps: int
 ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
-    """SGD with Nesterov momentum and weight decay under the recipe's one-cycle schedule
-    over ``total_steps``: every model's update rule."""
+    """SGD with the recipe's momentum (Nesterov's or classical) and weight decay under
+    its one-cycle schedule over ``total_steps``: every model's update rule."""
     optimizer = torch.optim.SGD(
         model.parameters(),
         lr=recipe.lr,
         momentum=recipe.momentum,
         weight_decay=recipe.weight_decay,
-        nesterov=True,
+        nesterov=recipe.nesterov,
     )
     return optimizer, one_cycle(optimizer, total_steps, recipe.warmup_fraction)
 
@@ -190,8 +150,10 @@ def resolve_resume(config: TrainConfig) -> tuple[TrainConfig, dict | None]:
             )
         return config, None
     resumed = load_checkpoint(checkpoint_path)
+    if resumed.config is None:
+        raise CheckpointError(f"{checkpoint_path}: holds no training config to resume")
     saved = {
-        **resumed["config"],
+        **resumed.config,
         "out": str(config.out),
         "progress": config.progress,
         "workers": config.workers,
@@ -199,23 +161,27 @@ def resolve_resume(config: TrainConfig) -> tuple[TrainConfig, dict | None]:
         "device": config.device,
         "dist_timeout": config.dist_timeout,
     }
-    return TrainConfig.from_dict(saved), resumed
+    return TrainConfig.from_dict(saved), resumed.state
 
 
 def fit(
     config: TrainConfig,
     on_epoch: Callable[[dict], None] | None = None,
     world: World = SINGLE,
+    on_start: Callable[[TrainConfig], None] | None = None,
 ) -> FitResult:
     """Train ``config.model`` on ``config.dataset``; evaluate and checkpoint each epoch.
 
     With ``config.resume`` the run continues from ``config.out``'s checkpoint and
-    ends with the same weights as an uninterrupted run. Under torchrun every rank
-    calls ``fit`` with its ``world``; all return the same results, and only rank 0
-    writes files and calls ``on_epoch``.
+    ends with the same weights as an uninterrupted run; ``on_start`` is given the
+    config that runs (a resumed run's saved one). Under torchrun every rank calls
+    ``fit`` with its ``world``; all return the same results, and only rank 0 writes
+    files and calls ``on_start`` and ``on_epoch``.
     """
     start = time.perf_counter()
     config, resumed = resolve_resume(config)
+    if on_start is not None and world.is_main:
+        on_start(config)
     placement = choose_placement(config.device, config.precision, world.local_rank, world.size > 1)
     if config.stream:  # listed, not decoded; a decoded sample stands in for statistics
         streamed = open_stream(
@@ -274,7 +240,11 @@ def fit(
             state.history.append(epoch_record(epoch, stats, final, lr, epoch_start, start))
             if world.is_main:
                 save_checkpoint(
-                    {**describe_run(config, train_set, model), **state.state_dict()},
+                    {
+                        "record": describe_run(config, train_set, model).to_dict(),
+                        "config": config.to_dict(),
+                        **state.state_dict(),
+                    },
                     config.out / CHECKPOINT_NAME,
                 )
                 _append_metrics(config.out / METRICS_NAME, state.history[-1])
@@ -314,9 +284,11 @@ def in_memory_data(
     """Slices of whole splits held in memory on the placement's device (moved there
     once), shuffled by the run's own generator."""
     model, batch_size, device = state.model, config.recipe.batch_size, placement.device
-    train_images = fit_to_model(train_set.images, model, crop=state.augment is None).to(device)
+    train_images = fit_to_input(
+        train_set.images, model_input_size(model), crop=state.augment is None
+    ).to(device)
     train_labels = train_set.labels.to(device)
-    test_images = fit_to_model(test_set.images, model).to(device)
+    test_images = fit_to_input(test_set.images, model_input_size(model)).to(device)
     test_labels = test_set.labels.to(device)
 
     def train_batches(epoch: int) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
@@ -325,7 +297,7 @@ def in_memory_data(
     def test_errors(tta: str = "none") -> EvalStats:
         images = test_images
         if tta != "none":
-            images = fit_to_model(test_set.images, model, crop=False).to(device)
+            images = fit_to_input(test_set.images, model_input_size(model), crop=False).to(device)
         return evaluate(
             model,
             images,
@@ -359,7 +331,7 @@ def streamed_data(
     stream = stream_loaders(
         streamed,
         state.augment,
-        model.input_size[-1],
+        model_input_size(model)[-1],
         batch_size=batch_size,
         steps=steps_per_epoch(count, batch_size),
         eval_batch_size=config.eval_batch_size,
@@ -369,13 +341,16 @@ def streamed_data(
 
     def train_batches(epoch: int) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
         crop = state.augment is None
-        return ((fit_to_model(x, model, crop), y) for x, y in stream.train_batches(epoch))
+        return (
+            (fit_to_input(x, model_input_size(model), crop), y)
+            for x, y in stream.train_batches(epoch)
+        )
 
     def test_errors(tta: str = "none") -> EvalStats:
         crop = tta == "none"
         return evaluate_batches(
             model,
-            ((fit_to_model(x, model, crop), y) for x, y in stream.test_batches()),
+            ((fit_to_input(x, model_input_size(model), crop), y) for x, y in stream.test_batches()),
             mean=streamed.sample.mean,
             std=streamed.sample.std,
             num_classes=len(streamed.sample.classes),
@@ -429,20 +404,20 @@ def check_world(world: World, batch_size: int, test_images: int) -> None:
         raise ConfigError(f"{test_images} test images cannot be shared by {world.size} processes")
 
 
-def describe_run(config: TrainConfig, train_set: ImageSet, model: nn.Module) -> dict:
-    """What ``evaluate`` and ``predict`` need to rebuild and feed the model."""
-    return {
-        "model": config.model,
-        "num_classes": len(train_set.classes),
-        "in_channels": train_set.image_shape[0],
-        "image_size": model.input_size[1:],
-        "data_image_size": train_set.image_shape[1:],
-        "classes": train_set.classes,
-        "dataset": config.dataset,
-        "mean": train_set.mean,
-        "std": train_set.std,
-        "config": config.to_dict(),
-    }
+def describe_run(config: TrainConfig, train_set: ImageSet, model: nn.Module) -> RunRecord:
+    """What a consumer of this run needs to rebuild and feed the model."""
+    return RunRecord(
+        model=config.model,
+        num_classes=len(train_set.classes),
+        in_channels=train_set.image_shape[0],
+        input_size=model_input_size(model)[1:],
+        image_size=train_set.image_shape[1:],
+        classes=tuple(train_set.classes),
+        mean=train_set.mean,
+        std=train_set.std,
+        dataset=config.dataset,
+        preparation=preparation_for(config.dataset),
+    )
 
 
 def _write_metrics(path: Path, history: list[dict]) -> None:

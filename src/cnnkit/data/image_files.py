@@ -1,0 +1,62 @@
+"""Image files to pixels: the one decoder behind folder data sets, ``predict`` and every
+later reader of a user's photos.
+
+Pillow decodes JPEG, PNG and GIF (its first frame) in any of their modes (grayscale,
+palette, CMYK, 16-bit), and a damaged file raises an exception instead of taking the
+process down (torchvision's libpng decoder was seen to crash on a truncated PNG). The
+header is read first, and an image whose header claims more than ``MAX_PIXELS`` pixels
+is refused before a byte of pixels is allocated: a 100,000 x 100,000 PNG bomb is a few
+hundred bytes on disk and 30 GB in memory.
+"""
+
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+import torch
+from PIL import Image
+
+from cnnkit.errors import ImageError
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")  # what folder data sets list
+# Pillow's own threshold for its decompression-bomb warning (1024 * 1024 * 1024 // 4 // 3):
+# a 9,459 x 9,459 image, 268 MB as RGB.
+MAX_PIXELS = 89_478_485
+
+
+def read_image(
+    path: Path | BinaryIO, channels: int = 3, name: str | None = None
+) -> torch.Tensor:
+    """uint8 (channels, H, W) pixels of the image file at ``path`` (or an open binary
+    file, e.g. an upload's bytes in ``io.BytesIO``, called ``name`` in messages): one
+    channel as luminance, three as RGB. Every problem is one ``ImageError`` naming it."""
+    if name is None:
+        name = str(path)
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+            if width * height > MAX_PIXELS:
+                raise ImageError(
+                    f"{name}: {width:,} x {height:,} pixels, more than cnnkit decodes "
+                    f"({MAX_PIXELS:,}); a decompression bomb or a scan too large"
+                )
+            image.load()
+            pixels = np.asarray(_eight_bit(image).convert("L" if channels == 1 else "RGB"))
+    except ImageError:
+        raise
+    except FileNotFoundError:
+        raise ImageError(f"{name}: file not found") from None
+    except Exception as error:  # Pillow raises many types on damaged data; all mean that
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ImageError(f"{name}: not a readable image ({reason})") from None
+    tensor = torch.from_numpy(pixels.copy())
+    return tensor[None] if channels == 1 else tensor.permute(2, 0, 1).contiguous()
+
+
+def _eight_bit(image: Image.Image) -> Image.Image:
+    """16- and 32-bit grayscale (16-bit PNGs) as 8-bit by their high byte; Pillow's
+    own conversion to "L" would clip every value above 255 to white."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        high = np.asarray(image).astype(np.int64) >> 8
+        return Image.fromarray(np.clip(high, 0, 255).astype(np.uint8))
+    return image

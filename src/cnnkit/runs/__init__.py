@@ -1,0 +1,21 @@
+"""The run layer: a trained model and its typed record (``load_run``), the one reader
+and writer of checkpoints, and the names of a run folder's files. Training writes
+runs; every consumer reads them through here and never imports ``cnnkit.train``."""
+
+from cnnkit.runs.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from cnnkit.runs.names import CHECKPOINT_NAME, METRICS_NAME, RUNS_DIR, default_run_dir
+from cnnkit.runs.record import RunRecord
+from cnnkit.runs.run import Run, load_run
+
+__all__ = [
+    "CHECKPOINT_NAME",
+    "METRICS_NAME",
+    "RUNS_DIR",
+    "Checkpoint",
+    "Run",
+    "RunRecord",
+    "default_run_dir",
+    "load_checkpoint",
+    "load_run",
+    "save_checkpoint",
+]
