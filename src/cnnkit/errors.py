@@ -1,5 +1,9 @@
 """Errors a user can cause and fix. The CLI prints their message as one line."""
 
+import importlib
+from collections.abc import Iterable
+from types import ModuleType
+
 
 class CnnkitError(Exception):
     """Base class: the message names the file or value and what is wrong with it."""
@@ -18,7 +22,12 @@ class DownloadError(DataError):
 
 
 class UnknownNameError(CnnkitError):
-    """A model or data set name that is not in the registry."""
+    """A name that is not among the valid ones (models, data sets, augmentations,
+    devices, formats...); the message lists the valid names."""
+
+    @classmethod
+    def of(cls, kind: str, name: object, known: Iterable[str]) -> "UnknownNameError":
+        return cls(f"unknown {kind} {name!r}; known: {', '.join(known)}")
 
 
 class ConfigError(CnnkitError):
@@ -47,6 +56,18 @@ class UncountedLayerError(CnnkitError):
 
 class MissingExtraError(CnnkitError):
     """An optional package is not installed; the message names the extra that brings it."""
+
+
+def import_extra(module: str, extra: str, purpose: str) -> ModuleType:
+    """``module``, or a ``MissingExtraError`` saying that ``purpose`` needs it and
+    which of cnnkit's extras installs it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as error:
+        missing = error.name or module
+        raise MissingExtraError(
+            f"{purpose} needs {missing}: pip install 'cnnkit[{extra}]'"
+        ) from None
 
 
 class ExportError(CnnkitError):

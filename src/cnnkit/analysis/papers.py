@@ -106,7 +106,5 @@ def compare_models(names: list[str]) -> list[PaperComparison]:
     """The comparison columns for registry models whose papers' facts we hold."""
     for name in names:
         if name not in PAPER_FACTS:
-            raise UnknownNameError(
-                f"no paper facts for {name!r} to compare; known: {', '.join(PAPER_FACTS)}"
-            )
+            raise UnknownNameError.of("model to compare (no paper facts)", name, PAPER_FACTS)
     return [PaperComparison(name, PAPER_FACTS[name], model_size(name)) for name in names]

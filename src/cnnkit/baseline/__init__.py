@@ -1,5 +1,11 @@
 """Classical baselines: hand-designed descriptors and a linear classifier."""
 
-from cnnkit.baseline.hog_svm import BaselineResult, HogSettings, hog_features, train_hog_svm
+from cnnkit.baseline.hog_svm import (
+    BaselineResult,
+    HogSettings,
+    hog_features,
+    save_result,
+    train_hog_svm,
+)
 
-__all__ = ["BaselineResult", "HogSettings", "hog_features", "train_hog_svm"]
+__all__ = ["BaselineResult", "HogSettings", "hog_features", "save_result", "train_hog_svm"]

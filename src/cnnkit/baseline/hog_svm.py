@@ -8,6 +8,7 @@ descriptors (with richer codings) won the ImageNet challenge of 2010 (Lin et al.
 scikit-image for HOG, scikit-learn for the SVM.
 """
 
+import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -16,7 +17,7 @@ import numpy as np
 import torch
 
 from cnnkit.data import load_dataset
-from cnnkit.errors import CnnkitError
+from cnnkit.errors import import_extra
 from cnnkit.metrics import topk_correct
 
 
@@ -48,15 +49,9 @@ class BaselineResult:
 
 
 def _require_classic() -> tuple[object, object]:
-    try:
-        from skimage.feature import hog
-        from sklearn.svm import LinearSVC
-    except ImportError:
-        raise CnnkitError(
-            "the HOG+SVM baseline needs scikit-image and scikit-learn: "
-            "pip install 'cnnkit[classic]'"
-        ) from None
-    return hog, LinearSVC
+    purpose = "the HOG+SVM baseline"
+    features = import_extra("skimage.feature", "classic", purpose)
+    return features.hog, import_extra("sklearn.svm", "classic", purpose).LinearSVC
 
 
 def hog_features(images: torch.Tensor, settings: HogSettings = HogSettings()) -> np.ndarray:
@@ -117,3 +112,11 @@ def train_hog_svm(
         test_seconds=test_seconds,
         settings=asdict(settings),
     )
+
+
+def save_result(result: BaselineResult, out: Path) -> Path:
+    """The result as ``out/result.json``."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "result.json"
+    path.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+    return path

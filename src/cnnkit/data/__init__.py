@@ -43,7 +43,7 @@ def load_dataset(name: str, data_dir: Path | None = None) -> tuple[ImageSet, Ima
         from cnnkit.data.folder import load_imagenet
 
         return load_imagenet(Path(name.removeprefix("imagenet:")).expanduser())
-    raise UnknownNameError(f"unknown data set {name!r}; known: {', '.join(dataset_names())}")
+    raise UnknownNameError.of("data set", name, dataset_names())
 
 
 __all__ = ["DIGIT_DATASETS", "ImageSet", "dataset_names", "load_dataset"]

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from cnnkit.data.images import ImageSet, channel_stats
-from cnnkit.errors import CnnkitError
+from cnnkit.errors import import_extra
 
 SOURCE = "Alpaydin and Kaynak, UCI Optical Recognition of Handwritten Digits (1998), via sklearn"
 LICENSE = "CC BY 4.0 (UCI Machine Learning Repository)"
@@ -17,12 +17,7 @@ TEST_EVERY = 5
 
 
 def load_digits() -> tuple[ImageSet, ImageSet]:
-    try:
-        from sklearn.datasets import load_digits as sklearn_digits
-    except ImportError:
-        raise CnnkitError(
-            "data set 'digits' needs scikit-learn: pip install 'cnnkit[digits]'"
-        ) from None
+    sklearn_digits = import_extra("sklearn.datasets", "digits", "data set 'digits'").load_digits
     bunch = sklearn_digits()
     images = torch.from_numpy(np.rint(bunch.images * (255 / 16)).astype(np.uint8)[:, None])
     labels = torch.from_numpy(bunch.target.astype(np.int64))

@@ -6,6 +6,8 @@ Sec. 3.3 the projection shortcuts (option B), Sec. 3.4 batch normalisation and
 the initialisation, Fig. 5 the basic and bottleneck blocks.
 """
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -156,33 +158,33 @@ DEPTHS: dict[int, tuple[type[BasicBlock] | type[Bottleneck], tuple[int, int, int
 }
 
 
-def resnet(layers: int, **options: object) -> ResNet:
+def resnet(layers: int, **options: Any) -> ResNet:
     """The ``layers``-layer network of Table 1; options as ``ResNet``'s keywords."""
     block, depths = DEPTHS[layers]
     return ResNet(block, depths, **options)
 
 
-def resnet18(**options: object) -> ResNet:
+def resnet18(**options: Any) -> ResNet:
     return resnet(18, **options)
 
 
-def resnet34(**options: object) -> ResNet:
+def resnet34(**options: Any) -> ResNet:
     return resnet(34, **options)
 
 
-def resnet50(**options: object) -> ResNet:
+def resnet50(**options: Any) -> ResNet:
     return resnet(50, **options)
 
 
-def resnet101(**options: object) -> ResNet:
+def resnet101(**options: Any) -> ResNet:
     return resnet(101, **options)
 
 
-def resnet152(**options: object) -> ResNet:
+def resnet152(**options: Any) -> ResNet:
     return resnet(152, **options)
 
 
-def resnet50_v1_5(**options: object) -> ResNet:
+def resnet50_v1_5(**options: Any) -> ResNet:
     """ResNet-50 with the stride in the 3x3 convolution of each downsampling
     bottleneck ("v1.5", torchvision's layout), so torchvision's weights give
     torchvision's outputs. Deviation from He et al. 2015, kept under its own name."""

@@ -29,6 +29,8 @@ the nets without batch normalisation learn from the first steps.
 Sec. 3.3) rather than the paper's zero-padded identity (option A) for CIFAR.
 """
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -225,27 +227,27 @@ class CifarResNet(nn.Module):
         return self.fc(self.forward_features(x))
 
 
-def alexnet_small(**options: object) -> AlexNetSmall:
+def alexnet_small(**options: Any) -> AlexNetSmall:
     return AlexNetSmall(**options)
 
 
-def zfnet_small(**options: object) -> AlexNetSmall:
+def zfnet_small(**options: Any) -> AlexNetSmall:
     return AlexNetSmall(dense=True, **options)
 
 
-def vgg_small(**options: object) -> VGGSmall:
+def vgg_small(**options: Any) -> VGGSmall:
     return VGGSmall(**options)
 
 
-def googlenet_small(**options: object) -> GoogLeNetSmall:
+def googlenet_small(**options: Any) -> GoogLeNetSmall:
     return GoogLeNetSmall(**options)
 
 
-def resnet20(**options: object) -> CifarResNet:
+def resnet20(**options: Any) -> CifarResNet:
     return CifarResNet(blocks_per_stage=3, **options)
 
 
-def resnet8(**options: object) -> CifarResNet:
+def resnet8(**options: Any) -> CifarResNet:
     return CifarResNet(blocks_per_stage=1, **options)
 
 

@@ -1,0 +1,69 @@
+"""The ``cnnkit`` command: argument parsing and rendering only.
+
+One module per command group; each handler parses its options, calls one library
+function and prints the result. Torch is imported only when a command runs, never
+for ``--help``. A ``CnnkitError`` becomes one line on stderr and exit status 1; a
+traceback is shown only with ``--debug``.
+"""
+
+import sys
+import warnings
+
+import click
+
+from cnnkit.cli import data, history, runs, size, train
+from cnnkit.errors import CnnkitError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show the full traceback of an error.")
+def cli(debug: bool) -> None:
+    """Image classification with the landmark convolutional networks."""
+    # ``main`` reads --debug itself: errors leave click before any handler could.
+
+
+for command in (
+    train.train,
+    train.recipes,
+    runs.evaluate,
+    runs.predict,
+    runs.report,
+    runs.export,
+    size.size,
+    data.data,
+    history.baseline,
+    history.history,
+    history.bench,
+):
+    cli.add_command(command)
+
+
+def main() -> None:
+    debug = "--debug" in sys.argv[1:]
+    warnings.showwarning = show_warning_line
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("cnnkit: interrupted", err=True)
+        sys.exit(130)
+    except click.UsageError as error:  # a bad option or argument: one line, as errors are
+        command = error.ctx.command_path if error.ctx else "cnnkit"
+        hint = f" (see `{command} --help`)"
+        click.echo(f"cnnkit: error: {error.format_message()}{hint}", err=True)
+        sys.exit(error.exit_code)
+    except click.ClickException as error:
+        click.echo(f"cnnkit: error: {error.format_message()}", err=True)
+        sys.exit(error.exit_code)
+    except CnnkitError as error:
+        if debug:
+            raise
+        click.echo(f"cnnkit: error: {error}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        click.echo("cnnkit: interrupted; continue with --resume", err=True)
+        sys.exit(130)
+
+
+def show_warning_line(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings as one line on stderr, like errors."""
+    click.echo(f"cnnkit: warning: {message}", err=True)
