@@ -1,9 +1,13 @@
-"""Shared test helpers: the real CLI as a subprocess, real MNIST loaded once."""
+"""Shared test helpers: the real CLI as a subprocess, real MNIST loaded once, and the
+inputs that the test command (``bash .ci/run``) installs: under ``CI=true`` a missing
+one fails its tests instead of skipping them."""
 
+import importlib
 import os
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -28,3 +32,25 @@ def run_cli(
 def mnist() -> tuple[ImageSet, ImageSet]:
     """The real MNIST (train, test) splits as shipped with the package."""
     return load_dataset("mnist")
+
+
+IN_CI = os.environ.get("CI") == "true"
+
+
+def require_module(name: str, extra: str) -> ModuleType:
+    """Module ``name`` of cnnkit's ``extra``: imported (failing under CI when it is
+    missing, since the test command installs it), or the test skipped elsewhere."""
+    if IN_CI:
+        return importlib.import_module(name)
+    return pytest.importorskip(name, reason=f"the [{extra}] extra")
+
+
+def require_path(path: Path, what: str) -> Path:
+    """``path``, which the test command installs or CI provides: a failure under CI
+    when it is missing, a skip elsewhere."""
+    if not path.exists():
+        message = f"{path} not found ({what})"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    return path

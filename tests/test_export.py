@@ -11,16 +11,15 @@ import pytest
 import torch
 
 from cnnkit.config import TrainConfig, recipe_for, with_overrides
-from cnnkit.errors import ExportError, MissingExtraError
+from cnnkit.errors import ExportError, MissingExtraError, UnknownNameError
 from cnnkit.export import UInt8Classifier, export_checkpoint
-from cnnkit.train.checkpoint import load_model
-from cnnkit.train.loop import predict_logits
-from cnnkit.train.run import fit, fit_to_model
-from tests.conftest import run_cli
+from cnnkit.runs import load_run
+from cnnkit.train.fit import fit
+from tests.conftest import require_module, run_cli
 from tests.test_cli_errors import assert_one_line_error
 
-onnx = pytest.importorskip("onnx")
-onnxruntime = pytest.importorskip("onnxruntime")
+onnx = require_module("onnx", "export")
+onnxruntime = require_module("onnxruntime", "export")
 
 CHECKED = 300  # test images each export checks itself on (--test-limit)
 TOLERANCE = 1e-4  # issue 6: ONNX logits within 1e-4 of PyTorch's
@@ -72,9 +71,7 @@ def quantize_args(quantize: str | None) -> list[str]:
 
 def pytorch_logits(checkpoint, images: torch.Tensor) -> np.ndarray:
     """The reference: cnnkit's own test-time path on the checkpoint's model."""
-    model, state = load_model(checkpoint)
-    mean, std = tuple(state["mean"]), tuple(state["std"])
-    return predict_logits(model, fit_to_model(images, model), mean=mean, std=std).numpy()
+    return load_run(checkpoint, device="cpu").logits(images).numpy()
 
 
 @pytest.mark.parametrize("model", ["lenet5", "resnet18"])
@@ -97,10 +94,10 @@ def test_onnx_file_says_what_it_takes(checkpoints, export):
     path, _ = export("lenet5", "onnx")
     proto = onnx.load(path)
     props = {p.key: p.value for p in proto.metadata_props}
-    state = torch.load(checkpoints["lenet5"], weights_only=True)
-    assert json.loads(props["classes"]) == list(state["classes"])
-    assert json.loads(props["mean"]) == pytest.approx(state["mean"])
-    assert json.loads(props["std"]) == pytest.approx(state["std"])
+    record = torch.load(checkpoints["lenet5"], weights_only=True)["record"]  # as written
+    assert json.loads(props["classes"]) == record["classes"]
+    assert json.loads(props["mean"]) == pytest.approx(record["mean"])
+    assert json.loads(props["std"]) == pytest.approx(record["std"])
     assert "uint8" in props["input"] and props["quantization"] == "none"
     (graph_input,) = proto.graph.input
     tensor_type = graph_input.type.tensor_type
@@ -182,25 +179,25 @@ def test_a_wrong_export_is_refused(checkpoints, tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize(
-    ("content", "args", "fragments"),
+    ("content", "args", "fragments", "status"),
     [
-        (None, ["--format", "tflite"], ["unknown export format 'tflite'", "onnx, torchscript"]),
-        (b"garbage", ["--format", "onnx"], ["not a readable cnnkit checkpoint"]),
+        (None, ["--format", "tflite"], ["'tflite' is not one of 'onnx', 'torchscript'"], 2),
+        (b"garbage", ["--format", "onnx"], ["not a readable cnnkit checkpoint"], 1),
     ],
 )
-def test_cli_errors_are_one_line(checkpoints, tmp_path, content, args, fragments):
+def test_cli_errors_are_one_line(checkpoints, tmp_path, content, args, fragments, status):
     checkpoint = checkpoints["lenet5"]
     if content is not None:
         checkpoint = tmp_path / "checkpoint.pt"
         checkpoint.write_bytes(content)
     result = run_cli("export", str(checkpoint), *args, "--out", str(tmp_path / "m"))
-    assert result.returncode == 1
+    assert result.returncode == status
     assert_one_line_error(result, *fragments)
     assert not (tmp_path / "m").exists()
 
 
 def test_unknown_quantization_is_refused(checkpoints, tmp_path):
-    with pytest.raises(ExportError, match="unknown quantization 'int4'; known: int8"):
+    with pytest.raises(UnknownNameError, match="unknown quantization 'int4'; known: int8"):
         export_checkpoint(checkpoints["lenet5"], "onnx", tmp_path / "m.onnx", quantize="int4")
 
 

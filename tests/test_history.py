@@ -8,9 +8,9 @@ import pytest
 from cnnkit.config import HISTORY_LINE
 from cnnkit.history import MILESTONES, plan_epochs
 from cnnkit.models import model_names
-from tests.conftest import run_cli
+from tests.conftest import require_module, run_cli
 
-pytest.importorskip("sklearn", reason="the [classic] extra")
+require_module("sklearn", "classic")
 
 
 def test_every_model_of_the_line_exists_and_has_a_year() -> None:

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cnnkit.predict import mnist_style
+from cnnkit.transforms.digits import mnist_style
 from tests.conftest import run_cli
 
 COUNT = 20

@@ -1,12 +1,11 @@
 """HOG + linear SVM on real MNIST subsets, its CLI, and the error without the extra."""
 
 import numpy as np
-import pytest
 
 from cnnkit.baseline import HogSettings, hog_features, train_hog_svm
-from tests.conftest import run_cli
+from tests.conftest import require_module, run_cli
 
-skimage_feature = pytest.importorskip("skimage.feature", reason="the [classic] extra")
+skimage_feature = require_module("skimage.feature", "classic")
 
 
 def test_descriptor_is_scikit_images_hog(mnist) -> None:

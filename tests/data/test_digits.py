@@ -1,12 +1,12 @@
 """scikit-learn's 8x8 digits (optional extra), split and scaled as documented."""
 
 import numpy as np
-import pytest
 import torch
 
 from cnnkit.data import load_dataset
+from tests.conftest import require_module
 
-sklearn_datasets = pytest.importorskip("sklearn.datasets")
+sklearn_datasets = require_module("sklearn.datasets", "digits")
 
 
 def test_digits_split_and_scale() -> None:

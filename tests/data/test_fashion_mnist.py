@@ -7,11 +7,14 @@ import torch
 
 from cnnkit.data import load_dataset
 from cnnkit.data.mnist import FASHION_MNIST
+from tests.conftest import require_path
 
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
-pytestmark = pytest.mark.skipif(
-    not DEBIAN_DIR.is_dir(), reason="Debian package dataset-fashion-mnist not installed"
-)
+
+
+@pytest.fixture(autouse=True)
+def debian_package() -> None:
+    require_path(DEBIAN_DIR, "Debian's dataset-fashion-mnist; bash .ci/run installs it")
 
 
 def test_found_in_debian_folder_and_verified(tmp_path: Path, monkeypatch) -> None:

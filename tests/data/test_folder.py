@@ -12,6 +12,7 @@ from PIL import Image
 from cnnkit.data import load_dataset
 from cnnkit.data.folder import load_folder
 from cnnkit.errors import DataError, SkippedImagesWarning
+from tests.conftest import require_module
 
 
 @pytest.fixture(autouse=True)
@@ -101,7 +102,7 @@ def test_large_images_rescaled_to_256(tree: Path) -> None:
 
 
 def test_imagenet_layout_with_devkit(tree: Path) -> None:
-    scipy_io = pytest.importorskip("scipy.io")
+    scipy_io = require_module("scipy.io", "imagenet")
     root = tree.parent / "ilsvrc"
     classes = sorted(p.name for p in (tree / "train").iterdir())
     wnids = [f"n{1000 + i:08d}" for i in range(len(classes))]

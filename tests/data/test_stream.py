@@ -13,7 +13,7 @@ from cnnkit.config import Recipe, TrainConfig
 from cnnkit.data.folder import load_folder
 from cnnkit.data.stream import open_stream, stream_loaders
 from cnnkit.errors import ConfigError, SkippedImagesWarning
-from cnnkit.train.run import fit
+from cnnkit.train.fit import fit
 from cnnkit.transforms.augment import build_augment
 from tests.conftest import run_cli
 

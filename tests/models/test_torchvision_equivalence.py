@@ -6,7 +6,6 @@ No weights can be downloaded, so torchvision's models are randomly initialised
 
 import io
 import tarfile
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,16 +15,17 @@ from PIL import Image
 from torch.nn import functional as F
 
 from cnnkit.models import build_model
+from tests.conftest import require_path
+from tests.real_images import CIFAR_JPEG_ARCHIVE
 
-CIFAR_JPEGS = Path("/work/shared/data/cifar10-jpeg/cifar10-jpeg.tar.gz")
+CIFAR_JPEGS = CIFAR_JPEG_ARCHIVE  # ../shared/data beside the repository
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
 @pytest.fixture(scope="module")
 def photos() -> torch.Tensor:
     """Two real CIFAR-10 photos, upsampled to 224x224 and normalised: (2, 3, 224, 224)."""
-    if not CIFAR_JPEGS.exists():
-        pytest.skip(f"{CIFAR_JPEGS} not found")
+    require_path(CIFAR_JPEGS, "the shared CIFAR-10 JPEGs beside the repository")
     images = []
     with tarfile.open(CIFAR_JPEGS) as archive:
         for member in archive:  # streams the first members only

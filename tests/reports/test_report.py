@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from cnnkit.reports.report import FIGURE_NAMES, REPORT_NAME
-from tests.conftest import run_cli
+from tests.conftest import require_module, run_cli
 
 # Smallest sizes at which each figure shows something: the confusion matrix of ten
 # classes and the 24-image grid are larger than the one-row filter grid of LeNet-5.
@@ -117,8 +117,8 @@ def test_report_command_rebuilds_from_metrics_and_checkpoint(run_dir: Path, tmp_
 
 
 def test_tensorboard_logs_every_epoch(run_dir: Path) -> None:
-    accumulator = pytest.importorskip(
-        "tensorboard.backend.event_processing.event_accumulator", reason="tensorboard extra"
+    accumulator = require_module(
+        "tensorboard.backend.event_processing.event_accumulator", "tensorboard"
     )
     events = accumulator.EventAccumulator(str(run_dir / "tensorboard"))
     events.Reload()

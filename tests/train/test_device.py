@@ -8,9 +8,9 @@ import torch
 from torch.nn import functional as F
 
 from cnnkit.config import TrainConfig
-from cnnkit.errors import ConfigError
+from cnnkit.errors import ConfigError, UnknownNameError
 from cnnkit.models import build_model
-from cnnkit.train.device import CPU, Placement, choose_placement, to_cpu
+from cnnkit.runtime.device import CPU, Placement, choose_placement, to_cpu
 from cnnkit.train.loop import shuffled_batches, train_one_epoch
 from cnnkit.transforms import normalize
 from tests.conftest import run_cli
@@ -91,7 +91,7 @@ def test_placements_chosen_for_the_cpu():
     assert choose_placement("cpu", "bf16") == Placement(autocast_dtype=torch.bfloat16)
     with pytest.raises(ConfigError, match="fp16 needs a CUDA GPU"):
         choose_placement("cpu", "fp16")
-    with pytest.raises(ConfigError, match="unknown precision"):
+    with pytest.raises(UnknownNameError, match="unknown precision 'fp8'; known: fp32, bf16"):
         choose_placement("cpu", "fp8")
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from cnnkit.train.distributed import (
+from cnnkit.runtime.distributed import (
     SINGLE,
     World,
     collective_reason,
@@ -67,7 +67,25 @@ def test_two_ranks_reach_the_accuracy_of_one_process(runs):
     assert double.returncode == 0, double.stderr
     one, two = read_metrics(single_out)[-1], read_metrics(double_out)[-1]
     assert one["test_top1_error"] < 0.08 and two["test_top1_error"] < 0.08  # chance: 0.90
-    assert abs(one["test_top1_error"] - two["test_top1_error"]) <= 0.015
+
+
+def test_two_ranks_take_the_steps_of_one_process(tmp_path):
+    """20 steps of the same global batches: the same weights up to float rounding (the
+    ranks sum their halves' gradients in another order). Over hundreds of steps such
+    rounding grows chaotically (seen: 6.0% against 3.9% test error after 560 steps),
+    so the equality of the updates is checked where it is exact enough to see."""
+    short = [*TRAIN, "--epochs", "1", "--train-limit", "640"]
+    single = run_cli(*short, "--out", str(tmp_path / "single"), env=ENV)
+    double = torchrun(*short, "--out", str(tmp_path / "double"))
+    assert single.returncode == 0 and double.returncode == 0, single.stderr + double.stderr
+    one, two = (
+        torch.load(tmp_path / name / "checkpoint.pt", weights_only=True)["model_state"]
+        for name in ("single", "double")
+    )
+    for name, weights in one.items():
+        if weights.is_floating_point():
+            scale = float(weights.abs().max())
+            assert float((weights - two[name]).abs().max()) <= 1e-5 * scale, name
 
 
 def test_two_ranks_write_one_set_of_outputs(runs):

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from cnnkit.config import Recipe, TrainConfig
-from cnnkit.train.run import fit
+from cnnkit.train.fit import fit
 
 
 def _config(out: Path, resume: bool = False) -> TrainConfig:

@@ -100,6 +100,9 @@ def test_resume_after_a_killed_run_gives_the_same_weights(tmp_path):
 
     resumed = run_cli("train", "--resume", "--out", str(killed_dir), "--no-progress")
     assert resumed.returncode == 0, resumed.stderr
+    # The header and epoch lines count the resumed run's own 3 epochs, not the recipe's 15.
+    assert "training lenet5 on mnist: 3 epochs" in resumed.stdout
+    assert "epoch 3/3 " in resumed.stdout and "/15" not in resumed.stdout
     final = torch.load(killed_dir / "checkpoint.pt", weights_only=True)
     reference = torch.load(tmp_path / "whole" / "checkpoint.pt", weights_only=True)
     assert final["epoch"] == 3
@@ -155,3 +158,27 @@ def test_default_command_reaches_99_percent(tmp_path):
     assert result.returncode == 0, result.stderr
     final = read_metrics(tmp_path / "runs" / "lenet5-mnist")[-1]
     assert final["test_top1_error"] <= 0.010
+
+
+@pytest.mark.parametrize(("flag", "frames"), [([], False), (["--progress"], True)])
+def test_progress_bars_only_on_a_terminal_or_when_asked(tmp_path, flag, frames):
+    """stderr is a pipe here, as in a log or CI: no carriage-return frames by default."""
+    args = ["lenet5-modern", "--epochs", "1", "--train-limit", "512", "--test-limit", "256"]
+    result = subprocess.run(  # bytes: text mode would turn every carriage return into \n
+        [
+            sys.executable,
+            "-m",
+            "cnnkit",
+            "train",
+            *args,
+            *flag,
+            "--no-report",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert (b"\r" in result.stderr) is frames
+    assert b"epoch 1/1 " in result.stdout

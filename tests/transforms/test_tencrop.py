@@ -4,7 +4,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from cnnkit.train.loop import evaluate
+from cnnkit.runtime.inference import evaluate
 from cnnkit.transforms.tencrop import ten_crop, ten_crop_probs
 
 

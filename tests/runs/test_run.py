@@ -1,0 +1,207 @@
+"""The run layer: typed records in checkpoints, old checkpoints, the one file-to-pixels
+path, logits and features, and the boundary that keeps consumers off the trainer."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cnnkit.config import Recipe, TrainConfig
+from cnnkit.data.folder import decode_file
+from cnnkit.errors import CheckpointError
+from cnnkit.evaluate import evaluate_checkpoint
+from cnnkit.models.fitting import build_for_images
+from cnnkit.predict import predict_files
+from cnnkit.runs import RunRecord, load_checkpoint, load_run, save_checkpoint
+from cnnkit.train.fit import fit
+from tests.conftest import run_cli
+from tests.test_cli_errors import assert_one_line_error
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A real LeNet-5 run on MNIST: one short epoch."""
+    out = tmp_path_factory.mktemp("lenet5")
+    config = TrainConfig(
+        recipe=Recipe(epochs=1, batch_size=64, lr=0.01),
+        out=out,
+        train_limit=2000,
+        test_limit=300,
+        progress=False,
+    )
+    return fit(config).checkpoint
+
+
+def as_format_1(checkpoint, path):
+    """The checkpoint as cnnkit wrote it before the run layer (format 1): the record's
+    fields at the top level, under their old names."""
+    state = torch.load(checkpoint, weights_only=True)
+    record = state.pop("record")
+    state.update(
+        format_version=1,
+        model=record["model"],
+        num_classes=record["num_classes"],
+        in_channels=record["in_channels"],
+        image_size=record["input_size"],
+        data_image_size=record["image_size"],
+        classes=record["classes"],
+        dataset=record["dataset"],
+        mean=record["mean"],
+        std=record["std"],
+    )
+    torch.save(state, path)
+    return path
+
+
+def test_every_checkpoint_holds_a_typed_record(trained):
+    checkpoint = load_checkpoint(trained)
+    assert checkpoint.record == RunRecord(
+        model="lenet5",
+        num_classes=10,
+        in_channels=1,
+        input_size=(32, 32),  # LeNet-5's input: MNIST padded by 2 pixels a side
+        image_size=(28, 28),
+        classes=tuple(str(d) for d in range(10)),
+        mean=checkpoint.record.mean,
+        std=checkpoint.record.std,
+        dataset="mnist",
+        preparation="digit",
+    )
+    assert checkpoint.record.mean[0] == pytest.approx(0.1307, abs=2e-3)  # MNIST's own
+    assert checkpoint.epoch == 1 and checkpoint.config["model"] == "lenet5"
+
+
+def test_format_1_checkpoints_load_and_give_the_same_outputs(trained, tmp_path, mnist):
+    old = as_format_1(trained, tmp_path / "old.pt")
+    assert load_checkpoint(old).record == load_checkpoint(trained).record
+    _, test = mnist
+    images = test.images[:200]
+    assert torch.equal(load_run(old, "cpu").logits(images), load_run(trained, "cpu").logits(images))
+    new_eval, old_eval = (evaluate_checkpoint(path, test_limit=300) for path in (trained, old))
+    assert torch.equal(new_eval.plain.confusion, old_eval.plain.confusion)
+    files = []
+    for i in range(5):
+        files.append(tmp_path / f"{i}.png")
+        Image.fromarray(test.images[i, 0].numpy()).save(files[-1])
+    assert predict_files(trained, files) == predict_files(old, files)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "fragment"),
+    [
+        ("num_classes", "ten", "num_classes is 'ten', expected a positive integer"),
+        ("classes", ["only one"], "classes is ['only one'], expected 10 names"),
+        ("model", "lenet99", "unknown model 'lenet99'"),
+        ("std", [0.0], "std is [0.0], expected a list of positive numbers"),
+    ],
+)
+def test_damaged_metadata_is_one_line_naming_the_file(trained, tmp_path, field, value, fragment):
+    state = torch.load(trained, weights_only=True)
+    state["record"][field] = value
+    path = tmp_path / "checkpoint.pt"
+    torch.save(state, path)
+    with pytest.raises(CheckpointError) as caught:
+        load_run(path, "cpu")
+    assert str(path) in str(caught.value) and fragment in str(caught.value)
+    assert_one_line_error(run_cli("predict", str(path), str(path)), str(path), fragment)
+
+
+def test_weights_of_another_shape_name_the_mismatch(trained, tmp_path):
+    state = torch.load(trained, weights_only=True)
+    state["record"]["num_classes"] = 5
+    state["record"]["classes"] = list("abcde")
+    path = tmp_path / "checkpoint.pt"
+    torch.save(state, path)
+    with pytest.raises(CheckpointError, match="weights do not fit model 'lenet5' .*size mismatch"):
+        load_run(path, "cpu")
+
+
+def test_features_are_the_penultimate_layer(trained, mnist):
+    run = load_run(trained, "cpu")
+    _, test = mnist
+    features = run.features(test.images[:50])
+    assert features.shape == (50, 84)  # F6: 84 units (LeCun et al. 1998, Sec. II-B)
+    assert features.dtype == torch.float32 and features.std(dim=0).min() > 0
+    # LeNet-5's output layer is the RBF on F6: logits are minus its squared distances.
+    assert torch.allclose(run.model.output(features), run.logits(test.images[:50]), atol=1e-4)
+    assert run.features(test.images[:0]).shape == (0, 84)
+
+
+def test_prepare_pads_stored_images_to_the_model_input(trained, mnist):
+    run = load_run(trained, "cpu")
+    _, test = mnist
+    prepared = run.prepare(test.images[:3])
+    assert prepared.shape == (3, 1, 32, 32)
+    assert torch.equal(prepared[:, :, 2:30, 2:30], test.images[:3])
+    assert torch.equal(run.prepare(prepared), prepared)  # already at the input: unchanged
+
+
+def photo_run(tmp_path, image_shape: tuple[int, int, int], model: str = "resnet8"):
+    """An untrained run of ``model`` as if trained on a folder of photos of ``image_shape``."""
+    torch.manual_seed(0)
+    network = build_for_images(model, image_shape, 10)
+    record = RunRecord(
+        model=model,
+        num_classes=10,
+        in_channels=image_shape[0],
+        input_size=network.input_size[1:],
+        image_size=image_shape[1:],
+        classes=tuple("abcdefghij"),
+        mean=(0.5,) * image_shape[0],
+        std=(0.25,) * image_shape[0],
+        dataset="folder:photos",
+        preparation="photo",
+    )
+    path = tmp_path / "checkpoint.pt"
+    save_checkpoint(
+        {"record": record.to_dict(), "model_state": network.state_dict(), "epoch": 0}, path
+    )
+    return load_run(path, "cpu")
+
+
+def test_a_photo_is_prepared_as_the_folder_loader_stores_it(tmp_path, real_image_tree):
+    run = photo_run(tmp_path, (3, 32, 32))
+    photos = sorted((real_image_tree / "test").rglob("*.*"))[:8]
+    expected = torch.stack([decode_file(path) for path in photos])  # as training decoded them
+    assert torch.equal(run.prepare_files(photos), expected)
+    assert run.logits(run.prepare_files(photos)).shape == (8, 10)
+
+
+def test_a_large_photo_is_cropped_not_stretched(tmp_path):
+    """A 2:1 photo for a model trained on 256x256 photos: the shorter side is scaled to
+    256 and the centre kept, as in training; the red side bands fall outside."""
+    run = photo_run(tmp_path, (3, 256, 256), "alexnet-onetower")
+    pixels = np.zeros((300, 600, 3), np.uint8)
+    pixels[:, :150] = pixels[:, 450:] = (255, 0, 0)  # red quarters left and right
+    pixels[:, 150:450] = (0, 0, 255)  # a blue square in the middle
+    Image.fromarray(pixels).save(tmp_path / "wide.png")
+    (prepared,) = run.prepare_files([tmp_path / "wide.png"])
+    assert prepared.shape == (3, 224, 224)  # AlexNet's 224 of the 256
+    assert prepared[0].max() < 10 and prepared[2].min() > 245  # all blue, no red
+
+
+def test_consumers_do_not_load_the_trainer():
+    code = (
+        "import sys, cnnkit.predict, cnnkit.evaluate, cnnkit.export, cnnkit.reports, "
+        "cnnkit.reports.report, cnnkit.runs\n"
+        "print(sorted(m for m in sys.modules if m.startswith('cnnkit.train')))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.replace("'", '"')) == []
+
+
+def test_help_imports_no_torch():
+    code = (
+        "import sys\nfrom cnnkit.cli import cli\n"
+        "try:\n    cli(['train', '--help'])\nexcept SystemExit:\n    pass\n"
+        "print('TORCH' if 'torch' in sys.modules else 'NO TORCH')"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "--precision [fp32|bf16|fp16]" in result.stdout
+    assert result.stdout.strip().endswith("NO TORCH")

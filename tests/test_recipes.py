@@ -1,0 +1,58 @@
+"""Every registered model has a recipe from a named rule with a source; recipes may
+depend on the data set; momentum's form is a recipe field."""
+
+import pytest
+import torch
+
+from cnnkit.config import Recipe, TrainConfig, recipe_for, recipe_rule_for
+from cnnkit.errors import UnknownNameError
+from cnnkit.models import model_names
+from cnnkit.train.fit import sgd_one_cycle
+from tests.conftest import run_cli
+
+
+@pytest.mark.parametrize("dataset", ["mnist", "cifar10", "imagenet:/data/ilsvrc"])
+def test_every_model_has_a_recipe_with_a_source(dataset):
+    for name in model_names():
+        rule = recipe_rule_for(name, dataset)
+        assert name in rule.models and rule.recipe.source, name
+
+
+def test_imagenet_recipes_are_the_papers():
+    alexnet = recipe_for("alexnet", "imagenet:/x")
+    # Krizhevsky et al. 2012, Sec. 5: batch 128, lr 0.01, momentum 0.9, decay 5e-4.
+    assert (alexnet.batch_size, alexnet.lr, alexnet.momentum) == (128, 0.01, 0.9)
+    assert alexnet.weight_decay == 5e-4 and not alexnet.nesterov
+    resnet = recipe_for("resnet50", "imagenet:/x")  # He et al. 2016, Sec. 3.4
+    assert (resnet.batch_size, resnet.lr, resnet.weight_decay) == (256, 0.1, 1e-4)
+    assert recipe_for("resnet50", "mnist") != resnet  # the data set chooses the rule
+
+
+def test_an_unregistered_model_has_no_recipe():
+    with pytest.raises(UnknownNameError, match="'lenet99'"):
+        recipe_for("lenet99")
+
+
+@pytest.mark.parametrize("nesterov", [True, False])
+def test_the_optimiser_takes_momentum_as_the_recipe_says(nesterov):
+    model = torch.nn.Linear(3, 2)
+    optimizer, _ = sgd_one_cycle(model, Recipe(nesterov=nesterov), total_steps=10)
+    assert optimizer.param_groups[0]["nesterov"] is nesterov
+    assert optimizer.param_groups[0]["momentum"] == 0.9
+
+
+def test_configs_saved_before_these_fields_keep_nesterov():
+    saved = TrainConfig().to_dict()
+    for field in ("nesterov", "source"):
+        del saved["recipe"][field]  # as checkpoints written before them hold it
+    assert TrainConfig.from_dict(saved).recipe.nesterov is True  # what they trained with
+
+
+def test_recipes_command_prints_the_recipe_and_its_source():
+    result = run_cli("recipes", "lenet5")
+    assert result.returncode == 0, result.stderr
+    row = next(line for line in result.stdout.splitlines() if line.startswith("lenet5 "))
+    for value in ("15", "128", "0.01", "shift", "Nesterov", "Choosing the LeNet-5 recipe"):
+        assert value in row
+    imagenet = run_cli("recipes", "vgg16", "--dataset", "imagenet:/x")
+    assert "Simonyan and Zisserman 2015" in imagenet.stdout and "classical" in imagenet.stdout
