@@ -20,6 +20,10 @@ def test_compare_prints_the_lecture_table() -> None:
     assert "LeNet (1989)" in result.stdout and "AlexNet (2012)" in result.stdout
     assert "64,660" in result.stdout and "7,291" in result.stdout
     assert "x training examples x epochs x 3" in result.stdout
+    # Both conventions: the lecture's for LeNet (about 11 billion) and 3 per connection.
+    assert "training operations (lecture: connections x examples x epochs)" in result.stdout
+    assert "training operations (3 per connection: forward + backward)" in result.stdout
+    assert "10.8 billion" in result.stdout and "32.5 billion" in result.stdout
 
 
 def test_size_errors_are_one_line() -> None:

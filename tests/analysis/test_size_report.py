@@ -1,11 +1,14 @@
 """The size analyzer against the lecture's table, the papers' counts and torch's flop counter."""
 
+import json
+
 import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from cnnkit.analysis import model_size, size_report
 from cnnkit.analysis.papers import compare_models
+from cnnkit.analysis.render import FORMATS, render_comparison
 from cnnkit.models import build_model
 
 
@@ -167,3 +170,34 @@ def test_comparison_states_the_formula() -> None:
     lenet1, lenet5 = compare_models(["lenet1", "lenet5"])
     assert lenet1.training_operations == 64_660 * 7_291 * 23 * 3
     assert lenet5.training_operations == 340_908 * 60_000 * 20 * 3
+
+
+def test_comparison_gives_the_lectures_totals_for_lenet() -> None:
+    """The lecture: connections x training examples x epochs. LeNet-1 (1989): 65,000 x 7,291
+    x 23 = about 11 billion; LeNet-5 (1998): 344,000 x 60,000 x 20 = about 412 billion."""
+    lenet1, lenet5 = compare_models(["lenet1", "lenet5"])
+    assert lenet1.lecture_training_operations == 64_660 * 7_291 * 23  # 10,843,029,380
+    assert round(lenet1.lecture_training_operations / 1e9) == 11
+    assert lenet5.lecture_training_operations == 340_908 * 60_000 * 20  # 409,089,600,000
+    # The lecture starts from 344,000 connections, 0.9% above the paper's 340,908.
+    assert abs(lenet5.lecture_training_operations / 412e9 - 1) < 0.01
+
+
+def test_the_two_conventions_differ_by_three_operations_per_connection() -> None:
+    for column in compare_models(["lenet1", "lenet5", "alexnet"]):
+        assert column.training_operations == 3 * column.lecture_training_operations
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_comparison_renders_both_conventions(fmt: str) -> None:
+    text = render_comparison(compare_models(["lenet1", "lenet5"]), fmt)
+    if fmt == "json":
+        lenet1, lenet5 = json.loads(text)
+        assert lenet1["lecture_training_operations"] == 64_660 * 7_291 * 23
+        assert lenet5["training_operations"] == 340_908 * 60_000 * 20 * 3
+        return
+    lines = text.splitlines()
+    lecture = next(line for line in lines if "connections x examples x epochs" in line)
+    three = next(line for line in lines if "3 per connection: forward + backward" in line)
+    assert "10.8 billion" in lecture and "409.1 billion" in lecture
+    assert "32.5 billion" in three and "1.2 trillion" in three

@@ -1,7 +1,7 @@
 """Generate docs/model-sizes.md: the size table of every model and the comparison table.
 
 Run ``python -m cnnkit.analysis.docs`` from the repository root to regenerate
-the page; ``tests/analysis/test_docs.py`` checks that the committed page is
+the page; ``tests/analysis/test_size_docs.py`` checks that the committed page is
 current.
 """
 
@@ -50,6 +50,20 @@ Conventions, the same in code, JSON and tests:
 - Memory: parameters and units as float32 (4 bytes each).
 """
 
+OPERATIONS_NOTE = """**Two conventions for total training operations.** The lecture totals LeNet's
+training as connections x training examples x epochs: LeNet-1 (1989) 65,000 x
+7,291 x 23 = about 11 billion, LeNet-5 (1998) 344,000 x 60,000 x 20 = about 412
+billion, one operation per connection per example. Its AlexNet estimate counts
+three operations per connection per example instead: the forward multiply-add
+and two backward products (one for the unit's gradient, one for the weight's).
+The two rows differ by exactly that factor of 3, so compare networks within one
+row, not LeNet's first row with AlexNet's second. Both rows use the connections
+with biases counted here (64,660 and 340,908, the papers' totals): the lecture's
+convention gives 10.8 billion for LeNet-1 (11 billion rounded) and 409.1 billion
+for LeNet-5, whose lecture figure of 412 billion starts from 344,000
+connections, 0.9% more than the 1998 paper's 340,908.
+"""
+
 LECTURE_NOTES = """## Where the lecture's summary figures differ from exact counts
 
 - **LeNet-5 units: 8,084 in the lecture, 9,118 here.** The lecture sums the
@@ -83,6 +97,7 @@ def render_docs() -> str:
         + " --format markdown`\n\n"
         + render_comparison(compare_models(COMPARED), "markdown")
         + "\n",
+        OPERATIONS_NOTE,
         LECTURE_NOTES,
     ]
     for name in MODEL_BUILDERS:

@@ -1,9 +1,14 @@
 """What each paper says about its training: the facts behind ``cnnkit size --compare``.
 
-Total training operations = connections (with biases) x training examples x
-epochs x 3: about three multiply-adds per connection per example, one in the
-forward pass and two in the backward pass (one for the unit's gradient, one
-for the weight's).
+Total training operations are given in the lecture's two conventions, both from
+the connections with biases (the papers' count):
+
+- the lecture's LeNet figures: connections x training examples x epochs, one
+  operation per connection per example (LeNet-1 1989: 65,000 x 7,291 x 23 =
+  about 11 billion; LeNet-5 1998: 344,000 x 60,000 x 20 = about 412 billion);
+- its AlexNet estimate: the same x 3, about three multiply-adds per connection
+  per example, one in the forward pass and two in the backward pass (one for the
+  unit's gradient, one for the weight's).
 """
 
 from dataclasses import dataclass
@@ -93,13 +98,18 @@ class PaperComparison:
     size: SizeReport
 
     @property
-    def training_operations(self) -> int:
+    def lecture_training_operations(self) -> int:
+        """Connections x examples x epochs: how the lecture totals LeNet's training."""
         return (
             self.size.totals.connections_with_biases
             * self.facts.training_examples
             * self.facts.epochs
-            * OPERATIONS_PER_CONNECTION
         )
+
+    @property
+    def training_operations(self) -> int:
+        """Three per connection (forward + backward): how the lecture estimates AlexNet's."""
+        return self.lecture_training_operations * OPERATIONS_PER_CONNECTION
 
 
 def compare_models(names: list[str]) -> list[PaperComparison]:

@@ -103,6 +103,12 @@ def human(number: int) -> str:
     return f"{number:,}"
 
 
+# The two conventions side by side: the lecture counts LeNet's training one way and
+# AlexNet's the other, so a reader can only compare networks within one row.
+LECTURE_OPERATIONS_ROW = "training operations (lecture: connections x examples x epochs)"
+OPERATIONS_ROW = "training operations (3 per connection: forward + backward)"
+
+
 def comparison_rows(columns: list[PaperComparison]) -> list[list[str]]:
     facts = [column.facts for column in columns]
     sizes = [column.size.totals for column in columns]
@@ -116,7 +122,8 @@ def comparison_rows(columns: list[PaperComparison]) -> list[list[str]]:
         ["parameters", *[f"{s.parameters:,}" for s in sizes]],
         ["connections", *[f"{s.connections:,}" for s in sizes]],
         ["connections with biases", *[f"{s.connections_with_biases:,}" for s in sizes]],
-        ["total training operations", *[human(c.training_operations) for c in columns]],
+        [LECTURE_OPERATIONS_ROW, *[human(c.lecture_training_operations) for c in columns]],
+        [OPERATIONS_ROW, *[human(c.training_operations) for c in columns]],
     ]
 
 
@@ -129,6 +136,7 @@ def render_comparison(columns: list[PaperComparison], fmt: str) -> str:
                     "model": column.model,
                     **column.facts.__dict__,
                     "totals": column.size.to_dict()["totals"],
+                    "lecture_training_operations": column.lecture_training_operations,
                     "training_operations": column.training_operations,
                 }
                 for column in columns
@@ -144,9 +152,12 @@ def render_comparison(columns: list[PaperComparison], fmt: str) -> str:
     table = tabulate(rows, headers=headers, tablefmt=TABLE_STYLES[fmt], disable_numparse=True)
     bullet = "- " if fmt == "markdown" else ""
     notes = [
-        f"{bullet}total training operations = connections with biases x training examples x epochs "
-        f"x {OPERATIONS_PER_CONNECTION} (one multiply-add forward, two backward); units, "
-        f"parameters and connections counted by cnnkit on the model at its own input size",
+        f"{bullet}training operations (lecture) = connections with biases x training examples "
+        f"x epochs, as the lecture totals LeNet; (3 per connection) = connections with biases "
+        f"x training examples x epochs x {OPERATIONS_PER_CONNECTION} (one multiply-add forward, "
+        f"two backward), as it estimates AlexNet",
+        f"{bullet}units, parameters and connections counted by cnnkit on the model at its own "
+        f"input size",
         *[f"{bullet}{c.facts.network}: {c.facts.source}" for c in columns],
     ]
     return "\n".join([table, "", *notes])
