@@ -9,7 +9,6 @@ from tabulate import tabulate
 from cnnkit.analysis.papers import OPERATIONS_PER_CONNECTION, PaperComparison
 from cnnkit.analysis.report import RULES_OF_THUMB, SizeReport
 
-FORMATS = ("table", "json", "csv", "markdown")
 COLUMNS = [
     "name",
     "kind",
