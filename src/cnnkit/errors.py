@@ -70,6 +70,14 @@ def import_extra(module: str, extra: str, purpose: str) -> ModuleType:
         ) from None
 
 
+class WriteError(CnnkitError):
+    """A file cannot be written: the disk is full, the place is read-only or missing."""
+
+
+class FolderBusyError(CnnkitError):
+    """Another process holds the folder (a run or an index being written)."""
+
+
 class ExportError(CnnkitError):
     """A model cannot be exported in the format asked for."""
 

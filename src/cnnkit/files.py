@@ -1,0 +1,120 @@
+"""Writing files safely: whole or not at all, and one writer per folder.
+
+``atomic_write`` writes through a temporary file beside the target, flushed to disk
+and renamed into place: a reader sees the old file or the new one, never half of one,
+whatever kills the writer (a signal, kill -9, a full disk). ``FolderLock`` makes a run
+or index folder one process's at a time with an OS lock (``fcntl.flock``), which the
+kernel releases when its holder dies, so a killed run never leaves a stale lock.
+"""
+
+import errno
+import fcntl
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+from cnnkit.errors import FolderBusyError, WriteError
+
+TEMPORARY_SUFFIX = ".tmp"
+LOCK_NAME = ".lock"
+
+
+def describe_os_error(error: OSError) -> str:
+    """An OS error in a few words: "no space left on device", "permission denied"."""
+    if error.errno == errno.ENOSPC:
+        return "no space left on device"
+    return (error.strerror or type(error).__name__).lower()
+
+
+def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> Path:
+    """Write ``path`` by calling ``write(file)`` on a temporary file in the same folder,
+    then renaming it into place; on any failure the temporary file is removed, the
+    old ``path`` is left as it was, and an ``OSError`` becomes one ``WriteError``."""
+    path = Path(path)
+    temporary = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, name = tempfile.mkstemp(
+            dir=path.parent, prefix=path.name + ".", suffix=TEMPORARY_SUFFIX
+        )
+        temporary = Path(name)
+        with os.fdopen(handle, "wb") as file:
+            write(file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.chmod(temporary, 0o666 & ~current_umask())  # as open() would: mkstemp makes 0600
+        os.replace(temporary, path)
+        temporary = None
+    except OSError as error:
+        raise WriteError(f"{path}: cannot write ({describe_os_error(error)})") from None
+    finally:
+        if temporary is not None:
+            temporary.unlink(missing_ok=True)
+    return path
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> Path:
+    return atomic_write(path, lambda file: file.write(data))
+
+
+def atomic_write_text(path: Path, text: str) -> Path:
+    return atomic_write_bytes(path, text.encode())
+
+
+def current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Delete the temporary files a killed writer left in ``folder`` (call it while
+    holding the folder's lock, so that no live writer's file is taken)."""
+    removed = []
+    for stale in Path(folder).glob(f"*{TEMPORARY_SUFFIX}"):
+        if stale.is_file():
+            stale.unlink(missing_ok=True)
+            removed.append(stale)
+    return removed
+
+
+class FolderLock:
+    """``with FolderLock(folder, "training"):`` holds ``folder/.lock`` exclusively, or
+    raises ``FolderBusyError`` naming the folder and the process that holds it."""
+
+    def __init__(self, folder: Path, purpose: str) -> None:
+        self.folder, self.purpose = Path(folder), purpose
+        self.file: BinaryIO | None = None
+
+    def __enter__(self) -> "FolderLock":
+        path = self.folder / LOCK_NAME
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            file = open(path, "a+b")  # noqa: SIM115  # held until __exit__
+        except OSError as error:
+            raise WriteError(f"{self.folder}: cannot use ({describe_os_error(error)})") from None
+        try:
+            fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            file.seek(0)
+            holder = file.read().decode(errors="replace").strip() or "another process"
+            file.close()
+            raise FolderBusyError(
+                f"{self.folder}: in use by {holder}; wait for it to finish or use another folder"
+            ) from None
+        file.seek(0)
+        file.truncate()
+        file.write(f"process {os.getpid()} ({self.purpose})".encode())
+        file.flush()
+        self.file = file
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.file is not None:
+            self.file.seek(0)
+            self.file.truncate()  # the lock file stays: removing it would race a new holder
+            fcntl.flock(self.file.fileno(), fcntl.LOCK_UN)
+            self.file.close()
+            self.file = None
