@@ -82,5 +82,10 @@ class ExportError(CnnkitError):
     """A model cannot be exported in the format asked for."""
 
 
+class Terminated(BaseException):
+    """SIGTERM arrived: unwinds like Ctrl-C's KeyboardInterrupt, so that files being
+    written are cleaned up, and ``cli.main`` ends with one line and exit status 143."""
+
+
 class SkippedImagesWarning(UserWarning):
     """Some image files of a folder data set could not be decoded and were left out."""

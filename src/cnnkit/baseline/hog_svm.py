@@ -18,6 +18,7 @@ import torch
 
 from cnnkit.data import load_dataset
 from cnnkit.errors import import_extra
+from cnnkit.files import atomic_write_text
 from cnnkit.metrics import topk_correct
 
 
@@ -116,7 +117,4 @@ def train_hog_svm(
 
 def save_result(result: BaselineResult, out: Path) -> Path:
     """The result as ``out/result.json``."""
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "result.json"
-    path.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
-    return path
+    return atomic_write_text(out / "result.json", json.dumps(result.to_dict(), indent=2) + "\n")

@@ -6,13 +6,17 @@ for ``--help``. A ``CnnkitError`` becomes one line on stderr and exit status 1; 
 traceback is shown only with ``--debug``.
 """
 
+import signal
 import sys
 import warnings
 
 import click
 
 from cnnkit.cli import data, history, runs, size, train
-from cnnkit.errors import CnnkitError
+from cnnkit.errors import CnnkitError, Terminated
+
+# Commands that continue an interrupted run with --resume, so an interruption says so.
+RESUMABLE = ("train",)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -39,13 +43,17 @@ for command in (
 
 
 def main() -> None:
+    signal.signal(signal.SIGTERM, raise_terminated)
     debug = "--debug" in sys.argv[1:]
     warnings.showwarning = show_warning_line
     try:
         cli.main(standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("cnnkit: interrupted", err=True)
+    except (click.exceptions.Abort, KeyboardInterrupt):  # click turns Ctrl-C into Abort
+        click.echo(f"cnnkit: interrupted{resume_hint()}", err=True)
         sys.exit(130)
+    except Terminated:
+        click.echo(f"cnnkit: terminated{resume_hint()}", err=True)
+        sys.exit(143)
     except click.UsageError as error:  # a bad option or argument: one line, as errors are
         command = error.ctx.command_path if error.ctx else "cnnkit"
         hint = f" (see `{command} --help`)"
@@ -59,9 +67,16 @@ def main() -> None:
             raise
         click.echo(f"cnnkit: error: {error}", err=True)
         sys.exit(1)
-    except KeyboardInterrupt:
-        click.echo("cnnkit: interrupted; continue with --resume", err=True)
-        sys.exit(130)
+
+
+def raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
+def resume_hint() -> str:
+    """ "; continue with --resume" for a command that can continue where it stopped."""
+    words = [word for word in sys.argv[1:] if not word.startswith("-")]
+    return "; continue with --resume" if words[:1] and words[0] in RESUMABLE else ""
 
 
 def show_warning_line(message, category, filename, lineno, file=None, line=None) -> None:

@@ -19,8 +19,6 @@ Two ways in:
 """
 
 import hashlib
-import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +29,8 @@ from tqdm import tqdm
 from cnnkit.data import locate
 from cnnkit.data.image_files import IMAGE_SUFFIXES, read_image
 from cnnkit.data.images import ImageSet, channel_stats
-from cnnkit.errors import DataError, ImageError, SkippedImagesWarning, import_extra
+from cnnkit.errors import DataError, ImageError, SkippedImagesWarning, WriteError, import_extra
+from cnnkit.files import atomic_write
 from cnnkit.transforms.resize import SMALL_SIDE, fit_size
 
 IN_MEMORY_MAX_SIDE = SMALL_SIDE  # pixels; CIFAR (32), STL-10 (96 would be resized) in mind
@@ -147,13 +146,9 @@ def _read_cache(path: Path) -> dict | None:
 
 def _write_cache(path: Path, content: dict) -> None:
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        with os.fdopen(handle, "wb") as file:
-            torch.save(content, file)
-        os.replace(temporary, path)
-    except OSError:
-        pass  # a read-only cache directory only costs the next run the decoding
+        atomic_write(path, lambda file: torch.save(content, file))
+    except WriteError:
+        pass  # a full or read-only cache directory only costs the next run the decoding
 
 
 def _as_grayscale_if_gray(images: list[torch.Tensor]) -> list[torch.Tensor]:

@@ -12,6 +12,8 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
+from cnnkit.files import atomic_write_bytes
+
 
 def png_bytes(figure: Figure, dpi: int = 100) -> bytes:
     """The figure as PNG bytes."""
@@ -130,10 +132,8 @@ def error_bars(names: list[str], top1_errors: list[float], title: str) -> Figure
 
 
 def save_png(figure: Figure, path: Path) -> Path:
-    """Write ``figure`` to ``path`` as PNG (folders made as needed)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(png_bytes(figure))
-    return path
+    """Write ``figure`` to ``path`` as PNG (folders made as needed), whole or not at all."""
+    return atomic_write_bytes(path, png_bytes(figure))
 
 
 def save_image_grid(images: torch.Tensor, titles: list[str], path: Path, columns: int = 8) -> Path:

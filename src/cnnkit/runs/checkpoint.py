@@ -8,9 +8,7 @@ temporary file and renamed into place, so that a run killed while writing leaves
 previous checkpoint intact.
 """
 
-import os
 import pickle
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +18,7 @@ import torch
 from torch import nn
 
 from cnnkit.errors import CheckpointError, CnnkitError
+from cnnkit.files import atomic_write
 from cnnkit.models import build_model, model_input_size
 from cnnkit.runs.record import RunRecord
 
@@ -47,18 +46,9 @@ class Checkpoint:
 
 def save_checkpoint(state: dict[str, Any], path: Path) -> None:
     """Write ``state`` (with ``"record"``: a ``RunRecord.to_dict()``) to ``path``
-    through a temporary file and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            torch.save({"format_version": FORMAT_VERSION, **state}, file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
+    through a temporary file and a rename (``files.atomic_write``); a full disk is one
+    ``WriteError`` and leaves the previous checkpoint as it was."""
+    atomic_write(path, lambda file: torch.save({"format_version": FORMAT_VERSION, **state}, file))
 
 
 def load_checkpoint(path: Path) -> Checkpoint:
