@@ -28,7 +28,7 @@ def describe_os_error(error: OSError) -> str:
     return (error.strerror or type(error).__name__).lower()
 
 
-def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> Path:
+def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> Path:
     """Write ``path`` by calling ``write(file)`` on a temporary file in the same folder,
     then renaming it into place; on any failure the temporary file is removed, the
     old ``path`` is left as it was, and an ``OSError`` becomes one ``WriteError``."""

@@ -24,9 +24,7 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")  # what folder data sets list
 MAX_PIXELS = 89_478_485
 
 
-def read_image(
-    path: Path | BinaryIO, channels: int = 3, name: str | None = None
-) -> torch.Tensor:
+def read_image(path: Path | BinaryIO, channels: int = 3, name: str | None = None) -> torch.Tensor:
     """uint8 (channels, H, W) pixels of the image file at ``path`` (or an open binary
     file, e.g. an upload's bytes in ``io.BytesIO``, called ``name`` in messages): one
     channel as luminance, three as RGB. Every problem is one ``ImageError`` naming it."""
