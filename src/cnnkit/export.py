@@ -69,6 +69,9 @@ class UInt8Classifier(nn.Module):
     at the data's size -> padded or centre-cropped to the model's input -> (x/255 -
     mean) / std per channel -> logits. Padding adds zeros, MNIST's background."""
 
+    scale: torch.Tensor  # buffers (torch types them as Tensor | Module)
+    shift: torch.Tensor
+
     def __init__(self, model: nn.Module, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
         super().__init__()
         self.model = model
@@ -233,6 +236,7 @@ def export_onnx_graph(model: nn.Module, example: torch.Tensor, out: Path) -> Non
         )
     except Exception as error:  # the exporter raises many types; none is the user's fault
         raise ExportError(f"torch.onnx.export failed: {str(error).splitlines()[0]}") from error
+    assert program is not None  # with dynamo=True torch.onnx.export returns the program
     program.save(str(out), external_data=False)
 
 

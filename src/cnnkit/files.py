@@ -42,7 +42,7 @@ def describe_write_error(error: Exception, folder: Path) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
-def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> Path:
+def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> Path:
     """Write ``path`` by calling ``write(file)`` on a temporary file in the same folder,
     then renaming it into place; on any failure the temporary file is removed, the
     old ``path`` is left as it was, and an ``OSError`` becomes one ``WriteError``."""

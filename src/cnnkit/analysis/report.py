@@ -9,6 +9,7 @@ only, so even VGG-19 is counted in a moment.
 
 import math
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
@@ -137,7 +138,7 @@ def model_size(
 ) -> SizeReport:
     """The size report of registry model ``name`` for one input of ``input_shape`` (C, H, W),
     by default the model's own input size."""
-    options = {}
+    options: dict[str, Any] = {}
     if input_shape is not None:
         options = {"in_channels": input_shape[0], "image_size": tuple(input_shape[1:])}
     with FloatsOnMeta():  # AlexNet at 2000x2000 would allocate 16 GB of fc6 weights
@@ -185,7 +186,7 @@ def size_report(model: nn.Module, input_shape: Shape, name: str = "model") -> Si
     try:
         model.eval()
         with torch.no_grad():
-            model.forward_with_aux(x) if hasattr(model, "forward_with_aux") else model(x)
+            getattr(model, "forward_with_aux", model)(x)  # through the auxiliary heads, if any
     except RuntimeError as error:
         shape = "x".join(str(size) for size in input_shape)
         raise InputSizeError(

@@ -10,8 +10,10 @@ scikit-image for HOG, scikit-learn for the SVM.
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -49,7 +51,7 @@ class BaselineResult:
         return asdict(self)
 
 
-def _require_classic() -> tuple[object, object]:
+def _require_classic() -> tuple[Callable[..., Any], Callable[..., Any]]:
     purpose = "the HOG+SVM baseline"
     features = import_extra("skimage.feature", "classic", purpose)
     return features.hog, import_extra("sklearn.svm", "classic", purpose).LinearSVC

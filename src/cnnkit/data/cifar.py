@@ -207,4 +207,5 @@ def load_cifar(release: CifarRelease, data_dir: Path | None = None) -> tuple[Ima
         images = torch.from_numpy(np.concatenate([b[0] for b in batches]))
         splits.append((images, torch.from_numpy(np.concatenate([b[1] for b in batches]))))
     mean, std = channel_stats(splits[0][0])
-    return tuple(ImageSet(images, labels, classes, mean, std) for images, labels in splits)
+    train, test = (ImageSet(images, labels, classes, mean, std) for images, labels in splits)
+    return train, test

@@ -93,7 +93,8 @@ def _decode_listing(
     listing: Listing, size: tuple[int, int] | None, description: str
 ) -> tuple[torch.Tensor, torch.Tensor, list[str], tuple[int, int]]:
     """Decode into one uint8 (N, 3, H, W) tensor; returns also the skipped files' errors."""
-    images, labels, skipped = None, [], []
+    labels: list[int] = []
+    images, skipped = None, []
     for path, label in zip(
         tqdm(listing.files, desc=description, unit="img", leave=False, disable=None),
         listing.labels,
@@ -106,7 +107,8 @@ def _decode_listing(
             continue
         if size is None:  # the first image decides the size of the whole set
             side = max(image.shape[-2:])
-            size = tuple(image.shape[-2:]) if side <= IN_MEMORY_MAX_SIDE else (RESCALED_SIDE,) * 2
+            height, width = image.shape[-2:]
+            size = (height, width) if side <= IN_MEMORY_MAX_SIDE else (RESCALED_SIDE,) * 2
         if images is None:
             needed = len(listing.files) * 3 * size[0] * size[1]
             if needed > MAX_IN_MEMORY_BYTES:
@@ -123,6 +125,7 @@ def _decode_listing(
     missing = sorted(set(range(len(listing.classes))) - set(labels))
     if missing:
         raise DataError(f"{description}: no readable image of class {listing.classes[missing[0]]}")
+    assert size is not None  # the first decoded image set it, if not given
     return images[: len(labels)], torch.tensor(labels, dtype=torch.int64), skipped, size
 
 

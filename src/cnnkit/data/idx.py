@@ -14,7 +14,7 @@ import numpy as np
 from cnnkit.errors import DataError
 
 _GZIP_MAGIC = b"\x1f\x8b"
-_IDX_TYPES = {
+_IDX_TYPES: dict[int, np.dtype] = {
     0x08: np.dtype(np.uint8),
     0x09: np.dtype(np.int8),
     0x0B: np.dtype(">i2"),

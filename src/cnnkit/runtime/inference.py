@@ -8,9 +8,9 @@ the ranks (``World``).
 """
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -83,7 +83,7 @@ def predict_features(
     model.eval()
     with placement.autocast():
         chunks = [
-            model.forward_features(
+            cast(Callable[[torch.Tensor], torch.Tensor], model.forward_features)(
                 placement.layout(normalize(images[i : i + batch_size], mean, std))
             )
             for i in range(0, max(1, len(images)), batch_size)  # one empty batch for none

@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import torch
 from torch import nn
@@ -260,7 +261,7 @@ def run_epochs(
             )
             check_finite(stats.train_loss, epoch, config)
             final = test_errors()
-            lr = state.scheduler.get_last_lr()[0]
+            lr = cast(float, state.scheduler.get_last_lr()[0])  # recipe.lr is a float
             state.history.append(epoch_record(epoch, stats, final, lr, epoch_start, start))
             if world.is_main:
                 save_checkpoint(
