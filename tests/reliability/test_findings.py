@@ -15,6 +15,8 @@ import pytest
 import torch
 from PIL import Image
 
+from cnnkit.config import TrainConfig, recipe_for, with_overrides
+from cnnkit.train.fit import fit
 from tests.conftest import run_cli
 from tests.reliability.files import bomb_png, full_disk, truncated_png
 from tests.test_cli_errors import assert_one_line_error
@@ -24,10 +26,17 @@ QUICK = ["--train-limit", "512", "--test-limit", "128", "--no-progress"]
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("run")
-    result = run_cli("train", "lenet5-modern", "--epochs", "1", "--out", str(out), *QUICK)
-    assert result.returncode == 0, result.stderr
-    return out / "checkpoint.pt"
+    """A short real run, trained in-process (the commands under test run as processes)."""
+    config = TrainConfig(
+        model="lenet5-modern",
+        recipe=with_overrides(recipe_for("lenet5-modern"), epochs=1),
+        out=tmp_path_factory.mktemp("run"),
+        train_limit=512,
+        test_limit=128,
+        progress=False,
+    )
+    result = fit(config)
+    return result.checkpoint
 
 
 def photo_tree(root: Path, real_image_tree: Path, extra: dict[str, bytes]) -> Path:
