@@ -118,10 +118,13 @@ def run_training(
 
 
 def warn_if_at_chance(result: FitResult) -> None:
-    """A run that ended no better than guessing almost always had too high a rate."""
+    """A run whose loss grew far above a guess's and whose test error stayed at chance
+    had too high a rate (a short run on little data may end near chance, but its loss
+    stays near ln K)."""
     classes = result.final.confusion.shape[0]
     chance_error = 1 - 1 / classes
-    if result.final.top1_error >= chance_error - 0.01:  # within a point of guessing
+    diverged = result.history[-1]["train_loss"] > 2 * math.log(classes)
+    if diverged and result.final.top1_error >= chance_error - 0.01:  # within a point
         warnings.warn(
             f"the test error ended at {100 * result.final.top1_error:.1f}%, no better than "
             f"chance ({100 * chance_error:.0f}%); the learning rate "

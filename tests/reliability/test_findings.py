@@ -230,7 +230,7 @@ def test_a_one_channel_model_on_an_rgb_folder_is_one_line(tmp_path, checkpoint, 
         (["train", "--out", "{file}"], ["{file}", "cannot use as a folder"]),
         (["train", "--out", "/proc/cnnkit-run"], ["/proc/cnnkit-run", "cannot use as a folder"]),
         (["train", "--lr", "nan"], ["--lr nan", "not a finite number"]),
-        (["train", "--data-dir", "{missing}"], ["{missing}", "--data-dir is not a folder"]),
+        (["train", "--data-dir", "{missing}"], ["--data-dir", "{missing}' does not exist"]),
         (["train", "--epochs", "0"], ["--epochs", "0 is not in the range x>=1"]),
         (["train", "--batch-size", "-1"], ["--batch-size"]),
         (
@@ -248,21 +248,11 @@ def test_bad_places_and_values_are_one_line(tmp_path, checkpoint, args, fragment
 
 
 def test_a_rate_that_ends_at_chance_is_warned_about(tmp_path):
-    result = run_cli(
-        "train",
-        "lenet5-modern",
-        "--epochs",
-        "1",
-        "--lr",
-        "1000",
-        "--no-report",
-        "--out",
-        str(tmp_path),
-        *QUICK,
-    )
-    assert result.returncode in (0, 1), result.stderr
-    assert "Traceback" not in result.stderr
-    assert "no better than chance" in result.stderr or "training loss became" in result.stderr
+    args = ["lenet5-modern", "--epochs", "1", "--lr", "1000", "--no-report"]
+    result = run_cli("train", *args, "--out", str(tmp_path), *QUICK)
+    assert result.returncode == 0, result.stderr
+    (warning,) = [line for line in result.stderr.splitlines() if line.strip()]
+    assert "no better than chance (90%)" in warning and "--lr 1000" in warning
 
 
 def test_the_folder_cache_on_a_full_disk_leaves_no_temporary_file(tmp_path, real_image_tree):

@@ -13,8 +13,6 @@ from pathlib import Path
 
 import platformdirs
 
-from cnnkit.errors import DataError
-
 PACKAGE_FILES = Path(__file__).parent / "files"
 
 
@@ -45,8 +43,6 @@ def find_file(file_name: str, dirs: list[Path]) -> Path | None:
 
 
 def _user_roots(data_dir: Path | None) -> list[Path]:
-    if data_dir is not None and not Path(data_dir).is_dir():  # a typo must not fall through
-        raise DataError(f"{data_dir}: --data-dir is not a folder")
     roots = [Path(data_dir)] if data_dir else []
     if os.environ.get("CNNKIT_DATA"):
         roots.append(Path(os.environ["CNNKIT_DATA"]))
