@@ -11,7 +11,7 @@ import warnings
 
 import click
 
-from cnnkit.cli import data, history, runs, size, train
+from cnnkit.cli import data, history, runs, serve, size, train
 from cnnkit.errors import CnnkitError
 
 
@@ -29,6 +29,7 @@ for command in (
     runs.predict,
     runs.report,
     runs.export,
+    serve.serve,
     size.size,
     data.data,
     history.baseline,
