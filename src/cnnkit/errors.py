@@ -38,6 +38,14 @@ class ImageError(CnnkitError):
     """An image file that cannot be read or decoded."""
 
 
+class ImageTooLargeError(ImageError):
+    """An image whose header claims more pixels than the reader accepts."""
+
+
+class UnsupportedImageError(ImageError):
+    """Bytes that are not an image of a format the reader accepts."""
+
+
 class CheckpointError(CnnkitError):
     """A checkpoint that is missing, corrupt or does not fit the request."""
 
@@ -80,6 +88,22 @@ class FolderBusyError(CnnkitError):
 
 class ExportError(CnnkitError):
     """A model cannot be exported in the format asked for."""
+
+
+class RequestError(CnnkitError):
+    """A request the server cannot act on: no image in it, bad base64, a bad parameter."""
+
+
+class RequestTooLargeError(RequestError):
+    """A request body over the server's byte limit."""
+
+
+class ServerBusyError(CnnkitError):
+    """The server's queue is full or it is shutting down; the client may retry later."""
+
+
+class ServerTimeoutError(CnnkitError):
+    """A request waited longer for the model than the server allows."""
 
 
 class Terminated(BaseException):

@@ -12,7 +12,7 @@ import warnings
 
 import click
 
-from cnnkit.cli import data, history, runs, size, train
+from cnnkit.cli import data, history, runs, serve, size, train
 from cnnkit.errors import CnnkitError, Terminated
 
 # Commands that continue an interrupted run with --resume, so an interruption says so.
@@ -33,6 +33,7 @@ for command in (
     runs.predict,
     runs.report,
     runs.export,
+    serve.serve,
     size.size,
     data.data,
     history.baseline,

@@ -1,0 +1,90 @@
+"""The ``serve`` command: a trained run behind an HTTP API and a page (docs/serve.md)."""
+
+from pathlib import Path
+
+import click
+
+from cnnkit.cli.options import checkpoint_argument
+from cnnkit.config import DEVICES
+from cnnkit.serve.settings import TOKEN_ENV, ServeSettings, exposure_warning
+
+DEFAULTS = ServeSettings()
+
+
+@click.command()
+@checkpoint_argument()
+@click.option("--host", default=DEFAULTS.host, show_default=True, help="Address to listen on.")
+@click.option(
+    "--port",
+    default=DEFAULTS.port,
+    show_default=True,
+    type=click.IntRange(1, 65535),
+    help="Port to listen on.",
+)
+@click.option(
+    "--token",
+    envvar=TOKEN_ENV,
+    help=f"Bearer token required by /v1/* and /metrics [${TOKEN_ENV}; none].",
+)
+@click.option(
+    "--max-batch",
+    default=DEFAULTS.max_batch,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Images in one forward pass (1: no batching).",
+)
+@click.option(
+    "--max-wait-ms",
+    default=DEFAULTS.max_wait_ms,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Milliseconds a batch's first image waits for more.",
+)
+@click.option(
+    "--max-queue",
+    default=DEFAULTS.max_queue,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Images waiting for the model before requests get 503.",
+)
+@click.option(
+    "--timeout",
+    "timeout_s",
+    default=DEFAULTS.timeout_s,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds an image may wait for the model before its request gets 504.",
+)
+@click.option(
+    "--max-bytes",
+    default=DEFAULTS.max_bytes,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Largest request body in bytes (413 beyond).",
+)
+@click.option(
+    "--device", type=click.Choice(DEVICES), default="auto", show_default=True, help="Model device."
+)
+def serve(checkpoint: Path, device: str, **options) -> None:
+    """Serve CHECKPOINT: a prediction API at /v1/ and a page at / (Ctrl-C or SIGTERM stops it)."""
+    from cnnkit.errors import import_extra
+
+    for module in ("fastapi", "uvicorn", "python_multipart"):
+        import_extra(module, "serve", "cnnkit serve")
+    from cnnkit.serve.server import run_server
+
+    settings = ServeSettings(**options)
+    warning = exposure_warning(settings)
+    if warning is not None:
+        click.secho(f"cnnkit: WARNING: {warning}", err=True, fg="red", bold=True)
+    url = f"http://{settings.host}:{settings.port}"
+
+    def ready(model: dict) -> None:
+        click.echo(
+            f"cnnkit: serving {model['model']} ({model['dataset']}, {len(model['classes'])} "
+            f"classes) at {url}/ (the page), {url}/docs (the API)",
+            err=True,
+        )
+
+    run_server(checkpoint, settings, device, ready)
+    click.echo("cnnkit: server stopped; requests in flight were answered", err=True)

@@ -1,0 +1,246 @@
+"""The prediction server's routes: ``create_app(model, settings)`` is the ASGI app.
+
+- ``POST /v1/predict?top=5``: the top classes of one or more images (``uploads``);
+- ``POST /v1/explain``: one image as the network received it and its first
+  convolution layer's feature maps, as base64 PNGs, for the page;
+- ``GET /v1/model``: name, classes, sizes and the size analyzer's totals;
+- ``GET /healthz`` (the process answers), ``GET /readyz`` (the model answers),
+  ``GET /metrics`` (Prometheus), ``GET /docs`` (OpenAPI), ``GET /`` (the page).
+
+The HTTP process reads requests and checks each image's format and header here; the
+batcher sends the images, in batches, to the model process (``worker``), which decodes
+and classifies them. Every error is JSON ``{"error": MESSAGE}`` with the status of its
+cause (``STATUSES``).
+Search by example and by class belong to an index: ``create_app`` takes their routes
+as an ``APIRouter`` (``search=``); without one, ``/v1/search`` answers 404.
+"""
+
+import asyncio
+import base64
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib import resources
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
+
+from cnnkit.data.image_files import MAX_PIXELS
+from cnnkit.errors import (
+    CnnkitError,
+    ImageError,
+    ImageTooLargeError,
+    RequestError,
+    RequestTooLargeError,
+    ServerBusyError,
+    ServerTimeoutError,
+    UnsupportedImageError,
+)
+from cnnkit.serve.batcher import MicroBatcher
+from cnnkit.serve.limits import read_header
+from cnnkit.serve.metrics import Metrics
+from cnnkit.serve.middleware import Gate
+from cnnkit.serve.settings import ServeSettings
+from cnnkit.serve.uploads import Upload, read_uploads
+from cnnkit.serve.worker import ModelProcess
+
+# The status of each error, most specific first.
+STATUSES: tuple[tuple[type[CnnkitError], int], ...] = (
+    (ImageTooLargeError, 413),
+    (RequestTooLargeError, 413),
+    (UnsupportedImageError, 415),
+    (ImageError, 400),
+    (RequestError, 400),
+    (ServerBusyError, 503),
+    (ServerTimeoutError, 504),
+)
+RETRY_AFTER_S = 1  # what a 503 tells the client to wait
+UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "multipart field 'image' (repeat it for several), JSON "
+        '{"image": BASE64} or {"images": [BASE64, ...]}, or the image file as the body',
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "image": {"type": "array", "items": {"type": "string", "format": "binary"}}
+                    },
+                    "required": ["image"],
+                }
+            },
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "image": {"type": "string", "format": "byte"},
+                        "images": {"type": "array", "items": {"type": "string", "format": "byte"}},
+                    },
+                }
+            },
+            "image/*": {"schema": {"type": "string", "format": "binary"}},
+        },
+    }
+}
+
+
+def status_of(error: CnnkitError) -> int:
+    return next((status for kind, status in STATUSES if isinstance(error, kind)), 500)
+
+
+def error_response(status: int, message: str) -> JSONResponse:
+    headers = {"Retry-After": str(RETRY_AFTER_S)} if status == 503 else None
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+def top_classes(probs: np.ndarray, classes: list[str], top: int) -> list[dict[str, Any]]:
+    """The ``top`` most probable classes, most probable first."""
+    best = np.argsort(-probs, kind="stable")[:top]
+    return [{"class": classes[i], "probability": round(float(probs[i]), 6)} for i in best]
+
+
+def create_app(
+    model: ModelProcess, settings: ServeSettings, search: APIRouter | None = None
+) -> Gate:
+    """The server of ``model`` as an ASGI app; ``search``: an index's routes."""
+    metrics = Metrics()
+    batcher = MicroBatcher(
+        {
+            "predict": lambda uploads: model.run_batch("predict", uploads),
+            "explain": lambda uploads: model.run_batch("explain", uploads),
+        },
+        max_batch=settings.max_batch,
+        max_wait_s=settings.max_wait_ms / 1000,
+        max_queue=settings.max_queue,
+        timeout_s=settings.timeout_s,
+        observe=metrics.observe_batch,
+    )
+    metrics.queue_depth = lambda: batcher.depth
+    max_pixels = settings.max_pixels or MAX_PIXELS
+    description = {**model.description, "search": search is not None}
+    name, classes = description["model"], description["classes"]
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        batcher.start()
+        yield
+        batcher.close()  # uvicorn has drained the requests in flight; the queue is empty
+
+    app = FastAPI(
+        title=f"cnnkit: {name} on {description['dataset']}",
+        description="Image classification with a trained cnnkit run (docs/serve.md).",
+        lifespan=lifespan,
+    )
+
+    @app.exception_handler(CnnkitError)
+    async def cnnkit_error(request: Request, error: CnnkitError) -> JSONResponse:
+        return error_response(status_of(error), str(error))
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, error: HTTPException) -> JSONResponse:
+        if error.status_code == 404:
+            return error_response(404, f"not found: {request.url.path}")
+        return error_response(error.status_code, str(error.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_parameter(request: Request, error: RequestValidationError) -> JSONResponse:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"][1:]) or "request"
+        return error_response(422, f"{where}: {first['msg']}")
+
+    async def read_images(request: Request, max_images: int) -> list[Upload]:
+        """The request's images, each checked by its first bytes and header."""
+        batcher.check_room()  # turn an overload away before reading the body
+        uploads = await read_uploads(request, max_images)
+        for upload in uploads:
+            read_header(upload.data, upload.name, max_pixels)
+        return uploads
+
+    @app.post("/v1/predict", openapi_extra=UPLOAD_BODY)
+    async def predict(
+        request: Request, top: int = Query(5, ge=1, description="classes per image")
+    ) -> JSONResponse:
+        """The top classes of each image, most probable first."""
+        started = time.perf_counter()
+        uploads = await read_images(request, settings.max_images)
+        results = await asyncio.gather(*(batcher.submit("predict", u) for u in uploads))
+        predictions = [
+            {"name": upload.name, "top": top_classes(probs, classes, top)}
+            for upload, probs in zip(uploads, results, strict=True)
+        ]
+        return JSONResponse(
+            {
+                "model": name,
+                "predictions": predictions,
+                "ms": round(1000 * (time.perf_counter() - started), 3),
+            }
+        )
+
+    @app.post("/v1/explain", openapi_extra=UPLOAD_BODY)
+    async def explain(
+        request: Request, top: int = Query(5, ge=1, description="classes to return")
+    ) -> JSONResponse:
+        """One image as the network received it and its first convolution's feature maps."""
+        started = time.perf_counter()
+        (upload,) = await read_images(request, max_images=1)
+        found = await batcher.submit("explain", upload)
+        return JSONResponse(
+            {
+                "model": name,
+                "name": upload.name,
+                "input": base64.b64encode(found.input_png).decode(),
+                "layer": found.layer,
+                "maps": [base64.b64encode(png).decode() for png in found.map_pngs],
+                "top": top_classes(found.probs, classes, top),
+                "ms": round(1000 * (time.perf_counter() - started), 3),
+            }
+        )
+
+    @app.get("/v1/model")
+    async def model_info() -> JSONResponse:
+        """The model's name, data set, classes, input and size."""
+        return JSONResponse(description)
+
+    @app.get("/healthz")
+    async def healthz() -> JSONResponse:
+        """200 while the process answers."""
+        return JSONResponse({"status": "ok"})
+
+    @app.get("/readyz")
+    async def readyz() -> JSONResponse:
+        """200 while the model takes requests; 503 before it is loaded and while draining."""
+        if not (batcher.is_running and model.is_alive):
+            return error_response(503, "not ready: the model is starting, stopping or gone")
+        return JSONResponse({"status": "ready"})
+
+    @app.get("/metrics", response_class=PlainTextResponse)
+    async def prometheus() -> PlainTextResponse:
+        """Request counts and latencies by route and status, batch sizes, queue depth."""
+        return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4")
+
+    page = (resources.files("cnnkit.serve") / "static" / "index.html").read_text()
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def index() -> HTMLResponse:
+        return HTMLResponse(page)
+
+    app.mount("/static", StaticFiles(packages=[("cnnkit.serve", "static")]), name="static")
+    app.include_router(search if search is not None else no_search_router())
+    return Gate(app, metrics, settings.token, settings.max_bytes)
+
+
+def no_search_router() -> APIRouter:
+    """The search routes of a server started without an index: 404 with a message."""
+    router = APIRouter()
+
+    @router.api_route("/v1/search", methods=["GET", "POST"], include_in_schema=False)
+    async def no_index() -> JSONResponse:
+        return error_response(404, "no index: this server was started without one")
+
+    return router

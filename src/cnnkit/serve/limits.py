@@ -1,0 +1,74 @@
+"""What the server accepts as an image, checked before a pixel is decoded.
+
+Three checks, cheapest first, each with its own status: the request's size (the
+middleware, 413, before the body is read), the format by its first bytes (415: only
+the formats a photo or a drawing comes in, so that none of Pillow's rarer decoders
+ever sees a request), and the pixel count that the header claims (413: a
+100,000 x 100,000 PNG is a few hundred bytes and would be 30 GB of pixels). Decoding
+itself is the run layer's (``Run.read_file``); its failures are 400s.
+"""
+
+import io
+import warnings
+from dataclasses import dataclass
+
+from PIL import Image
+
+from cnnkit.errors import ImageError, ImageTooLargeError, UnsupportedImageError
+
+# Pillow's format names and the first bytes that identify each (their specifications).
+SIGNATURES: dict[str, tuple[bytes, ...]] = {
+    "PNG": (b"\x89PNG\r\n\x1a\n",),
+    "JPEG": (b"\xff\xd8\xff",),
+    "GIF": (b"GIF87a", b"GIF89a"),
+    "WEBP": (b"RIFF",),  # and "WEBP" at offset 8, checked below
+}
+
+
+@dataclass(frozen=True)
+class ImageHeader:
+    format: str  # one of SIGNATURES
+    width: int
+    height: int
+
+    @property
+    def pixels(self) -> int:
+        return self.width * self.height
+
+
+def sniff_format(data: bytes, name: str) -> str:
+    """The format of ``data`` by its signature; an ``UnsupportedImageError`` otherwise.
+    The client's Content-Type is not trusted: the bytes say what they are."""
+    for fmt, signatures in SIGNATURES.items():
+        if data.startswith(signatures) and (fmt != "WEBP" or data[8:12] == b"WEBP"):
+            return fmt
+    if not data:
+        raise UnsupportedImageError(f"{name}: empty file, not an image")
+    accepted = ", ".join(SIGNATURES)
+    raise UnsupportedImageError(f"{name}: not an image of an accepted format ({accepted})")
+
+
+def read_header(data: bytes, name: str, max_pixels: int) -> ImageHeader:
+    """The format and size of the image in ``data``, read from its header only; an
+    ``ImageTooLargeError`` when it claims more than ``max_pixels`` pixels."""
+    fmt = sniff_format(data, name)
+    try:
+        with warnings.catch_warnings():  # Pillow warns of bombs that we refuse anyway
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data), formats=[fmt]) as image:
+                width, height = image.size
+    except Image.DecompressionBombError:  # Pillow's own refusal, at twice its warning size
+        claim = f"more than {2 * (Image.MAX_IMAGE_PIXELS or 0):,}"
+        raise _too_large(name, claim, max_pixels) from None
+    except Exception as error:  # Pillow raises many types on a damaged header; all mean that
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ImageError(f"{name}: not a readable image ({reason})") from None
+    if width * height > max_pixels:
+        raise _too_large(name, f"{width:,} x {height:,}", max_pixels)
+    return ImageHeader(fmt, width, height)
+
+
+def _too_large(name: str, claim: str, max_pixels: int) -> ImageTooLargeError:
+    return ImageTooLargeError(
+        f"{name}: its header claims {claim} pixels; the server decodes at most {max_pixels:,}"
+    )

@@ -1,0 +1,128 @@
+"""What every request passes through before and after its route, as one plain ASGI
+middleware (Starlette's ``BaseHTTPMiddleware`` costs a task per request):
+
+- the bearer token, for ``/v1/*`` and ``/metrics`` (the page and its files are public
+  and ask for the token in the browser);
+- the body's byte limit, by its Content-Length before a byte is read, and counted as
+  it streams for a chunked body;
+- the security headers: ``nosniff`` on every answer, a strict Content-Security-Policy
+  on everything but the framework's API docs page (which loads Swagger UI's scripts);
+- the request's count and latency by route and status, for ``/metrics``.
+"""
+
+import hmac
+import json
+import time
+from dataclasses import dataclass
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from cnnkit.errors import RequestTooLargeError
+from cnnkit.serve.metrics import Metrics
+
+PROTECTED_PREFIXES = ("/v1/", "/metrics")
+DOCS_PATHS = ("/docs", "/docs/oauth2-redirect", "/redoc")
+# Scripts, styles, fetches and images from this server only (images also as data: and
+# blob: URLs, which the page makes from uploads and from the explain route's PNGs).
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+]
+PAGE_HEADERS = [
+    (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
+    (b"x-frame-options", b"DENY"),
+]
+
+
+async def send_error(send: Send, status: int, message: str, headers: list | None = None) -> None:
+    """An error answer as every route gives it: JSON with one message."""
+    body = json.dumps({"error": message}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *(headers or []),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+@dataclass
+class Gate:
+    app: ASGIApp
+    metrics: Metrics
+    token: str | None
+    max_bytes: int
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = [500]  # what a request that fails before answering counts as
+        extra = SECURITY_HEADERS if scope["path"] in DOCS_PATHS else SECURITY_HEADERS + PAGE_HEADERS
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        try:
+            refusal = self._refusal(scope)
+            if refusal is not None:
+                await send_error(send_with_headers, *refusal)
+            else:
+                await self.app(scope, self._limited(scope, receive), send_with_headers)
+        finally:
+            route = scope.get("route")
+            self.metrics.observe_request(
+                getattr(route, "path", "unmatched"),
+                scope["method"],
+                status[0],
+                time.perf_counter() - started,
+            )
+
+    def _refusal(self, scope: Scope) -> tuple[int, str, list] | None:
+        """(status, message, headers) of a request turned away before its route runs."""
+        headers = dict(scope["headers"])
+        if self.token and scope["path"].startswith(PROTECTED_PREFIXES):
+            given = headers.get(b"authorization", b"")
+            if not given.startswith(b"Bearer "):
+                return 401, "missing bearer token (Authorization: Bearer TOKEN)", _CHALLENGE
+            if not hmac.compare_digest(given[7:], self.token.encode()):
+                return 401, "wrong bearer token", _CHALLENGE
+        length = headers.get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+            return 413, _too_large_message(self.max_bytes), []
+        return None
+
+    def _limited(self, scope: Scope, receive: Receive) -> Receive:
+        """``receive`` that raises a ``RequestTooLargeError`` once the body streamed
+        past the limit (a chunked body has no Content-Length to check first)."""
+        seen = [0]
+
+        async def receive_limited() -> Message:
+            message = await receive()
+            if message["type"] == "http.request":
+                seen[0] += len(message.get("body", b""))
+                if seen[0] > self.max_bytes:
+                    raise RequestTooLargeError(_too_large_message(self.max_bytes))
+            return message
+
+        return receive_limited
+
+
+_CHALLENGE = [(b"www-authenticate", b"Bearer")]
+
+
+def _too_large_message(max_bytes: int) -> str:
+    return f"request body over the server's limit of {max_bytes:,} bytes"

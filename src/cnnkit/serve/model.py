@@ -1,0 +1,145 @@
+"""What the model process computes with a run: the class probabilities of a batch of
+uploads, what the first convolution layer sees of one, and the model's description.
+``worker`` runs it in its own process.
+
+Each upload is decoded and prepared by the run layer's one file-to-pixels path
+(``Run.read_file``); an upload that fails to decode gets its ``ImageError`` as its
+result, and the others of the batch go through the model together.
+"""
+
+import io
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from cnnkit.analysis import size_report
+from cnnkit.errors import ImageError
+from cnnkit.models import model_input_size
+from cnnkit.runs import Run
+from cnnkit.serve.uploads import Upload
+
+MAX_MAPS = 64  # feature maps shown per image: ResNet's conv1 has 64, the page has room for them
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """One image as the network received it and its first convolution's feature maps."""
+
+    input_png: bytes  # uint8 at the model's input size, after the run's preparation
+    layer: str | None  # the first convolution's name in the model; None when it has none
+    map_pngs: list[bytes]  # one grayscale PNG per feature map, each scaled to 0-255
+    probs: np.ndarray  # (K,)
+
+
+def first_convolution(model: nn.Module) -> tuple[str, nn.Module] | None:
+    """The name and module of the first 2-D convolution the model defines."""
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Conv2d):
+            return name, module
+    return None
+
+
+def png_bytes(pixels: np.ndarray) -> bytes:
+    """uint8 (H, W) or (H, W, 3) pixels as a PNG file."""
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def map_png(feature_map: torch.Tensor) -> bytes:
+    """One (H, W) float map as a grayscale PNG, its minimum black and maximum white."""
+    low, high = feature_map.min(), feature_map.max()
+    scaled = (feature_map - low) / (high - low) if high > low else torch.zeros_like(feature_map)
+    return png_bytes((scaled * 255).round().to(torch.uint8).numpy())
+
+
+def image_png(image: torch.Tensor) -> bytes:
+    """A uint8 (C, H, W) image as a PNG file."""
+    pixels = image.permute(1, 2, 0).numpy()
+    return png_bytes(pixels[:, :, 0] if pixels.shape[2] == 1 else pixels)
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    run: Run
+
+    def decode(self, uploads: list[Upload]) -> list[torch.Tensor | ImageError]:
+        """Each upload as the run's prepared uint8 (C, H, W) pixels, or its ``ImageError``."""
+        decoded: list[torch.Tensor | ImageError] = []
+        for upload in uploads:
+            try:
+                decoded.append(self.run.read_file(io.BytesIO(upload.data), upload.name))
+            except ImageError as error:
+                decoded.append(error)
+        return decoded
+
+    def predict(self, uploads: list[Upload]) -> list[np.ndarray | ImageError]:
+        """Class probabilities (K,) of each upload, or why it could not be read; the
+        readable ones in one forward pass."""
+        decoded = self.decode(uploads)
+        images = [image for image in decoded if isinstance(image, torch.Tensor)]
+        probs = iter(self.run.logits(torch.stack(images)).softmax(dim=1).numpy() if images else [])
+        return [next(probs) if isinstance(image, torch.Tensor) else image for image in decoded]
+
+    def explain(self, uploads: list[Upload]) -> list[Explanation | ImageError]:
+        """Each upload's model input and first-layer feature maps, or its ``ImageError``."""
+        decoded = self.decode(uploads)
+        images = [image for image in decoded if isinstance(image, torch.Tensor)]
+        found = iter(self.explain_images(torch.stack(images)) if images else [])
+        return [next(found) if isinstance(image, torch.Tensor) else image for image in decoded]
+
+    def explain_images(self, images: torch.Tensor) -> list[Explanation]:
+        """The model input, first convolution's output and probabilities of each image,
+        the maps caught by a forward hook during one ordinary forward pass."""
+        inputs = self.run.prepare(images)
+        first = first_convolution(self.run.model)
+        captured: list[torch.Tensor] = []
+        handle = None
+        if first is not None:
+            handle = first[1].register_forward_hook(lambda m, i, output: captured.append(output))
+        try:
+            probs = self.run.logits(inputs).softmax(dim=1).numpy()
+        finally:
+            if handle is not None:
+                handle.remove()
+        maps = torch.cat(captured).float().cpu() if captured else None
+        return [
+            Explanation(
+                input_png=image_png(inputs[k]),
+                layer=first[0] if first is not None else None,
+                map_pngs=[] if maps is None else [map_png(m) for m in maps[k, :MAX_MAPS]],
+                probs=probs[k],
+            )
+            for k in range(len(inputs))
+        ]
+
+    def warm_up(self) -> None:
+        """A blank image through the decoder and the model, so that the first request
+        pays for no lazy import (torchvision's resize: 0.5 s) and no first allocation."""
+        height, width = self.run.record.image_size
+        height, width = height + 1, width + 1  # not the stored size: photos get resized
+        shape = (height, width) if self.run.record.in_channels == 1 else (height, width, 3)
+        self.predict([Upload("warm-up", png_bytes(np.zeros(shape, np.uint8)))])
+
+    def describe(self) -> dict[str, Any]:
+        """The model's name, data, classes, sizes and the size analyzer's totals."""
+        record, model = self.run.record, self.run.model
+        totals = size_report(model, model_input_size(model), record.model).totals
+        first = first_convolution(model)
+        return {
+            "model": record.model,
+            "dataset": record.dataset,
+            "classes": list(record.classes),
+            "preparation": record.preparation,
+            "input_shape": list(record.input_shape),  # (C, H, W) the network takes
+            "image_size": list(record.image_size),  # (H, W) of the training images
+            "parameters": totals.parameters,
+            "units": totals.units,
+            "connections": totals.connections,
+            "connections_with_biases": totals.connections_with_biases,
+            "first_layer": first[0] if first is not None else None,
+        }

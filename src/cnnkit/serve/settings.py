@@ -1,0 +1,45 @@
+"""The server's settings, each default defined once, and what binding to a host exposes."""
+
+import ipaddress
+from dataclasses import dataclass
+
+TOKEN_ENV = "CNNKIT_SERVE_TOKEN"  # where the bearer token is read from when --token is not given
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    host: str = "127.0.0.1"  # loopback: nothing outside this machine can reach it unless told
+    port: int = 8000
+    token: str | None = None  # bearer token for /v1/* and /metrics; None: no authentication
+    max_batch: int = 32  # images in one forward pass
+    max_wait_ms: float = 2.0  # how long the first image of a batch waits for more
+    max_queue: int = 256  # images waiting for the model; beyond it: 503
+    timeout_s: float = 10.0  # how long an image may wait for the model; beyond it: 504
+    max_bytes: int = 8 * 1024 * 1024  # request body, checked before anything is decoded
+    # Of one image, read from its header before decoding; None: the decoder's own
+    # MAX_PIXELS (data.image_files, which imports torch: the CLI reads these without it).
+    max_pixels: int | None = None
+    max_images: int = 64  # images in one request
+    # torch's threads in the model process: of two cores, the HTTP process needs one.
+    threads: int = 1
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` can be reached from this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: it may resolve to anything
+        return False
+
+
+def exposure_warning(settings: ServeSettings) -> str | None:
+    """The warning to shout when the server is reachable from other machines and
+    anyone who reaches it may use it."""
+    if is_loopback(settings.host) or settings.token:
+        return None
+    return (
+        f"serving on {settings.host}, beyond this machine, WITHOUT A TOKEN: anyone who can "
+        f"reach port {settings.port} can use the model; set --token or ${TOKEN_ENV}"
+    )

@@ -1,0 +1,332 @@
+"""The HTTP API through FastAPI's test client, on a real LeNet-5 run and real MNIST
+digits, with the real model process behind it: predictions agree with ``cnnkit
+predict``, explain's maps agree with an independent convolution, every bad request is
+one JSON message with the status of its cause, and odd but valid images are read."""
+
+import base64
+import io
+import threading
+import time
+import zlib
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cnnkit.predict import predict_files
+from cnnkit.runs import load_run
+from cnnkit.serve.middleware import CONTENT_SECURITY_POLICY
+from cnnkit.serve.settings import ServeSettings
+
+TOKEN = "test-token-7f3a"
+
+
+@pytest.fixture(scope="module")
+def model(serve_extra, digit_checkpoint):
+    from cnnkit.serve.worker import ModelProcess
+
+    process = ModelProcess.start(digit_checkpoint, "cpu")
+    yield process
+    process.close()
+
+
+def client_for(model, **settings):
+    from fastapi.testclient import TestClient
+
+    from cnnkit.serve.app import create_app
+
+    return TestClient(create_app(model, ServeSettings(**settings)))
+
+
+@pytest.fixture(scope="module")
+def client(model):
+    with client_for(model) as client:
+        yield client
+
+
+def form(*pngs: bytes, field: str = "image") -> list:
+    return [(field, (f"{n}.png", png, "image/png")) for n, png in enumerate(pngs)]
+
+
+def top1(answer: dict) -> list[str]:
+    return [prediction["top"][0]["class"] for prediction in answer["predictions"]]
+
+
+def test_predictions_on_real_digits_agree_with_cnnkit_predict(client, digits, digit_checkpoint):
+    answers = [
+        client.post("/v1/predict?top=3", files=form(*[d.png for d in digits[i : i + 50]]))
+        for i in (0, 50)
+    ]
+    assert [a.status_code for a in answers] == [200, 200]
+    predictions = [p for a in answers for p in a.json()["predictions"]]
+    assert all(len(p["top"]) == 3 for p in predictions)
+    labels = top1({"predictions": predictions})
+    right = sum(label == str(d.label) for label, d in zip(labels, digits, strict=True))
+    assert right >= 90  # one epoch on 6,000 digits: about 95%
+    reference = predict_files(digit_checkpoint, [d.path for d in digits], top=3)
+    for served, local in zip(predictions, reference, strict=True):
+        assert [t["class"] for t in served["top"]] == [name for name, _ in local.top]
+        assert [t["probability"] for t in served["top"]] == pytest.approx(
+            [p for _, p in local.top], abs=1e-5
+        )
+    assert answers[0].json()["model"] == "lenet5" and answers[0].json()["ms"] > 0
+
+
+def test_json_base64_data_urls_and_raw_bodies_give_the_same_answer(client, digits):
+    pngs = [d.png for d in digits[:3]]
+    multipart = client.post("/v1/predict", files=form(*pngs)).json()
+    encoded = [base64.b64encode(png).decode() for png in pngs]
+    as_json = client.post("/v1/predict", json={"images": encoded}).json()
+    data_url = client.post(
+        "/v1/predict", json={"image": "data:image/png;base64," + encoded[0]}
+    ).json()
+    raw = client.post("/v1/predict", content=pngs[0], headers={"content-type": "image/png"})
+    for answer in (as_json, data_url, raw.json()):
+        first = multipart["predictions"][: len(answer["predictions"])]
+        assert [p["top"] for p in answer["predictions"]] == [p["top"] for p in first]
+    assert top1(multipart) == [str(d.label) for d in digits[:3]]
+
+
+def test_explain_gives_the_network_input_and_the_first_layer_maps(client, digits, digit_checkpoint):
+    digit = digits[0]
+    answer = client.post("/v1/explain", files=form(digit.png)).json()
+    assert answer["layer"] == "c1" and len(answer["maps"]) == 6  # C1: 6 maps (LeCun 1998)
+    assert answer["top"][0]["class"] == str(digit.label)
+    seen = np.asarray(Image.open(io.BytesIO(base64.b64decode(answer["input"]))))
+    run = load_run(digit_checkpoint, "cpu")
+    expected = run.prepare(run.read_file(digit.path)[None])[0, 0].numpy()
+    assert seen.shape == (32, 32) and np.array_equal(seen, expected)  # MNIST padded to 32
+    # C1 recomputed outside the model: a plain convolution of the normalised input.
+    x = (torch.from_numpy(expected).float() / 255 - run.record.mean[0]) / run.record.std[0]
+    maps = torch.nn.functional.conv2d(x[None, None], run.model.c1.weight, run.model.c1.bias)[0]
+    for png, reference in zip(answer["maps"], maps, strict=True):
+        shown = np.asarray(Image.open(io.BytesIO(base64.b64decode(png)))).astype(float)
+        scaled = (reference - reference.min()) / (reference.max() - reference.min()) * 255
+        assert shown.shape == (28, 28)  # 32 - 5 + 1
+        assert np.abs(shown - scaled.detach().numpy()).max() <= 1.0
+
+
+def test_model_reports_the_papers_sizes(client):
+    answer = client.get("/v1/model").json()
+    assert answer["model"] == "lenet5" and answer["dataset"] == "mnist"
+    assert answer["classes"] == [str(d) for d in range(10)]
+    assert answer["input_shape"] == [1, 32, 32] and answer["preparation"] == "digit"
+    assert answer["parameters"] == 60_000  # LeCun et al. 1998, Sec. II-B
+    # The paper's connections: C1 122,304 + S2 5,880 + C3 151,600 + S4 2,000 + C5 48,120
+    # + F6 10,164, and 840 in the RBF output, counting a connection per bias.
+    assert answer["connections_with_biases"] == 340_908
+    assert answer["search"] is False
+
+
+def test_health_readiness_and_metrics(model, digits):
+    with client_for(model) as client:
+        assert client.get("/healthz").json() == {"status": "ok"}
+        assert client.get("/readyz").json() == {"status": "ready"}
+        for digit in digits[:5]:
+            assert client.post("/v1/predict", files=form(digit.png)).status_code == 200
+        client.post("/v1/predict", content=b"")
+        text = client.get("/metrics").text
+    lines = text.splitlines()
+    ok = 'cnnkit_requests_total{route="/v1/predict",method="POST",status="200"} 5'
+    assert ok in lines
+    assert 'cnnkit_requests_total{route="/v1/predict",method="POST",status="400"} 1' in lines
+    buckets = [
+        float(line.rsplit(" ", 1)[1])
+        for line in lines
+        if line.startswith('cnnkit_request_duration_seconds_bucket{route="/v1/predict",')
+        and 'status="200"' in line
+    ]
+    assert buckets == sorted(buckets) and buckets[-1] == 5  # cumulative, +Inf counts all
+    assert 'cnnkit_batch_size_sum{kind="predict"} 5' in lines
+    assert "cnnkit_queue_depth 0" in lines
+    assert "# TYPE cnnkit_request_duration_seconds histogram" in lines
+
+
+def test_the_page_and_its_files_are_sent_with_strict_headers(client):
+    page = client.get("/")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    assert page.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+    assert page.headers["x-content-type-options"] == "nosniff"
+    assert "<script" in page.text and "http" not in page.text  # nothing from elsewhere
+    for name, kind in (("page.js", "javascript"), ("page.css", "text/css")):
+        answer = client.get(f"/static/{name}")
+        assert answer.status_code == 200 and kind in answer.headers["content-type"]
+        assert answer.headers["x-content-type-options"] == "nosniff"
+        assert "http://" not in answer.text and "https://" not in answer.text
+    assert client.get("/v1/model").headers["x-content-type-options"] == "nosniff"
+    schema = client.get("/openapi.json").json()
+    assert {"/v1/predict", "/v1/explain", "/v1/model", "/metrics"} <= set(schema["paths"])
+    assert "multipart/form-data" in schema["paths"]["/v1/predict"]["post"]["requestBody"]["content"]
+    assert client.get("/docs").status_code == 200
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A PNG whose header claims ``width`` x ``height`` 8-bit gray pixels, followed by a
+    few bytes of image data: what a decompression bomb looks like, without the bomb."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data).to_bytes(4, "big")
+        return len(data).to_bytes(4, "big") + kind + data + crc
+
+    header = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([8, 0, 0, 0, 0])
+    idat = chunk(b"IDAT", zlib.compress(b"\0" * 64))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + idat + chunk(b"IEND", b"")
+
+
+def tiff_of(png: bytes) -> bytes:
+    buffer = io.BytesIO()
+    Image.open(io.BytesIO(png)).save(buffer, format="TIFF")
+    return buffer.getvalue()
+
+
+BAD_REQUESTS = {
+    "empty body": (dict(content=b""), 400, "empty request"),
+    "wrong field": (dict(files=[("file", ("a.png", b"x", "image/png"))]), 400, "no field 'image'"),
+    "a text file": (dict(files=[("image", ("a.txt", b"hello", "text/plain"))]), 415, "a.txt"),
+    "a text body": (
+        dict(content=b"hello", headers={"content-type": "text/plain"}),
+        415,
+        "text/plain",
+    ),
+    "a TIFF": ("tiff", 415, "accepted format"),
+    "a truncated PNG": ("truncated", 400, "not a readable image"),
+    "a bomb header": (
+        dict(files=[("image", ("bomb.png", png_header(100_000, 100_000), "image/png"))]),
+        413,
+        "bomb.png: its header claims",
+    ),
+    "bad base64": (dict(json={"image": "not base64!"}), 400, "not valid base64"),
+    "bad JSON": (
+        dict(content=b"{", headers={"content-type": "application/json"}),
+        400,
+        "not JSON",
+    ),
+    "top 0": ("top0", 422, "top"),
+    "65 images": ("many", 400, "more than 64"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_REQUESTS)
+def test_bad_requests_are_one_json_message_with_their_status(client, digits, case):
+    request, status, fragment = BAD_REQUESTS[case]
+    png = digits[0].png
+    made = {
+        "tiff": dict(files=form(tiff_of(png))),
+        "truncated": dict(files=form(png[: len(png) // 2])),
+        "top0": dict(files=form(png), params={"top": 0}),
+        "many": dict(files=form(*[png] * 65)),
+    }
+    answer = client.post("/v1/predict", **(made[request] if isinstance(request, str) else request))
+    assert answer.status_code == status, answer.text
+    assert answer.headers["content-type"] == "application/json"
+    message = answer.json()["error"]
+    assert set(answer.json()) == {"error"} and fragment in message and "\n" not in message
+
+
+def test_a_body_over_the_byte_limit_is_refused_before_it_is_read(model, digits):
+    with client_for(model, max_bytes=10_000) as client:
+        declared = client.post("/v1/predict", files=form(b"\x89PNG\r\n\x1a\n" + b"0" * 20_000))
+        chunked = client.post("/v1/predict", content=iter([b"0" * 6_000] * 3))
+        fits = client.post("/v1/predict", files=form(digits[0].png))
+    for answer in (declared, chunked):
+        assert answer.status_code == 413
+        assert "limit of 10,000 bytes" in answer.json()["error"]
+    assert fits.status_code == 200
+
+
+def odd_images(digit) -> dict[str, bytes]:
+    """Valid images in the modes a user's files come in, all of the same real digit."""
+    gray = np.asarray(Image.open(io.BytesIO(digit.png)))
+    files = {}
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((1, 1), 255, np.uint8)).save(buffer, format="PNG")
+    files["1x1.png"] = buffer.getvalue()
+    buffer = io.BytesIO()
+    Image.fromarray(gray.astype(np.uint16) * 257).save(buffer, format="PNG")  # 16-bit gray
+    files["16-bit.png"] = buffer.getvalue()
+    buffer = io.BytesIO()
+    Image.fromarray(gray).convert("CMYK").save(buffer, format="JPEG", quality=95)
+    files["cmyk.jpg"] = buffer.getvalue()
+    buffer = io.BytesIO()
+    frames = [Image.fromarray(gray), Image.fromarray(255 - gray)]
+    frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:], duration=100)
+    files["animated.gif"] = buffer.getvalue()
+    return files
+
+
+def confident_digit(client, digits):
+    """The first digit the model classifies right with a probability over 0.95."""
+    for digit in digits:
+        (best,) = client.post("/v1/predict?top=1", files=form(digit.png)).json()["predictions"]
+        if best["top"][0]["class"] == str(digit.label) and best["top"][0]["probability"] > 0.95:
+            return digit
+    raise AssertionError("the fixture model is not confident on any digit")
+
+
+def test_odd_but_valid_images_get_a_prediction(client, digits):
+    digit = confident_digit(client, digits)
+    files = odd_images(digit)
+    assert Image.open(io.BytesIO(files["16-bit.png"])).mode.startswith("I;16")
+    assert Image.open(io.BytesIO(files["cmyk.jpg"])).mode == "CMYK"
+    assert getattr(Image.open(io.BytesIO(files["animated.gif"])), "n_frames", 1) == 2
+    for name, data in files.items():
+        answer = client.post("/v1/predict", files=[("image", (name, data, "image/*"))])
+        assert answer.status_code == 200, (name, answer.text)
+        if name != "1x1.png":  # the same digit in another mode, first frame of the GIF
+            assert top1(answer.json()) == [str(digit.label)], name
+
+
+def test_the_token_guards_the_api_and_metrics_but_not_the_page(model, digits):
+    with client_for(model, token=TOKEN) as client:
+        for path in ("/v1/model", "/metrics"):
+            missing = client.get(path)
+            wrong = client.get(path, headers={"Authorization": "Bearer nope"})
+            assert missing.status_code == wrong.status_code == 401
+            assert missing.headers["www-authenticate"] == "Bearer"
+            assert "missing bearer token" in missing.json()["error"]
+            assert wrong.json() == {"error": "wrong bearer token"}
+        assert client.post("/v1/predict", files=form(digits[0].png)).status_code == 401
+        good = {"Authorization": f"Bearer {TOKEN}"}
+        assert client.get("/v1/model", headers=good).status_code == 200
+        assert client.post("/v1/predict", files=form(digits[0].png), headers=good).json()
+        for path in ("/", "/static/page.js", "/healthz", "/readyz"):
+            assert client.get(path).status_code == 200, path
+
+
+def test_search_without_an_index_is_a_404_with_a_message(client):
+    for answer in (client.get("/v1/search?class=7"), client.post("/v1/search", content=b"x")):
+        assert answer.status_code == 404
+        assert "no index" in answer.json()["error"]
+    assert client.get("/no/such/route").json() == {"error": "not found: /no/such/route"}
+
+
+class SlowModel:
+    """Stands in for the model process: each batch takes 0.4 s."""
+
+    description = {"model": "slow", "dataset": "none", "classes": ["a", "b"]}
+    is_alive = True
+
+    def run_batch(self, kind, items):
+        time.sleep(0.4)
+        return [np.array([0.25, 0.75])] * len(items)
+
+
+def test_overload_answers_503_with_retry_after_and_a_long_wait_504(digits):
+    answers = []
+    with client_for(SlowModel(), max_batch=1, max_queue=1, timeout_s=0.2) as client:
+
+        def ask():
+            answers.append(client.post("/v1/predict", files=form(digits[0].png)))
+
+        threads = [threading.Thread(target=ask) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+            time.sleep(0.05)  # one in the model, one waiting, one turned away
+        for thread in threads:
+            thread.join()
+    statuses = sorted(answer.status_code for answer in answers)
+    assert statuses == [503, 504, 504], [a.text for a in answers]
+    busy = next(a for a in answers if a.status_code == 503)
+    assert busy.headers["retry-after"] == "1" and "busy" in busy.json()["error"]
+    assert all(set(answer.json()) == {"error"} for answer in answers)  # JSON, none a 500

@@ -1,0 +1,97 @@
+"""``cnnkit serve`` as a real process on loopback: health, a prediction, metrics, and a
+clean exit 0 on SIGTERM with a request in flight answered; start-up errors as one line."""
+
+import json
+import signal
+import socket
+import time
+
+from cnnkit.serve.settings import ServeSettings, exposure_warning
+from tests.conftest import run_cli
+from tests.serve.conftest import free_port, serving
+from tests.test_cli_errors import assert_one_line_error
+
+BOUNDARY = "cnnkit-test-boundary"
+
+
+def multipart(png: bytes) -> bytes:
+    return (
+        (
+            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="image"; filename="d.png"\r\n'
+            f"Content-Type: image/png\r\n\r\n"
+        ).encode()
+        + png
+        + f"\r\n--{BOUNDARY}--\r\n".encode()
+    )
+
+
+def request_head(port: int, length: int) -> bytes:
+    return (
+        f"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n"
+        f"Content-Type: multipart/form-data; boundary={BOUNDARY}\r\n"
+        f"Content-Length: {length}\r\n\r\n"
+    ).encode()
+
+
+def read_answer(sock: socket.socket) -> tuple[int, dict]:
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), json.loads(body)
+
+
+def test_a_served_run_answers_and_drains_on_sigterm(serve_extra, digit_checkpoint, digits):
+    digit = digits[0]
+    with serving(digit_checkpoint) as served:
+        assert served.get("/healthz") == (200, b'{"status":"ok"}')
+        port = int(served.url.rsplit(":", 1)[1])
+        body = multipart(digit.png)
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.sendall(request_head(port, len(body)) + body)
+            status, answer = read_answer(sock)
+        assert status == 200 and answer["predictions"][0]["top"][0]["class"] == str(digit.label)
+        status, metrics = served.get("/metrics")
+        assert status == 200
+        assert b'cnnkit_requests_total{route="/v1/predict",method="POST",status="200"} 1' in (
+            metrics
+        )
+
+        # A request in flight: its head and half its body sent, then SIGTERM.
+        in_flight = socket.create_connection(("127.0.0.1", port))
+        in_flight.sendall(request_head(port, len(body)) + body[:100])
+        time.sleep(0.3)
+        served.process.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        assert served.process.poll() is None  # still draining
+        assert served.refuses_connections()  # no new connections while draining
+        in_flight.sendall(body[100:])
+        status, answer = read_answer(in_flight)
+        in_flight.close()
+        assert status == 200 and answer["predictions"][0]["top"][0]["class"] == str(digit.label)
+        returncode, stderr = served.stop()
+    assert returncode == 0, stderr
+    assert "server stopped" in stderr and "Traceback" not in stderr
+    assert "--resume" not in stderr  # a server has no run to resume
+
+
+def test_a_bad_checkpoint_is_one_line(serve_extra, tmp_path):
+    missing = tmp_path / "nothing.pt"
+    assert_one_line_error(run_cli("serve", str(missing), "--port", str(free_port())), str(missing))
+
+
+def test_a_port_in_use_is_one_line(serve_extra, digit_checkpoint):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli("serve", str(digit_checkpoint), "--port", str(port))
+    assert_one_line_error(result, f"cannot listen on 127.0.0.1:{port}")
+
+
+def test_binding_beyond_loopback_without_a_token_is_warned_about():
+    assert exposure_warning(ServeSettings()) is None
+    assert exposure_warning(ServeSettings(host="::1")) is None
+    assert exposure_warning(ServeSettings(host="0.0.0.0", token="t")) is None
+    for host in ("0.0.0.0", "192.168.1.7", "myhost.example"):
+        assert "WITHOUT A TOKEN" in exposure_warning(ServeSettings(host=host))
