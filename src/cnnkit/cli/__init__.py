@@ -11,7 +11,7 @@ import warnings
 
 import click
 
-from cnnkit.cli import data, history, runs, size, train
+from cnnkit.cli import data, history, runs, search, search_index, size, train
 from cnnkit.errors import CnnkitError
 
 
@@ -34,6 +34,8 @@ for command in (
     history.baseline,
     history.history,
     history.bench,
+    search_index.index,
+    search.search,
 ):
     cli.add_command(command)
 
