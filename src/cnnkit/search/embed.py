@@ -10,6 +10,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
+from torch.fx.experimental.optimization import fuse
+from torch.fx.proxy import TraceError
 
 from cnnkit.errors import FingerprintError
 from cnnkit.runs import Run
@@ -94,13 +96,50 @@ def tiny_images(images: torch.Tensor) -> torch.Tensor:
     return cells.round().to(torch.uint8).flatten(1)
 
 
+class FeaturesAndLogits(nn.Module):
+    """A model's features and logits from one pass, through ``head`` where there is one."""
+
+    def __init__(self, model: nn.Module, head: nn.Module | None) -> None:
+        super().__init__()
+        self.model, self.head = model, head
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features = self.model.forward_features(x)
+        return features, self.head(features) if self.head is not None else self.model(x)
+
+
+def inference_model(
+    model: nn.Module, input_shape: tuple[int, ...]
+) -> tuple[nn.Module, torch.memory_format]:
+    """``FeaturesAndLogits`` of ``model`` with each BatchNorm folded into the convolution
+    before it (``torch.fx``'s ``fuse``), run in channels_last: 1.6x as fast for ResNet-8
+    on two CPU cores (docs/search.md), with outputs equal up to rounding (checked on a
+    probe). A model that fx cannot trace (LeNet-5's layers branch on autograd) runs as
+    it is, where channels_last did not help either."""
+    both = FeaturesAndLogits(model, find_head(model, input_shape)).eval()
+    try:
+        fused = fuse(both).to(memory_format=torch.channels_last)
+    except (TraceError, TypeError, RuntimeError, AttributeError, NotImplementedError):
+        return both, torch.contiguous_format
+    parameter = next(model.parameters())
+    probe = torch.rand((4, *input_shape), generator=torch.Generator().manual_seed(0))
+    probe = probe.to(parameter.device, parameter.dtype)
+    with torch.inference_mode():
+        expected, found = both(probe), fused(probe.contiguous(memory_format=torch.channels_last))
+    if not all(
+        torch.allclose(a, b, rtol=1e-3, atol=1e-4) for a, b in zip(expected, found, strict=True)
+    ):
+        return both, torch.contiguous_format
+    return fused, torch.channels_last
+
+
 class Embedder:
     """``embedder(images)``: uint8 images (N, C, H, W), stored or prepared size, to an
     ``Embedding``, in batches on the run's device."""
 
     def __init__(self, run: Run, batch_size: int = 256) -> None:
         self.run, self.batch_size = run, batch_size
-        self.head = find_head(run.model, run.record.input_shape)
+        self.model, self.memory_format = inference_model(run.model, run.record.input_shape)
 
     @torch.inference_mode()
     def __call__(self, images: torch.Tensor) -> Embedding:
@@ -110,10 +149,11 @@ class Embedder:
         for start in range(0, max(1, len(images)), self.batch_size):
             batch = run.prepare(images[start : start + self.batch_size]).to(placement.device)
             tiny.append(tiny_images(batch).cpu())
-            x = placement.layout(normalize(batch, record.mean, record.std))
+            x = normalize(batch, record.mean, record.std).contiguous(
+                memory_format=self.memory_format
+            )
             with placement.autocast():
-                f = run.model.forward_features(x)
-                out = self.head(f) if self.head is not None else run.model(x)
+                f, out = self.model(x)
             features.append(f.float())
             logits.append(out.float())
         vectors = nn.functional.normalize(torch.cat(features), dim=1)
