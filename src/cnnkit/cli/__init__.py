@@ -12,7 +12,7 @@ import warnings
 
 import click
 
-from cnnkit.cli import data, history, runs, serve, size, train
+from cnnkit.cli import data, history, runs, search, search_index, serve, size, train
 from cnnkit.errors import CnnkitError, Terminated
 
 # Commands that continue an interrupted run with --resume, so an interruption says so.
@@ -39,6 +39,8 @@ for command in (
     history.baseline,
     history.history,
     history.bench,
+    search_index.index,
+    search.search,
 ):
     cli.add_command(command)
 
