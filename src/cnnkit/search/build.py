@@ -187,7 +187,7 @@ def embed_shards(
     collection: Collection,
     settings: BuildSettings,
     first_number: int,
-    skip: set[int] = frozenset(),
+    skip: frozenset[int] | set[int] = frozenset(),
 ) -> tuple[list[Shard], int, float, list[str]]:
     """Embed ``collection`` into shards numbered from ``first_number``, leaving out the
     numbers in ``skip`` (written before); returns every shard's entry, the number of

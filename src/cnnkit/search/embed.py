@@ -5,7 +5,9 @@ the same forward pass (what ``search class`` ranks by), and a tiny image for
 with."""
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import torch
@@ -60,7 +62,7 @@ def find_head(model: nn.Module, input_shape: tuple[int, ...]) -> nn.Module | Non
             logits = model(probe)
             head = calls[-1] if calls else None
             if head is None or not torch.allclose(
-                head(model.forward_features(probe)), logits, rtol=1e-4, atol=1e-4
+                head(forward_features(model)(probe)), logits, rtol=1e-4, atol=1e-4
             ):
                 return None
     finally:
@@ -104,7 +106,7 @@ class FeaturesAndLogits(nn.Module):
         self.model, self.head = model, head
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        features = self.model.forward_features(x)
+        features = forward_features(self.model)(x)
         return features, self.head(features) if self.head is not None else self.model(x)
 
 
@@ -166,3 +168,8 @@ def normalize_rows(vectors: np.ndarray) -> np.ndarray:
     vectors = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     return vectors / np.maximum(norms, 1e-12)
+
+
+def forward_features(model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The model's ``forward_features``, typed (torch types module attributes as tensors)."""
+    return cast(Callable[[torch.Tensor], torch.Tensor], model.forward_features)

@@ -18,6 +18,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 
@@ -94,7 +95,7 @@ def new_index(kind: str, dim: int, params: dict[str, int]):
 class FaissIndex:
     """A FAISS index with the settings its searches use."""
 
-    index: object
+    index: Any  # a faiss.Index; faiss ships no type information
     kind: str
     params: dict[str, int]
 

@@ -117,7 +117,11 @@ class SearchIndex:
         if name not in self.classes:
             raise UnknownNameError.of("class", name, self.classes)
         column = self.classes.index(name)
-        probs = np.concatenate([np.exp(s[:, column]) for s in self.scores]) if self.scores else []
+        probs: np.ndarray = (
+            np.concatenate([np.exp(s[:, column]) for s in self.scores])
+            if self.scores
+            else np.zeros(0)
+        )
         order = np.argsort(-np.asarray(probs), kind="stable")[:top]
         return [Hit(rank, float(probs[p]), self.records[p]) for rank, p in enumerate(order, 1)]
 

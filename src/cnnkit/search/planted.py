@@ -19,7 +19,9 @@ EDITS = ("jpeg50", "resized", "shifted", "mirrored")
 def edited(picture: Image.Image, edit: str) -> Image.Image:
     if edit == "resized":
         half = (max(1, picture.width // 2), max(1, picture.height // 2))
-        return picture.resize(half, Image.BICUBIC).resize(picture.size, Image.BICUBIC)
+        return picture.resize(half, Image.Resampling.BICUBIC).resize(
+            picture.size, Image.Resampling.BICUBIC
+        )
     if edit == "shifted":  # one pixel right and down, the edge repeated
         padded = ImageOps.expand(picture, border=1)
         padded.paste(picture.crop((0, 0, 1, picture.height)), (0, 1))

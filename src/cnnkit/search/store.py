@@ -9,6 +9,7 @@ a writer killed mid-change) are removed by the next writer, under the folder's l
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -40,7 +41,7 @@ def write_shard(
     """Shard ``number``'s files: vectors in ``dtype``, scores in float32, tiny images in
     uint8, and then the records."""
     names = shard_file_names(number)
-    dtypes = {"vectors": dtype, "scores": np.float32, "tiny": np.uint8}
+    dtypes: dict[str, Any] = {"vectors": dtype, "scores": np.float32, "tiny": np.uint8}
     for part, part_dtype in dtypes.items():
         array = np.ascontiguousarray(getattr(embedding, part), dtype=part_dtype)
         write_array(folder / names[part], array)

@@ -17,7 +17,7 @@ def as_picture(image: torch.Tensor, size: int) -> Image.Image:
     picture = Image.fromarray(pixels[:, :, 0] if pixels.shape[2] == 1 else pixels)
     scale = size / max(picture.size)
     shape = (max(1, round(picture.width * scale)), max(1, round(picture.height * scale)))
-    resample = Image.NEAREST if scale >= 1 else Image.LANCZOS
+    resample = Image.Resampling.NEAREST if scale >= 1 else Image.Resampling.LANCZOS
     return picture.convert("RGB").resize(shape, resample)
 
 
