@@ -13,10 +13,8 @@ import warnings
 import click
 
 from cnnkit.cli import data, history, runs, search, search_index, serve, size, train
+from cnnkit.entry import raise_terminated, resume_hint
 from cnnkit.errors import CnnkitError, Terminated
-
-# Commands that continue an interrupted run with --resume, so an interruption says so.
-RESUMABLE = ("train",)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -70,16 +68,6 @@ def main() -> None:
             raise
         click.echo(f"cnnkit: error: {error}", err=True)
         sys.exit(1)
-
-
-def raise_terminated(signum: int, frame: object) -> None:
-    raise Terminated()
-
-
-def resume_hint() -> str:
-    """ "; continue with --resume" for a command that can continue where it stopped."""
-    words = [word for word in sys.argv[1:] if not word.startswith("-")]
-    return "; continue with --resume" if words[:1] and words[0] in RESUMABLE else ""
 
 
 def show_warning_line(message, category, filename, lineno, file=None, line=None) -> None:
