@@ -1,21 +1,24 @@
 """The command's entry point: signals are handled before anything large is imported.
 
-A Ctrl-C or SIGTERM that arrives while the command line's modules are still being
-imported (on a busy machine, the first second of every run) ends with the same one
-line as one that arrives later, not with a traceback from inside an import.
+A Ctrl-C or SIGTERM ends with one line and exit status 130 or 143, wherever it lands:
+while the command line's modules are still being imported (on a busy machine, the
+first second of every run), during a lazy import inside a command, or later.
 """
 
+import os
 import signal
 import sys
+from types import FrameType
 
 from cnnkit.errors import Terminated
 
 # Commands that continue an interrupted run with --resume, so an interruption says so.
 RESUMABLE = ("train",)
+STOPS = {signal.SIGINT: ("interrupted", 130), signal.SIGTERM: ("terminated", 143)}
 
 
 def main() -> None:
-    signal.signal(signal.SIGTERM, raise_terminated)
+    handle_stop_signals()
     try:
         from cnnkit.cli import main as run_command
     except KeyboardInterrupt:
@@ -25,8 +28,35 @@ def main() -> None:
     run_command()
 
 
-def raise_terminated(signum: int, frame: object) -> None:
+def handle_stop_signals() -> None:
+    for signum in STOPS:
+        signal.signal(signum, on_stop_signal)
+
+
+def on_stop_signal(signum: int, frame: FrameType | None) -> None:
+    """Unwind with KeyboardInterrupt or ``Terminated``, so that files being written are
+    removed on the way out; but inside an import, stop at once. An exception raised
+    there is swallowed by importlib's lock callbacks (the run carries on) or leaves a
+    half-initialised module behind (a traceback later), and an import writes none of
+    the run's files: at worst a temporary file is left, which the next start removes,
+    as after kill -9."""
+    if importing(frame):
+        what, status = STOPS[signal.Signals(signum)]
+        sys.stdout.flush()
+        sys.stderr.write(f"cnnkit: {what}{resume_hint()}\n")
+        sys.stderr.flush()
+        os._exit(status)
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt()
     raise Terminated()
+
+
+def importing(frame: FrameType | None) -> bool:
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            return True
+        frame = frame.f_back
+    return False
 
 
 def resume_hint() -> str:

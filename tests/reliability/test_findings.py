@@ -3,6 +3,7 @@ real file or process: it now gives one line, a non-zero exit and loses nothing."
 
 import json
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -141,12 +142,40 @@ def test_a_decompression_bomb_is_refused_before_decoding(tmp_path, checkpoint, r
 
 
 def test_ctrl_c_during_start_up_is_one_line_with_the_resume_hint(tmp_path):
-    process = start_training(tmp_path / "run")
-    time.sleep(0.8)  # importing torch
-    process.send_signal(signal.SIGINT)
-    _, err = process.communicate(timeout=60)
-    assert process.returncode == 130
-    assert err.strip().splitlines() == ["cnnkit: interrupted; continue with --resume"]
+    """At seeded moments of the first seconds: the command line's imports, torch's,
+    the lazy ones inside the command (where importlib used to swallow the interrupt,
+    or leave numpy half-imported for a traceback later), the data's loading."""
+    for number, moment in enumerate(random.Random(1).uniform(0.2, 3.0) for _ in range(6)):
+        process = start_training(tmp_path / f"run-{number}")
+        time.sleep(moment)
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+        assert (process.returncode, err.strip().splitlines()) == (
+            130,
+            ["cnnkit: interrupted; continue with --resume"],
+        ), f"Ctrl-C at {moment:.2f} s"
+
+
+@pytest.mark.parametrize("signum, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_inside_an_import_stops_the_command(tmp_path, signum, status):
+    """Raised inside an import, the interrupt would be swallowed by importlib's lock
+    callbacks (the run carried on and ended with status 0) or leave a half-made module
+    behind (numpy without ``multiply``, a traceback later): it stops the command."""
+    (tmp_path / "signals_itself.py").write_text(
+        f"import os, time\nos.kill(os.getpid(), {int(signum)})\ntime.sleep(0.5)\n"
+    )
+    script = "from cnnkit.entry import handle_stop_signals\n"
+    script += "handle_stop_signals()\nimport signals_itself\nprint('carried on')\n"
+    result = subprocess.run(
+        [sys.executable, "-c", script, "train"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(tmp_path)},
+    )
+    what = "interrupted" if signum == signal.SIGINT else "terminated"
+    assert (result.returncode, result.stdout) == (status, "")
+    assert result.stderr.splitlines() == [f"cnnkit: {what}; continue with --resume"]
 
 
 def test_sigterm_mid_epoch_ends_with_one_line_and_no_temporary_file(tmp_path):

@@ -6,14 +6,13 @@ for ``--help``. A ``CnnkitError`` becomes one line on stderr and exit status 1; 
 traceback is shown only with ``--debug``.
 """
 
-import signal
 import sys
 import warnings
 
 import click
 
 from cnnkit.cli import data, history, runs, search, search_index, serve, size, train
-from cnnkit.entry import raise_terminated, resume_hint
+from cnnkit.entry import handle_stop_signals, resume_hint
 from cnnkit.errors import CnnkitError, Terminated
 
 
@@ -44,7 +43,7 @@ for command in (
 
 
 def main() -> None:
-    signal.signal(signal.SIGTERM, raise_terminated)
+    handle_stop_signals()
     debug = "--debug" in sys.argv[1:]
     warnings.showwarning = show_warning_line
     try:
