@@ -3,6 +3,7 @@ digits, with the real model process behind it: predictions agree with ``cnnkit
 predict``, explain's maps agree with an independent convolution, every bad request is
 one JSON message with the status of its cause, and odd but valid images are read."""
 
+import asyncio
 import base64
 import io
 import threading
@@ -39,9 +40,9 @@ def client_for(model, **settings):
     return TestClient(create_app(model, ServeSettings(**settings)))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def client(model):
-    with client_for(model) as client:
+    with client_for(model) as client:  # one app at a time on the model process
         yield client
 
 
@@ -202,7 +203,7 @@ BAD_REQUESTS = {
         400,
         "not JSON",
     ),
-    "top 0": ("top0", 422, "top"),
+    "top 0": ("top0", 400, "top must be a whole number"),
     "65 images": ("many", 400, "more than 64"),
 }
 
@@ -301,15 +302,48 @@ def test_search_without_an_index_is_a_404_with_a_message(client):
     assert client.get("/no/such/route").json() == {"error": "not found: /no/such/route"}
 
 
+def test_an_index_plugs_in_its_search_routes(model):
+    """The seam for image search: an index's routes, mounted by create_app, behind the
+    token and the JSON errors like every other route."""
+    from fastapi import APIRouter, Query
+    from fastapi.testclient import TestClient
+
+    from cnnkit.serve.app import create_app
+
+    router = APIRouter()
+
+    @router.get("/v1/search")
+    async def by_class(name: str = Query(alias="class"), top: int = Query(10, ge=1)):
+        return {"class": name, "top": top}
+
+    with TestClient(create_app(model, ServeSettings(token=TOKEN), search=router)) as client:
+        good = {"Authorization": f"Bearer {TOKEN}"}
+        assert client.get("/v1/model", headers=good).json()["search"] is True
+        assert client.get("/v1/search?class=7&top=3", headers=good).json() == {
+            "class": "7",
+            "top": 3,
+        }
+        invalid = client.get("/v1/search?class=7&top=0", headers=good)
+        assert client.get("/v1/search?class=7").status_code == 401
+    assert invalid.status_code == 422
+    assert invalid.json() == {"error": "top: Input should be greater than or equal to 1"}
+
+
 class SlowModel:
     """Stands in for the model process: each batch takes 0.4 s."""
 
     description = {"model": "slow", "dataset": "none", "classes": ["a", "b"]}
     is_alive = True
 
-    def run_batch(self, kind, items):
-        time.sleep(0.4)
+    async def connect(self):
+        return self
+
+    async def run_batch(self, kind, items):
+        await asyncio.sleep(0.4)
         return [np.array([0.25, 0.75])] * len(items)
+
+    async def close(self):
+        pass
 
 
 def test_overload_answers_503_with_retry_after_and_a_long_wait_504(digits):

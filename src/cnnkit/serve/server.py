@@ -21,7 +21,7 @@ import uvicorn
 from cnnkit.errors import ConfigError
 from cnnkit.serve.app import create_app
 from cnnkit.serve.settings import ServeSettings
-from cnnkit.serve.worker import ModelProcess
+from cnnkit.serve.worker import ModelProcess, freeze_imports
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 DRAIN_GRACE_S = 5.0  # how much longer than the batcher's timeout a drain may take
@@ -59,8 +59,10 @@ def run_server(
     try:
         if on_ready is not None:
             on_ready(model.description)
+        app = create_app(model, settings)
+        freeze_imports()
         config = uvicorn.Config(
-            create_app(model, settings),
+            app,
             host=settings.host,
             port=settings.port,
             access_log=False,  # a line per request would cost more than the prediction
