@@ -106,12 +106,17 @@ def test_a_drawn_mnist_digit_is_classified_right(
     assert Image.open(tmp_path / "page-digit.png").size[0] >= 1000
 
 
-def test_a_dropped_cifar_photo_gets_its_top_5(
+def test_a_dropped_cifar_photo_gets_its_top_5_once_the_token_is_given(
     serve_extra, photo_checkpoint, real_image_tree, tmp_path
 ):
     photo = sorted((real_image_tree / "test").rglob("*.*"))[0]
     encoded = base64.b64encode(photo.read_bytes()).decode()
-    with serving(photo_checkpoint) as served, page_at(served.url, tmp_path) as (page, errors):
+    token = "page-token-93b1"
+    served_with_token = serving(photo_checkpoint, "--token", token)
+    with served_with_token as served, page_at(served.url, tmp_path) as (page, errors):
+        page.wait_for_selector("#token-form:not([hidden])")  # /v1/model answered 401
+        page.fill("#token", token)
+        page.click("#token-form button")
         page.wait_for_selector("#photo:not([hidden])")
         transfer = page.evaluate_handle(
             """([data, name]) => {
@@ -130,7 +135,7 @@ def test_a_dropped_cifar_photo_gets_its_top_5(
         seen = page.eval_on_selector("#net-input", "i => i.naturalWidth")
         maps = page.locator("#maps img").count()
         page.screenshot(path=str(tmp_path / "page-photo.png"), full_page=True)
-    assert errors == []
+    assert len(errors) == 1 and "401" in errors[0]  # the first /v1/model, without the token
     assert [name for name, _ in top] and all(name in CIFAR_CLASSES for name, _ in top)
     assert len({name for name, _ in top}) == 5
     assert [p for _, p in top] == sorted((p for _, p in top), reverse=True)
