@@ -54,3 +54,7 @@ def require_path(path: Path, what: str) -> Path:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+# Below IN_CI, which tests.real_images reads: real photos for every test directory.
+from tests.real_images import real_image_tree  # noqa: E402, F401

@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from cnnkit.config import TrainConfig, recipe_for, with_overrides
+from cnnkit.train.fit import fit
 from cnnkit.transforms.digits import mnist_style
 from tests.conftest import run_cli
 
@@ -12,20 +14,15 @@ COUNT = 20
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    out = tmp_path_factory.mktemp("run")
-    result = run_cli(
-        "train",
-        "lenet5",
-        "--epochs",
-        "1",
-        "--out",
-        str(out),
-        "--test-limit",
-        "500",
-        "--no-progress",
+    """One epoch of LeNet-5's recipe on MNIST, trained in-process (what is tested is
+    ``cnnkit predict``, run through the CLI below)."""
+    config = TrainConfig(
+        recipe=with_overrides(recipe_for("lenet5"), epochs=1),
+        out=tmp_path_factory.mktemp("run"),
+        test_limit=500,
+        progress=False,
     )
-    assert result.returncode == 0, result.stderr
-    return out / "checkpoint.pt"
+    return fit(config).checkpoint
 
 
 def as_scan(digit: np.ndarray) -> Image.Image:

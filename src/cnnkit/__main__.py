@@ -1,5 +1,5 @@
 """`python -m cnnkit` runs the command-line interface (torchrun needs a module)."""
 
-from cnnkit.cli import main
+from cnnkit.entry import main
 
 main()

@@ -34,6 +34,7 @@ from cnnkit.data import ImageSet, load_dataset
 from cnnkit.data.locate import PACKAGE_FILES
 from cnnkit.models import model_input_size
 from cnnkit.models.fitting import build_for_images
+from cnnkit.runs import METRICS_NAME
 from cnnkit.runtime.inference import flush_denormals, predict_logits
 from cnnkit.train.fit import sgd_one_cycle
 from cnnkit.train.loop import steps_per_epoch
@@ -94,7 +95,7 @@ def run_cnnkit_train(model_name: str, recipe: Recipe) -> TrainerResult:
             stdout=subprocess.DEVNULL,
         )  # fmt: skip
         wall = time.perf_counter() - start
-        records = [json.loads(line) for line in (Path(out) / "metrics.jsonl").open()]
+        records = [json.loads(line) for line in (Path(out) / METRICS_NAME).open()]
     # An epoch ended when the process ended minus the later epochs' time.
     later = [sum(r["seconds"] for r in records[i + 1 :]) for i in range(len(records))]
     images = steps_per_epoch(MNIST_TRAIN_IMAGES, recipe.batch_size) * recipe.batch_size

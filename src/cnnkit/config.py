@@ -15,6 +15,10 @@ TTA_MODES = ("none", "ten-crop")  # test-time augmentation, runtime.inference
 EXPORT_FORMATS = ("onnx", "torchscript")  # export
 QUANTIZATIONS = ("int8",)  # export --quantize
 TABLE_FORMATS = ("table", "json", "csv", "markdown")  # analysis.render
+# search: "exact" is cnnkit's own; the others are FAISS index types (cnnkit[faiss]).
+SEARCH_BACKENDS = ("auto", "exact", "flat", "ivf", "hnsw", "ivfpq")
+VECTOR_DTYPES = ("float32", "float16")
+RETRIEVAL_METHODS = ("pixels", "hog", "conv")  # search eval
 
 
 @dataclass(frozen=True)

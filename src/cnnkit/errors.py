@@ -86,6 +86,15 @@ class FolderBusyError(CnnkitError):
     """Another process holds the folder (a run or an index being written)."""
 
 
+class IndexFileError(CnnkitError):
+    """A search index folder that is missing, incomplete, damaged, tampered with, or
+    in the way of a new one."""
+
+
+class FingerprintError(CheckpointError):
+    """A checkpoint whose weights are not the ones a search index was built with."""
+
+
 class ExportError(CnnkitError):
     """A model cannot be exported in the format asked for."""
 
@@ -104,6 +113,11 @@ class ServerBusyError(CnnkitError):
 
 class ServerTimeoutError(CnnkitError):
     """A request waited longer for the model than the server allows."""
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived: unwinds like Ctrl-C's KeyboardInterrupt, so that files being
+    written are cleaned up, and ``cli.main`` ends with one line and exit status 143."""
 
 
 class SkippedImagesWarning(UserWarning):

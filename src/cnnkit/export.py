@@ -14,6 +14,7 @@ as int8 and quantizes their inputs on the fly (dynamic quantization), where Alex
 and VGG's weights mostly sit: the "memory at test time" story.
 """
 
+import io
 import json
 import tempfile
 import warnings
@@ -28,6 +29,7 @@ from torch import nn
 
 from cnnkit.config import EXPORT_FORMATS, QUANTIZATIONS
 from cnnkit.errors import ExportError, UnknownNameError, import_extra
+from cnnkit.files import atomic_write_bytes
 from cnnkit.metrics import topk_correct
 from cnnkit.models import model_input_size
 from cnnkit.runs import RunRecord, load_run
@@ -67,6 +69,9 @@ class UInt8Classifier(nn.Module):
     at the data's size -> padded or centre-cropped to the model's input -> (x/255 -
     mean) / std per channel -> logits. Padding adds zeros, MNIST's background."""
 
+    scale: torch.Tensor  # buffers (torch types them as Tensor | Module)
+    shift: torch.Tensor
+
     def __init__(self, model: nn.Module, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
         super().__init__()
         self.model = model
@@ -105,20 +110,23 @@ def export_checkpoint(
     metadata = export_metadata(run.record, run.checkpoint.epoch, test_set.image_shape)
     write = write_onnx if fmt == "onnx" else write_torchscript
     load = onnx_runner if fmt == "onnx" else torchscript_runner
-    out.parent.mkdir(parents=True, exist_ok=True)
+    # Written and checked in a scratch folder; only a file that passed its checks is
+    # copied to ``out``, atomically, so that a failure or a full disk leaves nothing there.
     with tempfile.TemporaryDirectory() as scratch:
-        float_path = out if quantize is None else Path(scratch) / out.name
-        write(wrapped, test_set.images[:2], metadata, float_path, out if quantize else None)
+        float_path = Path(scratch) / f"float{out.suffix}"
+        int8_path = Path(scratch) / f"int8{out.suffix}" if quantize else None
+        write(wrapped, test_set.images[:2], metadata, float_path, int8_path)
         float_logits = run_in_batches(load(float_path), test_set.images)
         float_bytes = float_path.stat().st_size
-    difference = float((float_logits - reference).abs().max())
-    if difference > TOLERANCE * max(1.0, float(reference.abs().max())):
-        out.unlink(missing_ok=True)
-        raise ExportError(
-            f"{checkpoint}: the exported model's logits differ from PyTorch's by up to "
-            f"{difference:.2g}; nothing written (please report this as a bug)"
-        )
-    logits = float_logits if quantize is None else run_in_batches(load(out), test_set.images)
+        difference = float((float_logits - reference).abs().max())
+        if difference > TOLERANCE * max(1.0, float(reference.abs().max())):
+            raise ExportError(
+                f"{checkpoint}: the exported model's logits differ from PyTorch's by up to "
+                f"{difference:.2g}; nothing written (please report this as a bug)"
+            )
+        final = int8_path or float_path
+        logits = float_logits if int8_path is None else run_in_batches(load(final), test_set.images)
+        atomic_write_bytes(out, final.read_bytes())
     return ExportResult(
         path=out,
         format=fmt,
@@ -188,7 +196,7 @@ def write_onnx(
         for item in [*proto.graph.node, *proto.graph.input, *proto.graph.output]:
             del item.metadata_props[:]
         onnx.helper.set_model_props(proto, {**metadata, **note})
-        onnx.save(proto, path)
+        atomic_write_bytes(path, proto.SerializeToString())
 
 
 def quantize_onnx(float_path: Path, int8_path: Path) -> None:
@@ -228,6 +236,7 @@ def export_onnx_graph(model: nn.Module, example: torch.Tensor, out: Path) -> Non
         )
     except Exception as error:  # the exporter raises many types; none is the user's fault
         raise ExportError(f"torch.onnx.export failed: {str(error).splitlines()[0]}") from error
+    assert program is not None  # with dynamo=True torch.onnx.export returns the program
     program.save(str(out), external_data=False)
 
 
@@ -260,17 +269,20 @@ def write_torchscript(
     def extra(note: dict[str, str]) -> dict[str, str]:
         return {"cnnkit.json": json.dumps({**metadata, **note})}
 
+    def save(traced: torch.jit.ScriptModule, path: Path, note: dict[str, str]) -> None:
+        # Through memory: torch.jit.save's own file writer aborts the process on a full disk.
+        buffer = io.BytesIO()
+        torch.jit.save(traced, buffer, _extra_files=extra(note))
+        atomic_write_bytes(path, buffer.getvalue())
+
     # Traced without autograd, the path inference takes (ScaledTanh's in-place steps).
     with deprecations_silenced(), torch.no_grad():
-        traced = torch.jit.trace(model, example)
-        torch.jit.save(traced, str(float_path), _extra_files=extra(FLOAT_NOTE))
+        save(torch.jit.trace(model, example), float_path, FLOAT_NOTE)
         if int8_path is not None:
             from torch.ao.quantization import quantize_dynamic
 
             int8 = quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)
-            torch.jit.save(
-                torch.jit.trace(int8, example), str(int8_path), _extra_files=extra(INT8_NOTE)
-            )
+            save(torch.jit.trace(int8, example), int8_path, INT8_NOTE)
 
 
 def torchscript_runner(path: Path) -> Runner:

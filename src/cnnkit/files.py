@@ -10,6 +10,7 @@ kernel releases when its holder dies, so a killed run never leaves a stale lock.
 import errno
 import fcntl
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -21,14 +22,27 @@ TEMPORARY_SUFFIX = ".tmp"
 LOCK_NAME = ".lock"
 
 
-def describe_os_error(error: OSError) -> str:
-    """An OS error in a few words: "no space left on device", "permission denied"."""
-    if error.errno == errno.ENOSPC:
+FULL_DISK_BYTES = 1 << 20  # less free space than this after a failed write: the disk is full
+
+
+def describe_write_error(error: Exception, folder: Path) -> str:
+    """A failed write in a few words: "no space left on device", "permission denied".
+    torch's and onnx's writers raise RuntimeError for a write that the disk refused,
+    so the free space tells what happened."""
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
         return "no space left on device"
-    return (error.strerror or type(error).__name__).lower()
+    try:
+        if shutil.disk_usage(folder).free < FULL_DISK_BYTES:
+            return "no space left on device"
+    except OSError:
+        pass
+    if isinstance(error, OSError):
+        return (error.strerror or type(error).__name__).lower()
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
-def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> Path:
+def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> Path:
     """Write ``path`` by calling ``write(file)`` on a temporary file in the same folder,
     then renaming it into place; on any failure the temporary file is removed, the
     old ``path`` is left as it was, and an ``OSError`` becomes one ``WriteError``."""
@@ -47,8 +61,9 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> Path:
         os.chmod(temporary, 0o666 & ~current_umask())  # as open() would: mkstemp makes 0600
         os.replace(temporary, path)
         temporary = None
-    except OSError as error:
-        raise WriteError(f"{path}: cannot write ({describe_os_error(error)})") from None
+    except (OSError, RuntimeError) as error:
+        reason = describe_write_error(error, path.parent if path.parent.exists() else Path("/"))
+        raise WriteError(f"{path}: cannot write ({reason})") from None
     finally:
         if temporary is not None:
             temporary.unlink(missing_ok=True)
@@ -94,7 +109,8 @@ class FolderLock:
             self.folder.mkdir(parents=True, exist_ok=True)
             file = open(path, "a+b")  # noqa: SIM115  # held until __exit__
         except OSError as error:
-            raise WriteError(f"{self.folder}: cannot use ({describe_os_error(error)})") from None
+            reason = describe_write_error(error, Path("/"))
+            raise WriteError(f"{self.folder}: cannot use as a folder ({reason})") from None
         try:
             fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:

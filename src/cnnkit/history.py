@@ -23,6 +23,7 @@ from cnnkit.analysis import size_report
 from cnnkit.baseline import train_hog_svm
 from cnnkit.config import HISTORY_LINE, TrainConfig, recipe_for
 from cnnkit.data import ImageSet, load_dataset
+from cnnkit.files import atomic_write_bytes, atomic_write_text
 from cnnkit.models import check_model_name, model_input_size
 from cnnkit.models.fitting import build_for_images
 from cnnkit.reports import plots
@@ -273,20 +274,18 @@ def write_outputs(settings: HistorySettings, rows: list[HistoryRow]) -> None:
         "the same training images. Parameters and connections of HOG + SVM count the "
         "linear SVM only. Each net's logs: its folder's metrics.jsonl and result.json.\n"
     )
-    (settings.out / "history.md").write_text(
-        "# Results over the years\n\n" + render_table(rows, "github") + "\n\n" + note
+    atomic_write_text(
+        settings.out / "history.md",
+        "# Results over the years\n\n" + render_table(rows, "github") + "\n\n" + note,
     )
     figure = plots.error_bars(
         [f"{row.year} {row.title}" for row in rows],
         [row.top1_error for row in rows],
         f"Results over the years on {settings.dataset}",
     )
-    (settings.out / "history.png").write_bytes(plots.png_bytes(figure))
+    atomic_write_bytes(settings.out / "history.png", plots.png_bytes(figure))
     save_json(settings.out / "history.json", [asdict(row) for row in rows])
 
 
 def save_json(path: Path, value: object) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(json.dumps(value, indent=2) + "\n")
-    temporary.replace(path)
+    atomic_write_text(path, json.dumps(value, indent=2) + "\n")

@@ -28,3 +28,32 @@ def per_class_accuracy(confusion: torch.Tensor) -> torch.Tensor:
     """Fraction of each true class predicted correctly (NaN for an absent class)."""
     totals = confusion.sum(dim=1).double()
     return confusion.diagonal().double() / totals
+
+
+# Retrieval: each row of ``relevance`` is one query's ranking of the whole collection,
+# best first, True where the item is relevant (shares the query's label).
+
+
+def average_precision(relevance: torch.Tensor, cutoff: int | None = None) -> torch.Tensor:
+    """AP of each ranking in ``relevance`` (Q, N) bool: the mean of precision@i over the
+    ranks i of the relevant items. With ``cutoff`` k (AP@k), the sum over relevant ranks
+    i <= k divided by min(relevant items, k), so that a perfect top k scores 1 however
+    many relevant items the collection holds. A query without relevant items scores 0."""
+    relevant = relevance.sum(dim=1).double()
+    if cutoff is not None:
+        relevance = relevance[:, :cutoff]
+        relevant = relevant.clamp(max=cutoff)
+    hits = relevance.double()
+    ranks = torch.arange(1, hits.shape[1] + 1, dtype=torch.float64)
+    precision = hits.cumsum(dim=1) / ranks
+    return (precision * hits).sum(dim=1) / relevant.clamp(min=1)
+
+
+def precision_at(relevance: torch.Tensor, k: int) -> torch.Tensor:
+    """Fraction of relevant items among each ranking's first k (Q,)."""
+    return relevance[:, :k].double().sum(dim=1) / k
+
+
+def recall_at(relevance: torch.Tensor, k: int) -> torch.Tensor:
+    """Fraction of each query's relevant items that rank among its first k (Q,)."""
+    return relevance[:, :k].double().sum(dim=1) / relevance.sum(dim=1).double().clamp(min=1)

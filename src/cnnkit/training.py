@@ -2,11 +2,14 @@
 model's recipe, ``fit`` under torchrun's world when there is one, the epochs logged
 for TensorBoard when asked, and the report drawn at the end."""
 
+import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
 
 from cnnkit.config import TrainConfig, recipe_for, with_overrides
+from cnnkit.errors import ConfigError
 from cnnkit.models import check_model_name
 from cnnkit.runs import default_run_dir
 from cnnkit.runtime.distributed import World, world_from_env
@@ -57,6 +60,10 @@ def train_config(request: TrainRequest) -> TrainConfig:
     """The config of ``request``: the model's recipe on the data set, overridden
     where the user said so."""
     check_model_name(request.model)
+    for key in OVERRIDES:
+        value = getattr(request, key)
+        if isinstance(value, float) and not math.isfinite(value):  # click lets nan through
+            raise ConfigError(f"--{key.replace('_', '-')} {value}: not a finite number")
     recipe = with_overrides(
         recipe_for(request.model, request.dataset),
         **{key: getattr(request, key) for key in OVERRIDES},
@@ -96,6 +103,7 @@ def run_training(
             logger.close()
     if not world.is_main:
         return None
+    warn_if_at_chance(result)
     if not request.report:
         return TrainOutcome(result, None)
     if config.stream:  # the report decodes the data set into memory
@@ -107,3 +115,19 @@ def run_training(
     from cnnkit.reports import build_report
 
     return TrainOutcome(result, build_report(result.config.out, request.data_dir))
+
+
+def warn_if_at_chance(result: FitResult) -> None:
+    """A run whose loss grew far above a guess's and whose test error stayed at chance
+    had too high a rate (a short run on little data may end near chance, but its loss
+    stays near ln K)."""
+    classes = result.final.confusion.shape[0]
+    chance_error = 1 - 1 / classes
+    diverged = result.history[-1]["train_loss"] > 2 * math.log(classes)
+    if diverged and result.final.top1_error >= chance_error - 0.01:  # within a point
+        warnings.warn(
+            f"the test error ended at {100 * result.final.top1_error:.1f}%, no better than "
+            f"chance ({100 * chance_error:.0f}%); the learning rate "
+            f"(--lr {result.config.recipe.lr:g}) is probably too high",
+            stacklevel=2,
+        )

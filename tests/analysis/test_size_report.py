@@ -8,7 +8,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from cnnkit.analysis import model_size, size_report
 from cnnkit.analysis.papers import compare_models
-from cnnkit.analysis.render import FORMATS, render_comparison
+from cnnkit.analysis.render import render_comparison
+from cnnkit.config import TABLE_FORMATS as FORMATS
 from cnnkit.models import build_model
 
 

@@ -1,16 +1,15 @@
 """Devices and precisions: the one update path against a plain torch loop, bf16 and
 fp16 loss scaling and channels_last on the CPU, and clear refusals."""
 
-import json
-
 import pytest
 import torch
 from torch.nn import functional as F
 
-from cnnkit.config import TrainConfig
+from cnnkit.config import TrainConfig, recipe_for, with_overrides
 from cnnkit.errors import ConfigError, UnknownNameError
 from cnnkit.models import build_model
 from cnnkit.runtime.device import CPU, Placement, choose_placement, to_cpu
+from cnnkit.train.fit import fit
 from cnnkit.train.loop import shuffled_batches, train_one_epoch
 from cnnkit.transforms import normalize
 from tests.conftest import run_cli
@@ -109,17 +108,23 @@ def test_fp16_on_the_cpu_is_one_line(tmp_path):
 
 def test_bf16_on_the_cpu_learns_like_fp32(tmp_path):
     # 500 steps: past the early plateau where rounding moves the error by points.
-    args = ["lenet5-modern", "--epochs", "2", "--batch-size", "32", "--train-limit", "8000"]
-    args += ["--test-limit", "1000", "--device", "cpu", "--no-report", "--no-progress"]
     errors = {}
     for precision in ("fp32", "bf16"):
-        out = tmp_path / precision
-        result = run_cli("train", *args, "--precision", precision, "--out", str(out), env=ENV)
-        assert result.returncode == 0, result.stderr
-        assert f"on cpu ({precision})" in result.stdout
-        errors[precision] = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
-    assert errors["bf16"]["test_top1_error"] < 0.06  # chance: 0.90
-    assert abs(errors["bf16"]["test_top1_error"] - errors["fp32"]["test_top1_error"]) <= 0.015
+        config = TrainConfig(
+            model="lenet5-modern",
+            recipe=with_overrides(recipe_for("lenet5-modern"), epochs=2, batch_size=32),
+            out=tmp_path / precision,
+            train_limit=8000,
+            test_limit=1000,
+            progress=False,
+            device="cpu",
+            precision=precision,
+        )
+        result = fit(config)
+        assert result.device == "cpu" and result.config.precision == precision
+        errors[precision] = result.final.top1_error
+    assert errors["bf16"] < 0.06  # chance: 0.90
+    assert abs(errors["bf16"] - errors["fp32"]) <= 0.015
 
 
 def test_checkpoint_state_moves_to_the_cpu_with_its_metadata():

@@ -26,7 +26,7 @@ A layer the rules do not know supplies its own through the protocol below: a
 
 import math
 from collections.abc import Callable
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 from torch import nn
 
@@ -81,7 +81,7 @@ def window_sizes(module: nn.Module, input_shape: Shape) -> tuple[bool, int]:
     return False, 0
 
 
-def adaptive_output_size(output_size: object, height: int, width: int) -> tuple[int, int]:
+def adaptive_output_size(output_size: Any, height: int, width: int) -> tuple[int, int]:
     size = (output_size, output_size) if isinstance(output_size, int) else tuple(output_size)
     return (size[0] or height, size[1] or width)
 
@@ -113,7 +113,7 @@ def pool_connections(module: nn.Module, input_shape: Shape, output_shape: Shape)
     """One connection per input a pooling unit sees (the lecture's S2: 4 per unit)."""
     if isinstance(module, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):
         return output_shape[0] * window_sizes(module, input_shape)[1]
-    return math.prod(output_shape) * kernel_area(module.kernel_size)
+    return math.prod(output_shape) * kernel_area(cast(int | tuple[int, ...], module.kernel_size))
 
 
 def lrn_connections(module: nn.LocalResponseNorm, input_shape: Shape, output_shape: Shape) -> int:
@@ -129,7 +129,8 @@ def no_connections(module: nn.Module, input_shape: Shape, output_shape: Shape) -
     return 0
 
 
-CONNECTION_RULES: dict[str, Callable[[nn.Module, Shape, Shape], int]] = {
+# Any: each rule takes the module type of its kind (nn.Conv2d for "conv", ...).
+CONNECTION_RULES: dict[str, Callable[[Any, Shape, Shape], int]] = {
     "conv": conv_connections,
     "linear": linear_connections,
     "pool": pool_connections,

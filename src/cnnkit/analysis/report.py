@@ -9,9 +9,11 @@ only, so even VGG-19 is counted in a moment.
 
 import math
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from cnnkit.analysis.counting import (
     FOLDED_KINDS,
@@ -136,11 +138,31 @@ def model_size(
 ) -> SizeReport:
     """The size report of registry model ``name`` for one input of ``input_shape`` (C, H, W),
     by default the model's own input size."""
-    options = {}
+    options: dict[str, Any] = {}
     if input_shape is not None:
         options = {"in_channels": input_shape[0], "image_size": tuple(input_shape[1:])}
-    model = build_model(name, num_classes=num_classes, **options)
+    with FloatsOnMeta():  # AlexNet at 2000x2000 would allocate 16 GB of fc6 weights
+        model = build_model(name, num_classes=num_classes, **options)
     return size_report(model.to("meta"), input_shape or model_input_size(model), name)
+
+
+class FloatsOnMeta(TorchFunctionMode):
+    """While active, new floating-point tensors (weights, biases) are made on the meta
+    device, which records shapes and allocates nothing; integer and boolean ones (LeNet's
+    connection tables, which the layers read while they are built) stay real."""
+
+    FACTORIES = frozenset(
+        {torch.empty, torch.empty_strided, torch.zeros, torch.ones, torch.full, torch.rand,
+         torch.randn}
+    )  # fmt: skip
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        kwargs = dict(kwargs or {})
+        if func in self.FACTORIES and kwargs.get("device") is None:
+            dtype = kwargs.get("dtype") or torch.get_default_dtype()
+            if dtype.is_floating_point:
+                kwargs["device"] = "meta"
+        return func(*args, **kwargs)
 
 
 def size_report(model: nn.Module, input_shape: Shape, name: str = "model") -> SizeReport:
@@ -164,7 +186,7 @@ def size_report(model: nn.Module, input_shape: Shape, name: str = "model") -> Si
     try:
         model.eval()
         with torch.no_grad():
-            model.forward_with_aux(x) if hasattr(model, "forward_with_aux") else model(x)
+            getattr(model, "forward_with_aux", model)(x)  # through the auxiliary heads, if any
     except RuntimeError as error:
         shape = "x".join(str(size) for size in input_shape)
         raise InputSizeError(

@@ -10,14 +10,17 @@ scikit-image for HOG, scikit-learn for the SVM.
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from cnnkit.data import load_dataset
 from cnnkit.errors import import_extra
+from cnnkit.files import atomic_write_text
 from cnnkit.metrics import topk_correct
 
 
@@ -48,7 +51,7 @@ class BaselineResult:
         return asdict(self)
 
 
-def _require_classic() -> tuple[object, object]:
+def _require_classic() -> tuple[Callable[..., Any], Callable[..., Any]]:
     purpose = "the HOG+SVM baseline"
     features = import_extra("skimage.feature", "classic", purpose)
     return features.hog, import_extra("sklearn.svm", "classic", purpose).LinearSVC
@@ -116,7 +119,4 @@ def train_hog_svm(
 
 def save_result(result: BaselineResult, out: Path) -> Path:
     """The result as ``out/result.json``."""
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "result.json"
-    path.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
-    return path
+    return atomic_write_text(out / "result.json", json.dumps(result.to_dict(), indent=2) + "\n")

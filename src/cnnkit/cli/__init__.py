@@ -6,13 +6,15 @@ for ``--help``. A ``CnnkitError`` becomes one line on stderr and exit status 1; 
 traceback is shown only with ``--debug``.
 """
 
+import signal
 import sys
 import warnings
 
 import click
 
-from cnnkit.cli import data, history, runs, serve, size, train
-from cnnkit.errors import CnnkitError
+from cnnkit.cli import data, history, runs, search, search_index, serve, size, train
+from cnnkit.entry import raise_terminated, resume_hint
+from cnnkit.errors import CnnkitError, Terminated
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -35,18 +37,24 @@ for command in (
     history.baseline,
     history.history,
     history.bench,
+    search_index.index,
+    search.search,
 ):
     cli.add_command(command)
 
 
 def main() -> None:
+    signal.signal(signal.SIGTERM, raise_terminated)
     debug = "--debug" in sys.argv[1:]
     warnings.showwarning = show_warning_line
     try:
         cli.main(standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("cnnkit: interrupted", err=True)
+    except (click.exceptions.Abort, KeyboardInterrupt):  # click turns Ctrl-C into Abort
+        click.echo(f"cnnkit: interrupted{resume_hint()}", err=True)
         sys.exit(130)
+    except Terminated:
+        click.echo(f"cnnkit: terminated{resume_hint()}", err=True)
+        sys.exit(143)
     except click.UsageError as error:  # a bad option or argument: one line, as errors are
         command = error.ctx.command_path if error.ctx else "cnnkit"
         hint = f" (see `{command} --help`)"
@@ -60,9 +68,6 @@ def main() -> None:
             raise
         click.echo(f"cnnkit: error: {error}", err=True)
         sys.exit(1)
-    except KeyboardInterrupt:
-        click.echo("cnnkit: interrupted; continue with --resume", err=True)
-        sys.exit(130)
 
 
 def show_warning_line(message, category, filename, lineno, file=None, line=None) -> None:

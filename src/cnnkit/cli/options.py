@@ -15,7 +15,8 @@ def dataset_option(default: str | None = "mnist", help: str = "Data set to train
 
 data_dir_option = click.option(
     "--data-dir",
-    type=click.Path(path_type=Path),
+    # Must exist: a mistyped folder would otherwise fall through to the shipped MNIST.
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="Folder to look for data in first (then $CNNKIT_DATA, the cache, the package).",
 )
 train_limit_option = click.option(

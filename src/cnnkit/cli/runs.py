@@ -128,6 +128,7 @@ def export(
         f"max abs difference {result.max_abs_difference:.1e} in the logits {on}"
     )
     if result.float_bytes is not None:
+        assert result.float_top1_error is not None  # set with float_bytes, under --quantize
         click.echo(
             f"{result.quantize}: size {kib(result.float_bytes)} -> {kib(result.bytes)}; "
             f"top-1 error {100 * result.float_top1_error:.2f}% -> "

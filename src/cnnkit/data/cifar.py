@@ -81,11 +81,42 @@ _ALLOWED_GLOBALS = {
 }
 
 
+class _SizedArray(np.ndarray):
+    """The array ``_reconstruct`` makes while unpickling: its ``__setstate__`` refuses a
+    shape whose bytes the file cannot hold, before numpy allocates them (a 74-byte file
+    can declare a 200,000 x 200,000 array)."""
+
+    limit = 0  # bytes: set per file
+
+    def __setstate__(self, state: tuple) -> None:
+        shape, dtype = state[1], np.dtype(state[2])
+        count = float(np.prod([float(side) for side in shape])) if len(shape) else 1.0
+        if count * dtype.itemsize > self.limit:
+            raise pickle.UnpicklingError(
+                f"an array of shape {tuple(shape)} is larger than the file ({self.limit} bytes)"
+            )
+        super().__setstate__(state)
+
+
 class _ArrayUnpickler(pickle.Unpickler):
+    def __init__(self, raw: bytes) -> None:
+        super().__init__(io.BytesIO(raw), encoding="bytes")
+        self.limit = len(raw)
+
     def find_class(self, module: str, name: str) -> object:
         if (module, name) not in _ALLOWED_GLOBALS:
             raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
-        return super().find_class(module, name)
+        found = super().find_class(module, name)
+        if name == "_reconstruct":
+            limit = self.limit
+
+            def reconstruct(_: type, shape: tuple, dtype: bytes) -> np.ndarray:
+                array = found(_SizedArray, shape, dtype)
+                array.limit = limit
+                return array
+
+            return reconstruct
+        return found
 
 
 def read_pickle(path: Path) -> dict:
@@ -95,11 +126,21 @@ def read_pickle(path: Path) -> dict:
     except OSError as error:
         raise DataError(f"{path}: cannot read ({error.strerror})") from None
     try:
-        content = _ArrayUnpickler(io.BytesIO(raw), encoding="bytes").load()
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as error:
-        raise DataError(f"{path}: not a readable CIFAR pickle ({error or 'truncated'})") from None
+        content = _plain_arrays(_ArrayUnpickler(raw).load())
+    except Exception as error:  # a hostile pickle can raise almost anything: all mean "bad file"
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise DataError(f"{path}: not a readable CIFAR pickle ({reason or 'truncated'})") from None
     if not isinstance(content, dict):
         raise DataError(f"{path}: expected a dict, found {type(content).__name__}")
+    return content
+
+
+def _plain_arrays(content: object) -> object:
+    """``content`` with the unpickler's checked arrays as plain ndarrays."""
+    if isinstance(content, dict):
+        return {key: _plain_arrays(value) for key, value in content.items()}
+    if isinstance(content, _SizedArray):
+        return content.view(np.ndarray)
     return content
 
 
@@ -166,4 +207,5 @@ def load_cifar(release: CifarRelease, data_dir: Path | None = None) -> tuple[Ima
         images = torch.from_numpy(np.concatenate([b[0] for b in batches]))
         splits.append((images, torch.from_numpy(np.concatenate([b[1] for b in batches]))))
     mean, std = channel_stats(splits[0][0])
-    return tuple(ImageSet(images, labels, classes, mean, std) for images, labels in splits)
+    train, test = (ImageSet(images, labels, classes, mean, std) for images, labels in splits)
+    return train, test

@@ -19,8 +19,6 @@ Two ways in:
 """
 
 import hashlib
-import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +29,8 @@ from tqdm import tqdm
 from cnnkit.data import locate
 from cnnkit.data.image_files import IMAGE_SUFFIXES, read_image
 from cnnkit.data.images import ImageSet, channel_stats
-from cnnkit.errors import DataError, ImageError, SkippedImagesWarning, import_extra
+from cnnkit.errors import DataError, ImageError, SkippedImagesWarning, WriteError, import_extra
+from cnnkit.files import atomic_write
 from cnnkit.transforms.resize import SMALL_SIDE, fit_size
 
 IN_MEMORY_MAX_SIDE = SMALL_SIDE  # pixels; CIFAR (32), STL-10 (96 would be resized) in mind
@@ -94,7 +93,8 @@ def _decode_listing(
     listing: Listing, size: tuple[int, int] | None, description: str
 ) -> tuple[torch.Tensor, torch.Tensor, list[str], tuple[int, int]]:
     """Decode into one uint8 (N, 3, H, W) tensor; returns also the skipped files' errors."""
-    images, labels, skipped = None, [], []
+    labels: list[int] = []
+    images, skipped = None, []
     for path, label in zip(
         tqdm(listing.files, desc=description, unit="img", leave=False, disable=None),
         listing.labels,
@@ -107,7 +107,8 @@ def _decode_listing(
             continue
         if size is None:  # the first image decides the size of the whole set
             side = max(image.shape[-2:])
-            size = tuple(image.shape[-2:]) if side <= IN_MEMORY_MAX_SIDE else (RESCALED_SIDE,) * 2
+            height, width = image.shape[-2:]
+            size = (height, width) if side <= IN_MEMORY_MAX_SIDE else (RESCALED_SIDE,) * 2
         if images is None:
             needed = len(listing.files) * 3 * size[0] * size[1]
             if needed > MAX_IN_MEMORY_BYTES:
@@ -124,6 +125,7 @@ def _decode_listing(
     missing = sorted(set(range(len(listing.classes))) - set(labels))
     if missing:
         raise DataError(f"{description}: no readable image of class {listing.classes[missing[0]]}")
+    assert size is not None  # the first decoded image set it, if not given
     return images[: len(labels)], torch.tensor(labels, dtype=torch.int64), skipped, size
 
 
@@ -147,13 +149,9 @@ def _read_cache(path: Path) -> dict | None:
 
 def _write_cache(path: Path, content: dict) -> None:
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        with os.fdopen(handle, "wb") as file:
-            torch.save(content, file)
-        os.replace(temporary, path)
-    except OSError:
-        pass  # a read-only cache directory only costs the next run the decoding
+        atomic_write(path, lambda file: torch.save(content, file))
+    except WriteError:
+        pass  # a full or read-only cache directory only costs the next run the decoding
 
 
 def _as_grayscale_if_gray(images: list[torch.Tensor]) -> list[torch.Tensor]:

@@ -5,7 +5,6 @@ big-endian uint32 sizes, then the values in C order (big-endian for multi-byte
 types). Files may be gzip-compressed; the first two bytes tell which.
 """
 
-import gzip
 import zlib
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import numpy as np
 from cnnkit.errors import DataError
 
 _GZIP_MAGIC = b"\x1f\x8b"
-_IDX_TYPES = {
+_IDX_TYPES: dict[int, np.dtype] = {
     0x08: np.dtype(np.uint8),
     0x09: np.dtype(np.int8),
     0x0B: np.dtype(">i2"),
@@ -22,6 +21,9 @@ _IDX_TYPES = {
     0x0D: np.dtype(">f4"),
     0x0E: np.dtype(">f8"),
 }
+
+
+MAX_IDX_BYTES = 1 << 30  # MNIST's largest file is 47 MB; EMNIST's 700 MB
 
 
 def read_idx_bytes(path: Path) -> bytes:
@@ -34,10 +36,17 @@ def read_idx_bytes(path: Path) -> bytes:
         raise DataError(f"{path}: cannot read ({error.strerror})") from None
     if not raw.startswith(_GZIP_MAGIC):
         return raw
+    # Decompressed up to a limit: a few kilobytes of gzip can expand to gigabytes.
+    stream = zlib.decompressobj(16 + zlib.MAX_WBITS)
     try:
-        return gzip.decompress(raw)
-    except (EOFError, gzip.BadGzipFile, zlib.error) as error:
+        content = stream.decompress(raw, MAX_IDX_BYTES + 1)
+    except zlib.error as error:
         raise DataError(f"{path}: corrupt or truncated gzip data ({error})") from None
+    if len(content) > MAX_IDX_BYTES:
+        raise DataError(f"{path}: decompresses to more than {MAX_IDX_BYTES:,} bytes")
+    if not stream.eof:
+        raise DataError(f"{path}: corrupt or truncated gzip data (the stream ends early)")
+    return content
 
 
 def parse_idx(content: bytes, path: Path) -> np.ndarray:

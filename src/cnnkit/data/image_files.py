@@ -9,6 +9,8 @@ is refused before a byte of pixels is allocated: a 100,000 x 100,000 PNG bomb is
 hundred bytes on disk and 30 GB in memory.
 """
 
+import re
+import warnings
 from pathlib import Path
 from typing import BinaryIO
 
@@ -24,26 +26,27 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")  # what folder data sets list
 MAX_PIXELS = 89_478_485
 
 
-def read_image(
-    path: Path | BinaryIO, channels: int = 3, name: str | None = None
-) -> torch.Tensor:
+def read_image(path: Path | BinaryIO, channels: int = 3, name: str | None = None) -> torch.Tensor:
     """uint8 (channels, H, W) pixels of the image file at ``path`` (or an open binary
     file, e.g. an upload's bytes in ``io.BytesIO``, called ``name`` in messages): one
     channel as luminance, three as RGB. Every problem is one ``ImageError`` naming it."""
     if name is None:
         name = str(path)
     try:
-        with Image.open(path) as image:
+        with warnings.catch_warnings():  # Pillow's own bomb warning: refused below instead
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(path)
+        with image:
             width, height = image.size
             if width * height > MAX_PIXELS:
-                raise ImageError(
-                    f"{name}: {width:,} x {height:,} pixels, more than cnnkit decodes "
-                    f"({MAX_PIXELS:,}); a decompression bomb or a scan too large"
-                )
+                raise too_many_pixels(name, width * height)
             image.load()
             pixels = np.asarray(_eight_bit(image).convert("L" if channels == 1 else "RGB"))
     except ImageError:
         raise
+    except Image.DecompressionBombError as error:  # Pillow refuses twice its threshold itself
+        claimed = re.search(r"\((\d+) pixels\)", str(error))
+        raise too_many_pixels(name, int(claimed.group(1)) if claimed else None) from None
     except FileNotFoundError:
         raise ImageError(f"{name}: file not found") from None
     except Exception as error:  # Pillow raises many types on damaged data; all mean that
@@ -51,6 +54,14 @@ def read_image(
         raise ImageError(f"{name}: not a readable image ({reason})") from None
     tensor = torch.from_numpy(pixels.copy())
     return tensor[None] if channels == 1 else tensor.permute(2, 0, 1).contiguous()
+
+
+def too_many_pixels(name: str, pixels: int | None) -> ImageError:
+    claimed = f"{pixels:,} pixels" if pixels else "too many pixels"
+    return ImageError(
+        f"{name}: its header claims {claimed}, more than cnnkit decodes ({MAX_PIXELS:,}); "
+        "a decompression bomb or a scan too large"
+    )
 
 
 def _eight_bit(image: Image.Image) -> Image.Image:

@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
@@ -228,7 +228,8 @@ def stored_size(root: Path, sample: Listing) -> tuple[int, int]:
         except ImageError:
             continue
         small = max(image.shape[-2:]) <= IN_MEMORY_MAX_SIDE
-        return tuple(image.shape[-2:]) if small else (RESCALED_SIDE, RESCALED_SIDE)
+        height, width = image.shape[-2:]
+        return (height, width) if small else (RESCALED_SIDE, RESCALED_SIDE)
     raise DataError(f"{root}: none of the first {len(sample.files)} training images can be decoded")
 
 
@@ -246,7 +247,7 @@ class FolderStream:
     def train_batches(self, epoch: int) -> Iterator[Batch]:
         """Epoch ``epoch``'s uint8 batches, at the stored size (small images) or the
         model's input (large ones)."""
-        self.train_loader.batch_sampler.epoch = epoch
+        cast(EpochBatches, self.train_loader.batch_sampler).epoch = epoch
         return self._readable(self.train_loader)
 
     def test_batches(self) -> Iterator[Batch]:
@@ -279,7 +280,7 @@ def stream_loaders(
     ``augment``, whose geometric steps move into the workers for large images."""
     steps_named = augment.steps if augment is not None else ()
     if max(data.sample.image_shape[1:]) <= IN_MEMORY_MAX_SIDE:
-        stored = partial(fit_size, size=tuple(data.sample.image_shape[1:]))
+        stored = partial(fit_size, size=data.sample.image_shape[1:])
         train_transform, test_transform, batched = stored, stored, augment
     else:
         per_image = tuple(s for s in steps_named if s in PER_IMAGE_STEPS)
@@ -288,7 +289,7 @@ def stream_loaders(
         test_transform = partial(fit_size, size=(side, side))
         rest = tuple(s for s in steps_named if s not in PER_IMAGE_STEPS)
         # The same object's generator and PCA, so the checkpoint of ``augment`` holds it.
-        batched = replace(augment, steps=rest) if rest else None
+        batched = replace(augment, steps=rest) if rest and augment is not None else None
     train_keys = EpochBatches(len(data.train.files), batch_size, steps, seed)
     test_keys = in_order(len(data.test.files), eval_batch_size)
     common: dict[str, Any] = {"pin_memory": pin_memory, "seed": seed}

@@ -71,6 +71,7 @@ class AlexNet(nn.Module):
         for name, module in self.named_children():
             if isinstance(module, (nn.Conv2d, nn.Linear)):
                 nn.init.normal_(module.weight, std=0.01)
+                assert module.bias is not None  # every layer here is built with a bias
                 nn.init.constant_(module.bias, 0.0 if name in ("conv1", "conv3") else 1.0)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:

@@ -105,7 +105,8 @@ class GoogLeNet(nn.Module):
         pool = (3, 2, 0, True)
         to_4a = [(7, 2, 3, False), pool, pool, pool]
         aux_map = final_map_size("googlenet", image_size, to_4a + [(5, 3, 0, False)])
-        last_map = tuple(output_size_after(s, to_4a + [pool]) for s in image_size)
+        last_height, last_width = (output_size_after(s, to_4a + [pool]) for s in image_size)
+        last_map = (last_height, last_width)
         self.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3)  # 112x112
         self.pool1 = nn.MaxPool2d(3, stride=2, ceil_mode=True)  # (N, 64, 56, 56)
         self.norm1 = local_response_norm()
@@ -133,6 +134,7 @@ class GoogLeNet(nn.Module):
         for module in self.modules():
             if isinstance(module, (nn.Conv2d, nn.Linear)):
                 nn.init.xavier_uniform_(module.weight)
+                assert module.bias is not None  # every layer here is built with a bias
                 nn.init.constant_(module.bias, 0.2)
 
     def stem(self, x: torch.Tensor) -> torch.Tensor:

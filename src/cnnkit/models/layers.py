@@ -107,6 +107,7 @@ class TableConv2d(nn.Module):
     """
 
     size_kind = "table conv"
+    connection_table: torch.Tensor  # a buffer (torch types buffers as Tensor | Module)
 
     def __init__(
         self,
@@ -180,6 +181,7 @@ class EuclideanRBF(nn.Module):
     """
 
     size_kind = "rbf output"
+    codes: torch.Tensor  # a buffer
 
     def __init__(self, codes: torch.Tensor) -> None:
         super().__init__()

@@ -73,11 +73,15 @@ class LeNet1989(nn.Module):
             kernel_size=5,
             stride=2,
             padding=2,
-            unit_bias_size=tuple(h1_size),
+            unit_bias_size=(h1_size[0], h1_size[1]),
         )  # (N, 12, 8, 8)
         self.h1_act = ScaledTanh()
         self.h2 = TableConv2d(
-            h2_connection_table(), kernel_size=5, stride=2, padding=2, unit_bias_size=tuple(h2_size)
+            h2_connection_table(),
+            kernel_size=5,
+            stride=2,
+            padding=2,
+            unit_bias_size=(h2_size[0], h2_size[1]),
         )  # (N, 12, 4, 4)
         self.h2_act = ScaledTanh()
         self.h3 = nn.Linear(12 * h2_size[0] * h2_size[1], 30)  # (N, 30)

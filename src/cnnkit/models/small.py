@@ -119,6 +119,7 @@ class VGGSmall(nn.Module):
             if entry == "M":
                 layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
             else:
+                assert isinstance(entry, int)  # every entry but "M" is a width
                 layers += [nn.Conv2d(channels, entry, kernel_size=3, padding=1), nn.ReLU(True)]
                 channels = entry
         self.features = nn.Sequential(*layers)  # (N, 64, 3, 3) at 28x28
@@ -256,4 +257,5 @@ def he_init(model: nn.Module) -> None:
     for module in model.modules():
         if isinstance(module, (nn.Conv2d, nn.Linear)):
             nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+            assert module.bias is not None  # he_init's callers build every layer with a bias
             nn.init.zeros_(module.bias)

@@ -5,6 +5,8 @@ recognition", arXiv:1409.1556 (ICLR 2015). Table 1 gives configurations A (11
 weight layers), D (16) and E (19); Sec. 2.1 the common layers.
 """
 
+from typing import cast
+
 import torch
 from torch import nn
 
@@ -14,9 +16,9 @@ POOL = "M"
 # Table 1: output channels of each 3x3 convolution; "M" is 2x2 max pooling with stride 2.
 CONFIGS: dict[str, list[int | str]] = {
     "A": [64, POOL, 128, POOL, 256, 256, POOL, 512, 512, POOL, 512, 512, POOL],
-    "D": [64, 64, POOL, 128, 128, POOL, 256, 256, 256, POOL]
+    "D": cast(list[int | str], [64, 64, POOL, 128, 128, POOL, 256, 256, 256, POOL])
     + [512, 512, 512, POOL, 512, 512, 512, POOL],
-    "E": [64, 64, POOL, 128, 128, POOL, 256, 256, 256, 256, POOL]
+    "E": cast(list[int | str], [64, 64, POOL, 128, 128, POOL, 256, 256, 256, 256, POOL])
     + [512, 512, 512, 512, POOL, 512, 512, 512, 512, POOL],
 }
 
@@ -55,6 +57,7 @@ class VGG(nn.Module):
             if entry == POOL:
                 layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
             else:
+                assert isinstance(entry, int)  # every entry but POOL is a width
                 layers += [nn.Conv2d(channels, entry, kernel_size=3, padding=1), nn.ReLU(True)]
                 channels = entry
         self.features = nn.Sequential(*layers)  # (N, 512, 7, 7) at 224x224
@@ -71,6 +74,7 @@ class VGG(nn.Module):
         for module in self.modules():
             if isinstance(module, (nn.Conv2d, nn.Linear)):
                 nn.init.xavier_uniform_(module.weight)
+                assert module.bias is not None  # every layer here is built with a bias
                 nn.init.zeros_(module.bias)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:

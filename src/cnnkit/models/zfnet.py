@@ -69,6 +69,7 @@ class ZFNet(nn.Module):
         for module in self.modules():
             if isinstance(module, (nn.Conv2d, nn.Linear)):
                 nn.init.normal_(module.weight, std=0.01)  # Sec. 3: weights 1e-2, biases 0
+                assert module.bias is not None  # every layer here is built with a bias
                 nn.init.zeros_(module.bias)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:

@@ -12,6 +12,8 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
+from cnnkit.files import atomic_write_bytes
+
 
 def png_bytes(figure: Figure, dpi: int = 100) -> bytes:
     """The figure as PNG bytes."""
@@ -60,7 +62,7 @@ def confusion_matrix_figure(confusion: torch.Tensor, classes: list[str]) -> Figu
         for row, column in np.ndindex(counts.shape):
             if counts[row, column]:
                 color = "white" if np.log1p(counts[row, column]) > threshold else "black"
-                axes.text(column, row, int(counts[row, column]), ha="center", va="center",
+                axes.text(column, row, str(int(counts[row, column])), ha="center", va="center",
                           fontsize=7, color=color)  # fmt: skip
     figure.tight_layout()
     return figure
@@ -73,8 +75,8 @@ def filter_grid(weight: torch.Tensor, title: str) -> Figure:
     tiles = weight if weight.shape[1] == 3 else weight.mean(dim=1, keepdim=True)
     low = tiles.amin(dim=(1, 2, 3), keepdim=True)
     high = tiles.amax(dim=(1, 2, 3), keepdim=True)
-    tiles = ((tiles - low) / (high - low).clamp_min(1e-12)).permute(0, 2, 3, 1).numpy()
-    count = len(tiles)
+    stretched = ((tiles - low) / (high - low).clamp_min(1e-12)).permute(0, 2, 3, 1).numpy()
+    count = len(stretched)
     columns = min(count, 8 if count <= 32 else 16)
     rows = math.ceil(count / columns)
     figure = Figure(figsize=(columns * 0.9, rows * 0.9 + 0.5))
@@ -82,7 +84,7 @@ def filter_grid(weight: torch.Tensor, title: str) -> Figure:
     for index, axes in enumerate(axes_grid):
         axes.set_axis_off()
         if index < count:
-            tile = tiles[index]
+            tile = stretched[index]
             if tile.shape[2] == 1:
                 axes.imshow(tile[:, :, 0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
             else:
@@ -130,10 +132,8 @@ def error_bars(names: list[str], top1_errors: list[float], title: str) -> Figure
 
 
 def save_png(figure: Figure, path: Path) -> Path:
-    """Write ``figure`` to ``path`` as PNG (folders made as needed)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(png_bytes(figure))
-    return path
+    """Write ``figure`` to ``path`` as PNG (folders made as needed), whole or not at all."""
+    return atomic_write_bytes(path, png_bytes(figure))
 
 
 def save_image_grid(images: torch.Tensor, titles: list[str], path: Path, columns: int = 8) -> Path:

@@ -19,6 +19,7 @@ from torch import nn
 from cnnkit.analysis import size_report
 from cnnkit.data import ImageSet
 from cnnkit.errors import CnnkitError
+from cnnkit.files import atomic_write_bytes, atomic_write_text
 from cnnkit.metrics import confusion_matrix, per_class_accuracy, topk_correct
 from cnnkit.models import model_input_size
 from cnnkit.reports import plots
@@ -130,11 +131,9 @@ def build_report(run_dir: Path, data_dir: Path | None = None) -> Path:
     history = read_history(run_dir)
     run = evaluate_run(run_dir, data_dir)
     pngs = draw_figures(history, run)
-    for key, data in pngs.items():
-        (run_dir / FIGURE_NAMES[key]).write_bytes(data)
-    path = run_dir / REPORT_NAME
-    path.write_text(render_html(run_dir, history, run, pngs))
-    return path
+    for key, data in pngs.items():  # each whole or not at all, even on a full disk
+        atomic_write_bytes(run_dir / FIGURE_NAMES[key], data)
+    return atomic_write_text(run_dir / REPORT_NAME, render_html(run_dir, history, run, pngs))
 
 
 def summary_rows(history: list[dict], run: RunEvaluation) -> list[tuple[str, str]]:

@@ -5,8 +5,12 @@ the trainer itself knows nothing of TensorBoard.
 """
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cnnkit.errors import import_extra
+
+if TYPE_CHECKING:
+    from torch.utils.tensorboard import SummaryWriter
 
 SCALARS = {
     "train_loss": "loss/train",
@@ -17,7 +21,7 @@ SCALARS = {
 }
 
 
-def summary_writer(log_dir: Path) -> object:
+def summary_writer(log_dir: Path) -> "SummaryWriter":
     """A ``torch.utils.tensorboard.SummaryWriter`` writing into ``log_dir``."""
     import_extra("tensorboard", "tensorboard", "--tensorboard")
     from torch.utils.tensorboard import SummaryWriter

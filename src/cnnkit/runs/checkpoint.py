@@ -8,10 +8,6 @@ temporary file and renamed into place, so that a run killed while writing leaves
 previous checkpoint intact.
 """
 
-import os
-import pickle
-import tempfile
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +16,7 @@ import torch
 from torch import nn
 
 from cnnkit.errors import CheckpointError, CnnkitError
+from cnnkit.files import atomic_write
 from cnnkit.models import build_model, model_input_size
 from cnnkit.runs.record import RunRecord
 
@@ -47,18 +44,9 @@ class Checkpoint:
 
 def save_checkpoint(state: dict[str, Any], path: Path) -> None:
     """Write ``state`` (with ``"record"``: a ``RunRecord.to_dict()``) to ``path``
-    through a temporary file and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            torch.save({"format_version": FORMAT_VERSION, **state}, file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
+    through a temporary file and a rename (``files.atomic_write``); a full disk is one
+    ``WriteError`` and leaves the previous checkpoint as it was."""
+    atomic_write(path, lambda file: torch.save({"format_version": FORMAT_VERSION, **state}, file))
 
 
 def load_checkpoint(path: Path) -> Checkpoint:
@@ -69,14 +57,7 @@ def load_checkpoint(path: Path) -> Checkpoint:
         raise CheckpointError(f"{path}: checkpoint not found")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except (
-        RuntimeError,
-        EOFError,
-        pickle.UnpicklingError,
-        zipfile.BadZipFile,
-        ValueError,
-        OSError,
-    ) as error:
+    except Exception as error:  # damaged archives raise many types (seen: IndexError)
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise CheckpointError(f"{path}: not a readable cnnkit checkpoint ({reason})") from None
     version = state.get("format_version") if isinstance(state, dict) else None
@@ -119,7 +100,7 @@ def build_trained_model(checkpoint: Checkpoint) -> nn.Module:
         raise CheckpointError(f"{path}: {error}") from None
     try:
         model.load_state_dict(checkpoint.state["model_state"])
-    except (RuntimeError, TypeError, AttributeError) as error:
+    except Exception as error:  # wrong shapes, or weights that are not tensors
         reason = str(error).strip().splitlines()
         detail = next((line.strip() for line in reason if "size mismatch" in line), None)
         raise CheckpointError(

@@ -44,7 +44,8 @@ class Placement:
 
     def prepare(self, model: torch.nn.Module) -> torch.nn.Module:
         """``model`` moved to the device in this memory format (in place)."""
-        return model.to(self.device, memory_format=self.memory_format)
+        # Module.to takes both at runtime; torch's overloads list them only one at a time.
+        return model.to(self.device, memory_format=self.memory_format)  # type: ignore[call-overload]
 
     def layout(self, batch: torch.Tensor) -> torch.Tensor:
         """A float batch in this memory format (itself when it already is)."""

@@ -8,9 +8,9 @@ the ranks (``World``).
 """
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -44,7 +44,6 @@ def flush_denormals() -> None:
     torch.set_flush_denormal(True)
 
 
-@torch.inference_mode()
 def predict_logits(
     model: nn.Module,
     images: torch.Tensor,
@@ -57,17 +56,9 @@ def predict_logits(
     """Logits (N, K) in float32 for uint8 images (N, C, H, W), in batches of 256:
     LeNet-5 runs 2.5x as fast as in batches of 1,000, whose activations fall out of
     the caches."""
-    flush_denormals()
-    model.eval()
-    with placement.autocast():
-        chunks = [
-            model(placement.layout(normalize(images[i : i + batch_size], mean, std)))
-            for i in range(0, max(1, len(images)), batch_size)  # one empty batch for none
-        ]
-    return torch.cat(chunks).float()
+    return in_batches(model, model, images, mean, std, batch_size, placement)
 
 
-@torch.inference_mode()
 def predict_features(
     model: nn.Module,
     images: torch.Tensor,
@@ -79,13 +70,27 @@ def predict_features(
 ) -> torch.Tensor:
     """Penultimate-layer features (N, D) in float32 of uint8 images (N, C, H, W) at
     the model's input, through every model's ``forward_features``, in batches."""
+    features = cast(Callable[[torch.Tensor], torch.Tensor], model.forward_features)
+    return in_batches(model, features, images, mean, std, batch_size, placement)
+
+
+@torch.inference_mode()
+def in_batches(
+    model: nn.Module,
+    forward: Callable[[torch.Tensor], torch.Tensor],
+    images: torch.Tensor,
+    mean: tuple[float, ...],
+    std: tuple[float, ...],
+    batch_size: int,
+    placement: Placement,
+) -> torch.Tensor:
+    """``forward`` of ``model`` (in eval mode) on normalised batches of ``images``,
+    concatenated in float32."""
     flush_denormals()
     model.eval()
     with placement.autocast():
         chunks = [
-            model.forward_features(
-                placement.layout(normalize(images[i : i + batch_size], mean, std))
-            )
+            forward(placement.layout(normalize(images[i : i + batch_size], mean, std)))
             for i in range(0, max(1, len(images)), batch_size)  # one empty batch for none
         ]
     return torch.cat(chunks).float()

@@ -9,6 +9,7 @@ checkpoints look the same either way.
 """
 
 import warnings
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -32,7 +33,7 @@ class CompiledOrEager(nn.Module):
     def __init__(self, model: nn.Module, device: torch.device) -> None:
         super().__init__()
         self.eager = model
-        self.compiled: nn.Module | None = None
+        self.compiled: Callable[..., torch.Tensor] | None = None
         try:
             toolchain_check(device)
             self.compiled = torch.compile(model)

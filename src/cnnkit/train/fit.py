@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import torch
 from torch import nn
@@ -14,6 +15,7 @@ from cnnkit.config import Recipe, TrainConfig
 from cnnkit.data import DIGIT_DATASETS, ImageSet, load_dataset
 from cnnkit.data.stream import StreamedSet, open_stream, stream_loaders
 from cnnkit.errors import CheckpointError, ConfigError, TrainingError
+from cnnkit.files import FolderLock, atomic_write_text, remove_stale_temporaries
 from cnnkit.models import model_input_size
 from cnnkit.models.fitting import build_for_images
 from cnnkit.runs import CHECKPOINT_NAME, METRICS_NAME, RunRecord, load_checkpoint, save_checkpoint
@@ -142,6 +144,11 @@ def resolve_resume(config: TrainConfig) -> tuple[TrainConfig, dict | None]:
     refuses to overwrite an earlier run's checkpoint.
     """
     checkpoint_path = config.out / CHECKPOINT_NAME
+    if config.resume and not checkpoint_path.exists() and (config.out / METRICS_NAME).exists():
+        raise CheckpointError(
+            f"{checkpoint_path}: the run in {config.out} stopped before its first epoch "
+            "ended, so there is nothing to resume; start it again without --resume"
+        )
     if not config.resume:
         if checkpoint_path.exists():
             raise CheckpointError(
@@ -177,7 +184,25 @@ def fit(
     config that runs (a resumed run's saved one). Under torchrun every rank calls
     ``fit`` with its ``world``; all return the same results, and only rank 0 writes
     files and calls ``on_start`` and ``on_epoch``.
+
+    The writing process holds ``config.out``'s lock throughout (``files.FolderLock``):
+    a second run into the same folder is refused, and a run killed earlier left
+    nothing there but temporary files, removed here.
     """
+    if not world.is_main:
+        return run_epochs(config, on_epoch, world, on_start)
+    with FolderLock(config.out, "cnnkit train"):
+        remove_stale_temporaries(config.out)
+        return run_epochs(config, on_epoch, world, on_start)
+
+
+def run_epochs(
+    config: TrainConfig,
+    on_epoch: Callable[[dict], None] | None,
+    world: World,
+    on_start: Callable[[TrainConfig], None] | None,
+) -> FitResult:
+    """``fit``'s work, once the run folder is this process's."""
     start = time.perf_counter()
     config, resumed = resolve_resume(config)
     if on_start is not None and world.is_main:
@@ -200,7 +225,7 @@ def fit(
         if resumed is not None:
             state.load_state_dict(resumed)
         if world.is_main:
-            _write_metrics(config.out / METRICS_NAME, state.history)
+            write_metrics(config.out / METRICS_NAME, state.history)
 
         recipe, model = config.recipe, state.model
         network = data_parallel(model, world, placement.device)
@@ -236,7 +261,7 @@ def fit(
             )
             check_finite(stats.train_loss, epoch, config)
             final = test_errors()
-            lr = state.scheduler.get_last_lr()[0]
+            lr = cast(float, state.scheduler.get_last_lr()[0])  # recipe.lr is a float
             state.history.append(epoch_record(epoch, stats, final, lr, epoch_start, start))
             if world.is_main:
                 save_checkpoint(
@@ -247,7 +272,7 @@ def fit(
                     },
                     config.out / CHECKPOINT_NAME,
                 )
-                _append_metrics(config.out / METRICS_NAME, state.history[-1])
+                write_metrics(config.out / METRICS_NAME, state.history)
                 if on_epoch is not None:
                     on_epoch(state.history[-1])
         final = final or test_errors()
@@ -367,10 +392,14 @@ def streamed_data(
 def check_finite(train_loss: float, epoch: int, config: TrainConfig) -> None:
     """Stop before a diverged model is saved over the last good checkpoint."""
     if not math.isfinite(train_loss):
+        kept = (
+            f"the checkpoint of epoch {epoch - 1} in {config.out} is intact"
+            if epoch > 1
+            else "no checkpoint was written"
+        )
         raise TrainingError(
             f"the training loss became {train_loss} in epoch {epoch}; "
-            f"lower the learning rate (--lr, now {config.recipe.lr}). The checkpoint "
-            f"of epoch {epoch - 1} in {config.out} is intact"
+            f"lower the learning rate (--lr, now {config.recipe.lr}); {kept}"
         )
 
 
@@ -420,11 +449,7 @@ def describe_run(config: TrainConfig, train_set: ImageSet, model: nn.Module) -> 
     )
 
 
-def _write_metrics(path: Path, history: list[dict]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(record) + "\n" for record in history))
-
-
-def _append_metrics(path: Path, record: dict) -> None:
-    with open(path, "a") as file:
-        file.write(json.dumps(record) + "\n")
+def write_metrics(path: Path, history: list[dict]) -> None:
+    """The whole of ``metrics.jsonl`` rewritten (a few hundred bytes an epoch), so that
+    a full disk or a kill never leaves half a line in it."""
+    atomic_write_text(path, "".join(json.dumps(record) + "\n" for record in history))

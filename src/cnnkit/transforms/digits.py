@@ -26,7 +26,8 @@ def mnist_style(gray: np.ndarray) -> np.ndarray:
     scale = 20.0 / max(crop.shape)
     size = (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale)))
     digit = np.asarray(
-        Image.fromarray(crop.astype(np.uint8)).resize(size, Image.LANCZOS), dtype=np.float32
+        Image.fromarray(crop.astype(np.uint8)).resize(size, Image.Resampling.LANCZOS),
+        dtype=np.float32,
     )
     return centre_by_mass(digit)
 

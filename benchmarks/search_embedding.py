@@ -1,0 +1,97 @@
+"""Embedding throughput: ``cnnkit index build`` on a folder of JPEGs against the
+textbook loop, same model, same files, same batch size, same number of workers.
+
+1. ``cnnkit index build CHECKPOINT FOLDER --out INDEX`` as a user runs it (a
+   subprocess); its own figure (images embedded per second, from the first batch
+   decoded to the last shard written) and the command's wall time. With
+   ``--dataset-root ROOT`` also ``--dataset folder:ROOT --split train``, which embeds
+   the folder data set as training decoded it (from its cache, once training or an
+   earlier command has decoded it).
+2. The textbook loop: torchvision's ``ImageFolder`` (PIL decoding) with ``ToTensor``
+   and ``Normalize``, a ``DataLoader`` with the same workers, and
+   ``model.eval()`` + ``torch.no_grad()`` + ``forward_features`` per batch, the
+   features L2-normalised (what an index needs; it keeps no class scores).
+
+    python benchmarks/search_embedding.py /tmp/search-cifar-flip-run /tmp/cifar/train
+"""
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch.nn import functional as F
+from torchvision import datasets
+from torchvision import transforms as T
+
+from cnnkit.runs import load_run
+
+
+def cnnkit_build(
+    checkpoint: Path, sources: list[str], workers: int, batch: int, out: Path | None
+) -> tuple[float, float]:
+    """cnnkit's own images/s and the command's wall seconds; the index in ``out``."""
+    with tempfile.TemporaryDirectory() as scratch:
+        start = time.perf_counter()
+        result = subprocess.run(
+            [sys.executable, "-m", "cnnkit", "index", "build", str(checkpoint), *sources,
+             "--out", str(out or f"{scratch}/index"), "--workers", str(workers),
+             "--batch-size", str(batch), "--backend", "exact", "--no-progress"],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        wall = time.perf_counter() - start
+    rate = re.search(r"\(([\d,]+) img/s", result.stdout)
+    return float(rate.group(1).replace(",", "")), wall
+
+
+def textbook(checkpoint: Path, folder: Path, workers: int, batch: int) -> tuple[float, int]:
+    run = load_run(checkpoint, "cpu")
+    model, record = run.model, run.record
+    transform = T.Compose([T.ToTensor(), T.Normalize(record.mean, record.std)])
+    dataset = datasets.ImageFolder(str(folder), transform=transform)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch, num_workers=workers)
+    model.eval()
+    count, start = 0, time.perf_counter()
+    with torch.no_grad():
+        for x, _ in loader:
+            F.normalize(model.forward_features(x), dim=1)
+            count += len(x)
+    return count / (time.perf_counter() - start), count
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("checkpoint", type=Path)
+    parser.add_argument("folder", type=Path, help="FOLDER/<class>/*.jpg")
+    parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--out", type=Path, help="keep cnnkit's index here [a temporary one]")
+    parser.add_argument("--dataset-root", type=Path, help="also index folder:ROOT's train split")
+    args = parser.parse_args()
+    common = (args.checkpoint, args.folder, args.workers, args.batch_size)
+    sources = [str(args.folder)]
+    for path in args.folder.rglob("*.*"):  # both then read the files from the page cache
+        path.read_bytes()
+    cnnkit_rate, wall = cnnkit_build(args.checkpoint, sources, *common[2:], args.out)
+    textbook_rate, count = textbook(*common)
+    if args.dataset_root:
+        dataset = ["--dataset", f"folder:{args.dataset_root}", "--split", "train"]
+        cached_rate, cached_wall = cnnkit_build(args.checkpoint, dataset, *common[2:], None)
+    print(f"{count:,} files, batch {args.batch_size}, {args.workers} workers, "
+          f"{os.cpu_count()} cores, torch {torch.__version__}")  # fmt: skip
+    print(f"cnnkit index build   {cnnkit_rate:10,.0f} img/s  (command wall time {wall:.1f} s)")
+    print(f"textbook loop        {textbook_rate:10,.0f} img/s")
+    print(f"speed-up             {cnnkit_rate / textbook_rate:10.2f}x")
+    if args.dataset_root:
+        print(f"cnnkit index build --dataset folder:{args.dataset_root} (decoded cache) "
+              f"{cached_rate:,.0f} img/s, {cached_rate / textbook_rate:.2f}x "
+              f"(command wall time {cached_wall:.1f} s)")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

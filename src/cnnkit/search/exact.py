@@ -1,0 +1,55 @@
+"""Exact nearest neighbours by inner product, with no dependency beyond torch.
+
+The collection is read block by block (from memory-mapped shards, so it need not fit
+in memory), each block's scores are one matrix product with a chunk of the queries,
+and a running top-k keeps the best so far: memory stays at ``MAX_SCORES`` floats
+whatever the collection's size, and the BLAS product runs at the machine's speed.
+"""
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+QUERY_CHUNK = 1024  # queries per pass over the collection
+MAX_SCORES = 1 << 24  # floats in one (queries x block) score matrix: 64 MiB
+MIN_BLOCK = 4096  # collection rows per product, at least
+
+
+def exact_top_k(
+    queries: np.ndarray, shards: Sequence[np.ndarray], k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` largest inner products of each query (Q, D) with the rows of the
+    shards (each (N_i, D), float32 or float16), taken as one collection in order:
+    scores (Q, k') float32 and positions (Q, k') int64 into that collection, best
+    first, k' = min(k, rows)."""
+    total = sum(len(shard) for shard in shards)
+    k = min(k, total)
+    scores = np.empty((len(queries), k), np.float32)
+    positions = np.empty((len(queries), k), np.int64)
+    for start in range(0, len(queries), QUERY_CHUNK):
+        chunk = np.ascontiguousarray(queries[start : start + QUERY_CHUNK], np.float32)
+        best, where = top_k_chunk(torch.from_numpy(chunk), shards, k)
+        scores[start : start + len(chunk)] = best.numpy()
+        positions[start : start + len(chunk)] = where.numpy()
+    return scores, positions
+
+
+def top_k_chunk(
+    queries: torch.Tensor, shards: Sequence[np.ndarray], k: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    block = max(MIN_BLOCK, MAX_SCORES // max(1, len(queries)))
+    best = torch.full((len(queries), 0), -torch.inf)
+    where = torch.zeros((len(queries), 0), dtype=torch.int64)
+    offset = 0
+    for shard in shards:
+        for first in range(0, len(shard), block):
+            rows = torch.from_numpy(np.asarray(shard[first : first + block], np.float32))
+            scores = queries @ rows.T  # (Q, B)
+            top = scores.topk(min(k, scores.shape[1]), dim=1)
+            best = torch.cat([best, top.values], dim=1)
+            where = torch.cat([where, top.indices + offset + first], dim=1)
+            order = best.topk(min(k, best.shape[1]), dim=1).indices
+            best, where = best.gather(1, order), where.gather(1, order)
+        offset += len(shard)
+    return best, where

@@ -1,0 +1,166 @@
+"""FAISS indexes over an index's vectors (the optional extra ``cnnkit[faiss]``).
+
+Four kinds, all by inner product (= cosine on unit vectors), Johnson et al., "Billion-
+scale similarity search with GPUs" (2017) and FAISS's wiki ("Guidelines to choose an
+index"):
+- ``flat``: exhaustive, the same neighbours as the exact backend;
+- ``ivf``: an inverted file, vectors assigned to ``nlist`` k-means cells, a query
+  visiting ``nprobe`` of them;
+- ``hnsw``: a hierarchical navigable small-world graph (Malkov and Yashunin 2018),
+  ``m`` links per node, ``ef_search`` candidates per query;
+- ``ivfpq``: an inverted file of product-quantised codes, ``m`` bytes per vector.
+
+Positions in a FAISS index are positions in the index's shards taken in order. The
+index is serialised by FAISS itself (its own binary format; nothing is unpickled).
+"""
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from cnnkit.config import SEARCH_BACKENDS
+from cnnkit.errors import (
+    ConfigError,
+    IndexFileError,
+    MissingExtraError,
+    UnknownNameError,
+    import_extra,
+)
+from cnnkit.search.exact import exact_top_k
+
+FAISS_KINDS = SEARCH_BACKENDS[2:]  # flat, ivf, hnsw, ivfpq
+AUTO_THRESHOLD = 100_000  # vectors; above, "auto" takes FAISS's IVF when it is installed
+AUTO_KIND = "ivf"
+RECALL_SAMPLE = 500  # queries drawn from the collection to measure recall@10 at build time
+TRAIN_POINTS_PER_CELL = 64  # k-means sample: FAISS warns below 39 per centroid
+
+
+def require_faiss() -> ModuleType:
+    return import_extra("faiss", "faiss", "the FAISS search backends")
+
+
+def faiss_available() -> bool:
+    try:
+        require_faiss()
+    except MissingExtraError:
+        return False
+    return True
+
+
+def choose_backend(name: str, count: int) -> str:
+    """``--backend``'s value for a collection of ``count`` vectors ("auto" resolved)."""
+    if name not in SEARCH_BACKENDS:
+        raise UnknownNameError.of("search backend", name, SEARCH_BACKENDS)
+    if name != "auto":
+        return name
+    return AUTO_KIND if count >= AUTO_THRESHOLD and faiss_available() else "exact"
+
+
+def default_params(kind: str, count: int, dim: int) -> dict[str, int]:
+    """Settings for ``count`` vectors of ``dim``; the search-time ones (nprobe,
+    ef_search) were chosen for recall@10 >= 0.95 on real features (docs/search.md)."""
+    nlist = max(1, min(int(4 * math.sqrt(count)), count // TRAIN_POINTS_PER_CELL or 1))
+    if kind == "flat":
+        return {}
+    if kind == "ivf":
+        return {"nlist": nlist, "nprobe": max(1, min(nlist, max(16, nlist // 16)))}
+    if kind == "hnsw":
+        return {"m": 32, "ef_construction": 80, "ef_search": 128}
+    if kind == "ivfpq":
+        m = next(m for m in (64, 48, 32, 16, 8, 4, 2, 1) if dim % m == 0 and m <= dim)
+        return {"nlist": nlist, "nprobe": max(1, min(nlist, max(16, nlist // 8))), "m": m}
+    raise UnknownNameError.of("FAISS index kind", kind, FAISS_KINDS)
+
+
+def new_index(kind: str, dim: int, params: dict[str, int]):
+    faiss = require_faiss()
+    inner = faiss.METRIC_INNER_PRODUCT
+    if kind == "flat":
+        return faiss.IndexFlatIP(dim)
+    if kind == "hnsw":
+        index = faiss.IndexHNSWFlat(dim, params["m"], inner)
+        index.hnsw.efConstruction = params["ef_construction"]
+        return index
+    quantizer = faiss.IndexFlatIP(dim)
+    if kind == "ivf":
+        return faiss.IndexIVFFlat(quantizer, dim, params["nlist"], inner)
+    return faiss.IndexIVFPQ(quantizer, dim, params["nlist"], params["m"], 8, inner)
+
+
+@dataclass
+class FaissIndex:
+    """A FAISS index with the settings its searches use."""
+
+    index: Any  # a faiss.Index; faiss ships no type information
+    kind: str
+    params: dict[str, int]
+
+    def add(self, vectors: np.ndarray) -> None:
+        self.index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Like ``exact_top_k``; positions of -1 (fewer than k found) are dropped by
+        the caller."""
+        faiss = require_faiss()
+        if "nprobe" in self.params:
+            faiss.extract_index_ivf(self.index).nprobe = self.params["nprobe"]
+        if "ef_search" in self.params:
+            self.index.hnsw.efSearch = self.params["ef_search"]
+        k = min(k, self.index.ntotal)
+        scores, positions = self.index.search(np.ascontiguousarray(queries, np.float32), k)
+        return scores, positions.astype(np.int64)
+
+    def to_bytes(self) -> bytes:
+        return require_faiss().serialize_index(self.index).tobytes()
+
+
+def build_faiss(kind: str, shards: Sequence[np.ndarray], params: dict[str, int]) -> FaissIndex:
+    """A FAISS index of ``kind`` over the shards' rows, trained (IVF kinds) on a sample."""
+    dim = shards[0].shape[1]
+    index = FaissIndex(new_index(kind, dim, params), kind, params)
+    if not index.index.is_trained:
+        count = sum(len(shard) for shard in shards)
+        if count < params["nlist"]:
+            raise ConfigError(f"{kind}: {count} vectors cannot train {params['nlist']} cells")
+        sample = sample_rows(shards, min(count, TRAIN_POINTS_PER_CELL * params["nlist"]))
+        index.index.train(sample)
+    for shard in shards:
+        index.add(shard)
+    return index
+
+
+def load_faiss(data: bytes, kind: str, params: dict[str, int], source: str) -> FaissIndex:
+    faiss = require_faiss()
+    try:
+        index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
+    except RuntimeError as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else "unreadable"
+        raise IndexFileError(f"{source}: not a readable FAISS index ({reason[:80]})") from None
+    return FaissIndex(index, kind, params)
+
+
+def sample_rows(shards: Sequence[np.ndarray], count: int, seed: int = 0) -> np.ndarray:
+    """``count`` distinct rows of the shards, drawn uniformly (seeded), as float32."""
+    total = sum(len(shard) for shard in shards)
+    chosen = np.sort(np.random.default_rng(seed).choice(total, size=count, replace=False))
+    starts = np.cumsum([0] + [len(shard) for shard in shards])
+    rows = []
+    for i, shard in enumerate(shards):
+        mine = chosen[(chosen >= starts[i]) & (chosen < starts[i + 1])] - starts[i]
+        rows.append(np.asarray(shard[mine], dtype=np.float32))
+    return np.concatenate(rows)
+
+
+def recall_at_10(index: FaissIndex, shards: Sequence[np.ndarray], sample: int = RECALL_SAMPLE):
+    """Mean fraction of the exact top 10 that ``index`` finds, for collection vectors
+    used as queries (``sample`` of them, drawn with a fixed seed)."""
+    total = sum(len(shard) for shard in shards)
+    queries = sample_rows(shards, min(sample, total), seed=1)
+    _, exact = exact_top_k(queries, shards, 10)
+    _, found = index.search(queries, 10)
+    hits = [len(set(a.tolist()) & set(b.tolist())) for a, b in zip(exact, found, strict=True)]
+    return float(np.mean(hits)) / exact.shape[1]

@@ -1,0 +1,207 @@
+"""``open_index``: a search index folder, checked, ready to answer queries.
+
+The folder (docs/search.md): ``manifest.json``; per shard, ``shard-NNNNN.vectors.npy``
+(L2-normalised features, float32 or float16), ``shard-NNNNN.scores.npy`` (the model's
+class log-probabilities, float32), ``shard-NNNNN.tiny.npy`` (8x8 tiny images, uint8)
+and ``shard-NNNNN.records.jsonl`` (one item per line: id, path or data-set image,
+label); and with a FAISS backend
+``faiss-NNNNN.index``. Opening checks every file against the manifest (size,
+SHA-256, array shape and dtype, record count), so that a truncated, damaged or
+replaced file is one clear ``IndexFileError`` and not a wrong answer.
+
+Queries by example embed with the manifest's checkpoint, or another whose weights
+have the same fingerprint; any other checkpoint is refused (``FingerprintError``).
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+import torch
+
+from cnnkit.data import load_dataset
+from cnnkit.data.image_files import read_image
+from cnnkit.errors import ConfigError, IndexFileError, UnknownNameError
+from cnnkit.runs import Run, load_run
+from cnnkit.search.collection import SPLITS, Record
+from cnnkit.search.embed import Embedder, Embedding, check_fingerprint
+from cnnkit.search.exact import exact_top_k
+from cnnkit.search.faiss_backend import FaissIndex, load_faiss
+from cnnkit.search.manifest import Manifest
+from cnnkit.search.store import read_array, read_manifest, read_records
+from cnnkit.search.thumbnails import thumbnail_png
+
+
+@dataclass(frozen=True)
+class Hit:
+    rank: int  # 1 = best
+    score: float  # cosine similarity (query), or probability of the class (by_class)
+    record: Record
+
+    def to_dict(self, score_name: str = "similarity") -> dict:
+        return {"rank": self.rank, score_name: round(self.score, 6), **self.record.to_json()}
+
+
+class SearchIndex:
+    """An opened index: ``query`` by features, ``query_files`` by example images,
+    ``by_class`` by the model's probability, ``thumbnail`` of an item."""
+
+    def __init__(
+        self,
+        path: Path,
+        manifest: Manifest,
+        vectors: list[np.ndarray],
+        scores: list[np.ndarray],
+        tiny: list[np.ndarray],
+        records: list[Record],
+        approximate: FaissIndex | None,
+    ) -> None:
+        self.path, self.manifest = path, manifest
+        self.vectors, self.scores, self.tiny, self.records = vectors, scores, tiny, records
+        self.approximate = approximate
+        self.positions = {record.id: i for i, record in enumerate(records)}
+        self._embedders: dict[Path, Embedder] = {}
+        self._datasets: dict[tuple[str, str], torch.Tensor] = {}
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.manifest.classes
+
+    def embeddings(self) -> list[Embedding]:
+        """Each shard's stored arrays (memory-mapped)."""
+        parts = zip(self.vectors, self.scores, self.tiny, strict=True)
+        return [Embedding(*arrays) for arrays in parts]
+
+    def record(self, item_id: int) -> Record:
+        if item_id not in self.positions:
+            raise IndexFileError(f"{self.path}: no item {item_id}")
+        return self.records[self.positions[item_id]]
+
+    def query(
+        self, features: np.ndarray, top: int = 10, backend: str | None = None
+    ) -> list[list[Hit]]:
+        """The ``top`` nearest items to each row of ``features`` (Q, D), best first, by
+        cosine similarity; ``backend`` "exact" or the index's FAISS kind [the index's]."""
+        features = np.asarray(features, dtype=np.float32)
+        if features.ndim != 2 or features.shape[1] != self.manifest.feature_size:
+            raise ConfigError(
+                f"query features of shape {features.shape}; {self.path} holds "
+                f"{self.manifest.feature_size}-dimensional vectors"
+            )
+        hits = []
+        for row_scores, row_positions in zip(*self.search(features, top, backend), strict=True):
+            found = [(s, p) for s, p in zip(row_scores, row_positions, strict=True) if p >= 0]
+            hits.append([Hit(r, float(s), self.records[p]) for r, (s, p) in enumerate(found, 1)])
+        return hits
+
+    def search(
+        self, features: np.ndarray, k: int, backend: str | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Scores and positions (Q, k) of the k nearest rows, as the backend gives them."""
+        name = backend or self.manifest.backend.name
+        if name == "exact" or not len(self):
+            return exact_top_k(features, self.vectors, k)
+        if self.approximate is None or name != self.approximate.kind:
+            raise ConfigError(
+                f"{self.path}: has no {name} FAISS index (backend: "
+                f"{self.manifest.backend.name}); query with --backend exact"
+            )
+        return self.approximate.search(features, k)
+
+    def by_class(self, name: str, top: int = 10) -> list[Hit]:
+        """The ``top`` items the model finds most probably of class ``name``."""
+        if name not in self.classes:
+            raise UnknownNameError.of("class", name, self.classes)
+        column = self.classes.index(name)
+        probs: np.ndarray = (
+            np.concatenate([np.exp(s[:, column]) for s in self.scores])
+            if self.scores
+            else np.zeros(0)
+        )
+        order = np.argsort(-np.asarray(probs), kind="stable")[:top]
+        return [Hit(rank, float(probs[p]), self.records[p]) for rank, p in enumerate(order, 1)]
+
+    def embedder(self, checkpoint: Path | None = None, device: str = "auto") -> Embedder:
+        """The embedder of the manifest's checkpoint, or of ``checkpoint`` if its weights
+        are the same; loaded once."""
+        path = Path(checkpoint or self.manifest.checkpoint)
+        if path not in self._embedders:
+            run = load_run(path, device)
+            check_fingerprint(run, self.manifest.weights_sha256, str(self.path))
+            self._embedders[path] = Embedder(run)
+        return self._embedders[path]
+
+    def embed_files(
+        self,
+        files: list[Path | BinaryIO],
+        names: list[str] | None = None,
+        checkpoint: Path | None = None,
+    ) -> np.ndarray:
+        """Unit-length features (Q, D) of image files (paths, or open binary files
+        called ``names`` in messages), prepared as the model's training images."""
+        embedder = self.embedder(checkpoint)
+        run: Run = embedder.run
+        names = names or [str(f) for f in files]
+        images = [run.read_file(f, n) for f, n in zip(files, names, strict=True)]
+        return embedder(torch.stack(images)).vectors
+
+    def query_files(
+        self,
+        files: list[Path | BinaryIO],
+        top: int = 10,
+        names: list[str] | None = None,
+        checkpoint: Path | None = None,
+        backend: str | None = None,
+    ) -> list[list[Hit]]:
+        return self.query(self.embed_files(files, names, checkpoint), top, backend)
+
+    def image(self, item_id: int) -> torch.Tensor:
+        """The item's pixels as stored: uint8 (C, H, W), the file's or the data set's."""
+        record = self.record(item_id)
+        if record.path is not None:
+            return read_image(Path(record.path), 3)
+        key = (str(record.dataset), str(record.split))
+        if key not in self._datasets:
+            self._datasets[key] = load_dataset(key[0])[SPLITS.index(key[1])].images
+        return self._datasets[key][int(str(record.index))]
+
+    def thumbnail(self, item_id: int, size: int = 96) -> bytes:
+        """A PNG of the item, its longer side ``size`` pixels."""
+        return thumbnail_png(self.image(item_id), size)
+
+
+def open_index(path: Path) -> SearchIndex:
+    """The index in folder ``path``, every file checked against its manifest."""
+    path = Path(path)
+    manifest = read_manifest(path)
+    vectors, scores, tiny, records = [], [], [], []
+    for shard in manifest.shards:
+        files = {part: entry.check(path) for part, entry in shard.files.items()}
+        dim, classes = manifest.feature_size, len(manifest.classes)
+        vectors.append(read_array(files["vectors"], shard.count, dim, manifest.dtype))
+        scores.append(read_array(files["scores"], shard.count, classes, "float32"))
+        tiny.append(read_array(files["tiny"], shard.count, None, "uint8"))
+        shard_records = read_records(files["records"])
+        if len(shard_records) != shard.count:
+            raise IndexFileError(
+                f"{files['records']}: {len(shard_records)} records, the manifest says {shard.count}"
+            )
+        records += shard_records
+    ids = [record.id for record in records]
+    if len(set(ids)) != len(ids) or (ids and max(ids) >= manifest.next_id):
+        raise IndexFileError(f"{path}: damaged records (ids repeat or exceed next_id)")
+    backend = manifest.backend
+    approximate = None
+    if backend.file is not None:
+        data = backend.file.check(path).read_bytes()
+        approximate = load_faiss(data, backend.name, backend.params, str(path / backend.file.name))
+        if approximate.index.ntotal != manifest.count:
+            raise IndexFileError(
+                f"{path / backend.file.name}: holds {approximate.index.ntotal} vectors, "
+                f"the manifest says {manifest.count}"
+            )
+    return SearchIndex(path, manifest, vectors, scores, tiny, records, approximate)

@@ -1,0 +1,27 @@
+"""Search is a consumer of runs: it never loads the trainer, and its --help no torch."""
+
+import subprocess
+import sys
+
+
+def test_help_of_the_search_commands_imports_no_torch():
+    code = (
+        "import sys\nfrom cnnkit.cli import cli\n"
+        "for command in (['index', 'build'], ['search', 'query'], ['search', 'eval']):\n"
+        "    try:\n        cli([*command, '--help'])\n    except SystemExit:\n        pass\n"
+        "print('TORCH' if 'torch' in sys.modules else 'NO TORCH')"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "--backend [auto|exact|flat|ivf|hnsw|ivfpq]" in result.stdout
+    assert result.stdout.strip().endswith("NO TORCH")
+
+
+def test_search_does_not_load_the_trainer():
+    code = (
+        "import sys, cnnkit.search, cnnkit.search.page, cnnkit.search.planted\n"
+        "print([m for m in sys.modules if m.startswith('cnnkit.train')])"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

@@ -1,0 +1,61 @@
+"""The exact backend against numpy's full sort, and the retrieval metrics against
+scikit-learn and hand-worked rankings."""
+
+import numpy as np
+import pytest
+import torch
+
+from cnnkit.metrics import average_precision, precision_at, recall_at
+from cnnkit.search import exact
+from tests.conftest import require_module
+
+
+def unit_rows(rng, rows, dim):
+    x = rng.standard_normal((rows, dim)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_blocked_top_k_equals_a_full_sort(monkeypatch, dtype):
+    monkeypatch.setattr(exact, "MIN_BLOCK", 7)  # many blocks, several per shard
+    monkeypatch.setattr(exact, "MAX_SCORES", 50)
+    monkeypatch.setattr(exact, "QUERY_CHUNK", 3)
+    rng = np.random.default_rng(0)
+    shards = [unit_rows(rng, n, 16).astype(dtype) for n in (5, 40, 1, 23)]
+    queries = unit_rows(rng, 8, 16)
+    scores, positions = exact.exact_top_k(queries, shards, 10)
+    every = queries @ np.concatenate(shards).astype(np.float32).T  # numpy, all at once
+    expected = np.argsort(-every, axis=1)[:, :10]
+    assert np.array_equal(positions, expected)
+    assert np.allclose(scores, np.take_along_axis(every, expected, 1), atol=1e-6)
+
+
+def test_top_k_beyond_the_collection_returns_all():
+    rng = np.random.default_rng(1)
+    shards = [unit_rows(rng, 3, 4), unit_rows(rng, 2, 4)]
+    scores, positions = exact.exact_top_k(unit_rows(rng, 2, 4), shards, 10)
+    assert scores.shape == positions.shape == (2, 5)
+    assert sorted(positions[0].tolist()) == [0, 1, 2, 3, 4]
+    assert np.all(np.diff(scores, axis=1) <= 0)
+
+
+def test_average_precision_equals_scikit_learn():
+    metrics = require_module("sklearn.metrics", "classic")
+    rng = np.random.default_rng(2)
+    relevance = rng.random((6, 50)) < 0.3
+    # scikit-learn's AP of scores that rank items in the order given: the same number.
+    scores = np.arange(50, 0, -1)
+    expected = [metrics.average_precision_score(row, scores) for row in relevance]
+    assert np.allclose(average_precision(torch.from_numpy(relevance)).numpy(), expected)
+
+
+def test_cut_off_precision_and_recall_by_hand():
+    relevance = torch.tensor([[True, False, True, False, False, True]])
+    # Full AP: precision 1/1, 2/3 and 3/6 at the three relevant ranks.
+    assert average_precision(relevance).item() == pytest.approx((1 + 2 / 3 + 3 / 6) / 3)
+    # AP@2: precision 1/1 at rank 1 only, divided by min(3 relevant, 2).
+    assert average_precision(relevance, 2).item() == pytest.approx(1 / 2)
+    assert precision_at(relevance, 1).item() == 1.0
+    assert precision_at(relevance, 3).item() == pytest.approx(2 / 3)
+    assert recall_at(relevance, 3).item() == pytest.approx(2 / 3)
+    assert average_precision(torch.zeros((1, 4), dtype=torch.bool)).item() == 0.0

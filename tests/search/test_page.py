@@ -1,0 +1,52 @@
+"""The results page of ``search query --out``: self-contained, every thumbnail loads in
+headless Chromium with no console errors, and the PNG grid beside it has a cell per hit."""
+
+from PIL import Image
+
+from tests.conftest import run_cli
+from tests.reports.test_report import CHROMIUM_FLAGS, chromium
+
+TOP = 5
+
+
+def test_results_page_renders_in_chromium(photo_run, real_image_tree, tmp_path):
+    from playwright.sync_api import sync_playwright  # the test extra; no skipping
+
+    out = tmp_path / "index"
+    built = run_cli(
+        "index", "build", str(photo_run), str(real_image_tree / "train"), "--out", str(out)
+    )
+    assert built.returncode == 0, built.stderr
+    queries = sorted((real_image_tree / "test").rglob("*.jpg"))[::20][:3]
+    page_path = tmp_path / "results.html"
+    result = run_cli("search", "query", str(out), *map(str, queries), "--top", str(TOP),
+                     "--out", str(page_path))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert f"wrote {page_path} and {page_path.with_suffix('.png')}" in result.stdout
+    html = page_path.read_text()
+    assert "http://" not in html and "https://" not in html and "<script" not in html
+
+    errors: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch_persistent_context(
+            tmp_path / "profile", executable_path=chromium(), headless=True,
+            args=CHROMIUM_FLAGS[1:], viewport={"width": 1000, "height": 800},
+        )  # fmt: skip
+        try:
+            page = browser.new_page()
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.on("requestfailed", lambda request: errors.append(request.url[:80]))
+            page.goto(page_path.as_uri(), wait_until="load")
+            sizes = page.eval_on_selector_all(
+                "img", "images => images.map(i => [i.complete, i.naturalWidth, i.naturalHeight])"
+            )
+            captions = page.eval_on_selector_all("figcaption", "c => c.map(e => e.innerText)")
+        finally:
+            browser.close()
+    assert errors == []
+    assert len(sizes) == len(queries) * (TOP + 1)
+    assert all(complete and width == 96 and height == 96 for complete, width, height in sizes)
+    assert sum(c.startswith("query") for c in captions) == len(queries)
+    grid = Image.open(page_path.with_suffix(".png"))
+    assert grid.format == "PNG" and grid.width > (TOP + 1) * 96 and grid.height > len(queries) * 96
