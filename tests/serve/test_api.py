@@ -333,6 +333,7 @@ class SlowModel:
     """Stands in for the model process: each batch takes 0.4 s."""
 
     description = {"model": "slow", "dataset": "none", "classes": ["a", "b"]}
+    max_pixels = 1_000_000
     is_alive = True
 
     async def connect(self):

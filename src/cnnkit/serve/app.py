@@ -32,7 +32,6 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
-from cnnkit.data.image_files import MAX_PIXELS
 from cnnkit.errors import (
     CnnkitError,
     ImageError,
@@ -103,7 +102,7 @@ UPLOAD_BODY = {
 
 def top_parameter(request: Request) -> int:
     """The query's ``top``, read by hand: FastAPI's validation of a declared parameter
-    cost 0.1 ms a request, an eighth of the server's time per digit (docs/serve.md)."""
+    cost about 0.1 ms a request (docs/serve.md); the schema declares it (UPLOAD_BODY)."""
     given = request.query_params.get("top", str(DEFAULT_TOP))
     if not given.isdigit() or int(given) < 1:
         raise RequestError(f"top must be a whole number of classes, at least 1; not {given!r}")
@@ -125,6 +124,10 @@ def top_classes(probs: np.ndarray, classes: list[str], top: int) -> list[dict[st
     return [{"class": classes[i], "probability": round(float(probs[i]), 6)} for i in best]
 
 
+def milliseconds_since(started: float) -> float:
+    return round(1000 * (time.perf_counter() - started), 3)
+
+
 def create_app(
     model: ModelProcess, settings: ServeSettings, search: APIRouter | None = None
 ) -> Gate:
@@ -139,9 +142,7 @@ def create_app(
         observe=metrics.observe_batch,
     )
     metrics.queue_depth = lambda: batcher.depth
-    max_pixels = settings.max_pixels or MAX_PIXELS
     description = {**model.description, "search": search is not None}
-    name, classes = description["model"], description["classes"]
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -155,10 +156,26 @@ def create_app(
         await connection.close()
 
     app = FastAPI(
-        title=f"cnnkit: {name} on {description['dataset']}",
+        title=f"cnnkit: {description['model']} on {description['dataset']}",
         description="Image classification with a trained cnnkit run (docs/serve.md).",
         lifespan=lifespan,
     )
+    add_error_handlers(app)
+    app.include_router(image_routes(batcher, model, description, settings))
+    app.include_router(service_routes(batcher, model, description, metrics))
+    app.include_router(search if search is not None else no_search_router())
+    page = (resources.files("cnnkit.serve") / "static" / "index.html").read_text()
+
+    async def index() -> HTMLResponse:
+        return HTMLResponse(page)
+
+    app.add_api_route("/", index, include_in_schema=False)
+    app.mount("/static", StaticFiles(packages=[("cnnkit.serve", "static")]), name="static")
+    return Gate(app, metrics, settings.token, settings.max_bytes)
+
+
+def add_error_handlers(app: FastAPI) -> None:
+    """Every error as JSON with one message: ours by ``STATUSES``, the framework's own."""
 
     @app.exception_handler(CnnkitError)
     async def cnnkit_error(request: Request, error: CnnkitError) -> JSONResponse:
@@ -176,15 +193,23 @@ def create_app(
         where = ".".join(str(part) for part in first["loc"][1:]) or "request"
         return error_response(422, f"{where}: {first['msg']}")
 
+
+def image_routes(
+    batcher: MicroBatcher, model: ModelProcess, description: dict, settings: ServeSettings
+) -> APIRouter:
+    """``/v1/predict`` and ``/v1/explain``."""
+    router = APIRouter()
+    name, classes = description["model"], description["classes"]
+
     async def read_images(request: Request, max_images: int) -> list[Upload]:
         """The request's images, each checked by its first bytes and header."""
         batcher.check_room()  # turn an overload away before reading the body
         uploads = await read_uploads(request, max_images)
         for upload in uploads:
-            read_header(upload.data, upload.name, max_pixels)
+            read_header(upload.data, upload.name, model.max_pixels)
         return uploads
 
-    @app.post("/v1/predict", openapi_extra=UPLOAD_BODY)
+    @router.post("/v1/predict", openapi_extra=UPLOAD_BODY)
     async def predict(request: Request) -> JSONResponse:
         """The top classes of each image, most probable first."""
         started = time.perf_counter()
@@ -195,15 +220,10 @@ def create_app(
             {"name": upload.name, "top": top_classes(probs, classes, top)}
             for upload, probs in zip(uploads, results, strict=True)
         ]
-        return JSONResponse(
-            {
-                "model": name,
-                "predictions": predictions,
-                "ms": round(1000 * (time.perf_counter() - started), 3),
-            }
-        )
+        answer = {"model": name, "predictions": predictions, "ms": milliseconds_since(started)}
+        return JSONResponse(answer)
 
-    @app.post("/v1/explain", openapi_extra=UPLOAD_BODY)
+    @router.post("/v1/explain", openapi_extra=UPLOAD_BODY)
     async def explain(request: Request) -> JSONResponse:
         """One image as the network received it and its first convolution's feature maps."""
         started = time.perf_counter()
@@ -218,41 +238,42 @@ def create_app(
                 "layer": found.layer,
                 "maps": [base64.b64encode(png).decode() for png in found.map_pngs],
                 "top": top_classes(found.probs, classes, top),
-                "ms": round(1000 * (time.perf_counter() - started), 3),
+                "ms": milliseconds_since(started),
             }
         )
 
-    @app.get("/v1/model")
+    return router
+
+
+def service_routes(
+    batcher: MicroBatcher, model: ModelProcess, description: dict, metrics: Metrics
+) -> APIRouter:
+    """``/v1/model``, ``/healthz``, ``/readyz`` and ``/metrics``."""
+    router = APIRouter()
+
+    @router.get("/v1/model")
     async def model_info() -> JSONResponse:
         """The model's name, data set, classes, input and size."""
         return JSONResponse(description)
 
-    @app.get("/healthz")
+    @router.get("/healthz")
     async def healthz() -> JSONResponse:
         """200 while the process answers."""
         return JSONResponse({"status": "ok"})
 
-    @app.get("/readyz")
+    @router.get("/readyz")
     async def readyz() -> JSONResponse:
         """200 while the model takes requests; 503 before it is loaded and while draining."""
         if not (batcher.is_running and model.is_alive):
             return error_response(503, "not ready: the model is starting, stopping or gone")
         return JSONResponse({"status": "ready"})
 
-    @app.get("/metrics", response_class=PlainTextResponse)
+    @router.get("/metrics", response_class=PlainTextResponse)
     async def prometheus() -> PlainTextResponse:
         """Request counts and latencies by route and status, batch sizes, queue depth."""
         return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4")
 
-    page = (resources.files("cnnkit.serve") / "static" / "index.html").read_text()
-
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    async def index() -> HTMLResponse:
-        return HTMLResponse(page)
-
-    app.mount("/static", StaticFiles(packages=[("cnnkit.serve", "static")]), name="static")
-    app.include_router(search if search is not None else no_search_router())
-    return Gate(app, metrics, settings.token, settings.max_bytes)
+    return router
 
 
 def no_search_router() -> APIRouter:

@@ -19,9 +19,6 @@ class ServeSettings:
     max_queue: int = 256  # images waiting for the model; beyond it: 503
     timeout_s: float = 10.0  # how long an image may wait for the model; beyond it: 504
     max_bytes: int = 8 * 1024 * 1024  # request body, checked before anything is decoded
-    # Of one image, read from its header before decoding; None: the decoder's own
-    # MAX_PIXELS (data.image_files, which imports torch: the CLI reads these without it).
-    max_pixels: int | None = None
     max_images: int = 64  # images in one request
     # torch's threads in the model process: of two cores, the HTTP process needs one.
     threads: int = 1

@@ -10,11 +10,12 @@ limits.
 ``ModelProcess.start`` runs ``python -m cnnkit.serve.worker FD CHECKPOINT DEVICE
 THREADS`` with one end of a socket pair as FD. Each message is a frame: its length (8
 bytes, big-endian) and a pickle, between two processes of this package only. The child
-first sends ``("ready", description)`` or ``("error", CnnkitError)``; then it answers
-each batch ``(kind, uploads)`` with a list of one result or ``ImageError`` per upload,
-or with one exception for the whole batch (a bug). The child ignores SIGINT and SIGTERM,
-so that a drain can still use it (a terminal's Ctrl-C and a service manager's SIGTERM
-reach the whole group), and exits when the HTTP process closes its end.
+first sends ``("ready", {"description": ..., "max_pixels": ...})`` or ``("error",
+CnnkitError)``; then it answers each batch ``(kind, uploads)`` with a list of one result
+or ``ImageError`` per upload, or with one exception for the whole batch (a bug). The
+child ignores SIGINT and SIGTERM, so that a drain can still use it (a terminal's Ctrl-C
+and a service manager's SIGTERM reach the whole group), and exits when the HTTP process
+closes its end.
 """
 
 import asyncio
@@ -28,10 +29,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from cnnkit.errors import CnnkitError, ServerBusyError
 
 STOP_WAIT_S = 10.0  # how long a closing server waits for the model process to exit
 LENGTH_BYTES = 8
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """The child's answer to explain for one image (defined here, without torch, for
+    the HTTP process to unpickle): the image as the network received it and its first
+    convolution's feature maps."""
+
+    input_png: bytes  # uint8 at the model's input size, after the run's preparation
+    layer: str | None  # the first convolution's name in the model; None when it has none
+    map_pngs: list[bytes]  # one grayscale PNG per feature map, each scaled to 0-255
+    probs: np.ndarray  # (K,) class probabilities
 
 
 def frame(message: Any) -> bytes:
@@ -62,6 +77,9 @@ class ModelProcess:
     process: subprocess.Popen
     sock: socket.socket
     description: dict[str, Any]  # ServedModel.describe() of the child's run
+    # The decoder's pixel limit (data.image_files.MAX_PIXELS), which the HTTP process
+    # checks headers against: it imports no torch, so the child tells it.
+    max_pixels: int
     connected: bool = False  # an app's event loop has its end open
 
     @classmethod
@@ -87,7 +105,7 @@ class ModelProcess:
         if status == "error":
             process.wait()
             raise payload
-        return cls(process, ours, payload)
+        return cls(process, ours, **payload)
 
     async def connect(self) -> "ModelConnection":
         """Our end on the running event loop, for one app at a time: a duplicate of the
@@ -158,6 +176,7 @@ def main(argv: list[str]) -> None:
     try:
         import torch
 
+        from cnnkit.data.image_files import MAX_PIXELS
         from cnnkit.runs import load_run
         from cnnkit.serve.model import ServedModel
 
@@ -165,7 +184,8 @@ def main(argv: list[str]) -> None:
         served = ServedModel(load_run(Path(checkpoint), device))
         served.warm_up()
         freeze_imports()
-        sock.sendall(frame(("ready", served.describe())))
+        ready = {"description": served.describe(), "max_pixels": MAX_PIXELS}
+        sock.sendall(frame(("ready", ready)))
     except CnnkitError as error:
         sock.sendall(frame(("error", error)))
         return
