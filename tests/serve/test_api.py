@@ -127,6 +127,8 @@ def test_health_readiness_and_metrics(model, digits):
         for digit in digits[:5]:
             assert client.post("/v1/predict", files=form(digit.png)).status_code == 200
         client.post("/v1/predict", content=b"")
+        client.get("/static/page.js")
+        client.get("/no/such/page")
         text = client.get("/metrics").text
     lines = text.splitlines()
     ok = 'cnnkit_requests_total{route="/v1/predict",method="POST",status="200"} 5'
@@ -140,6 +142,8 @@ def test_health_readiness_and_metrics(model, digits):
     ]
     assert buckets == sorted(buckets) and buckets[-1] == 5  # cumulative, +Inf counts all
     assert 'cnnkit_batch_size_sum{kind="predict"} 5' in lines
+    assert 'cnnkit_requests_total{route="/static",method="GET",status="200"} 1' in lines
+    assert 'cnnkit_requests_total{route="unmatched",method="GET",status="404"} 1' in lines
     assert "cnnkit_queue_depth 0" in lines
     assert "# TYPE cnnkit_request_duration_seconds histogram" in lines
 
