@@ -117,7 +117,7 @@ def test_model_reports_the_papers_sizes(client):
     # The paper's connections: C1 122,304 + S2 5,880 + C3 151,600 + S4 2,000 + C5 48,120
     # + F6 10,164, and 840 in the RBF output, counting a connection per bias.
     assert answer["connections_with_biases"] == 340_908
-    assert answer["search"] is False
+    assert answer["search"] is None  # no index
 
 
 def test_health_readiness_and_metrics(model, digits):
@@ -300,37 +300,14 @@ def test_the_token_guards_the_api_and_metrics_but_not_the_page(model, digits):
 
 
 def test_search_without_an_index_is_a_404_with_a_message(client):
-    for answer in (client.get("/v1/search?class=7"), client.post("/v1/search", content=b"x")):
+    for answer in (
+        client.get("/v1/search?class=7"),
+        client.post("/v1/search", content=b"x"),
+        client.get("/v1/thumbnails/1"),
+    ):
         assert answer.status_code == 404
         assert "no index" in answer.json()["error"]
     assert client.get("/no/such/route").json() == {"error": "not found: /no/such/route"}
-
-
-def test_an_index_plugs_in_its_search_routes(model):
-    """The seam for image search: an index's routes, mounted by create_app, behind the
-    token and the JSON errors like every other route."""
-    from fastapi import APIRouter, Query
-    from fastapi.testclient import TestClient
-
-    from cnnkit.serve.app import create_app
-
-    router = APIRouter()
-
-    @router.get("/v1/search")
-    async def by_class(name: str = Query(alias="class"), top: int = Query(10, ge=1)):
-        return {"class": name, "top": top}
-
-    with TestClient(create_app(model, ServeSettings(token=TOKEN), search=router)) as client:
-        good = {"Authorization": f"Bearer {TOKEN}"}
-        assert client.get("/v1/model", headers=good).json()["search"] is True
-        assert client.get("/v1/search?class=7&top=3", headers=good).json() == {
-            "class": "7",
-            "top": 3,
-        }
-        invalid = client.get("/v1/search?class=7&top=0", headers=good)
-        assert client.get("/v1/search?class=7").status_code == 401
-    assert invalid.status_code == 422
-    assert invalid.json() == {"error": "top: Input should be greater than or equal to 1"}
 
 
 class SlowModel:
@@ -338,6 +315,7 @@ class SlowModel:
 
     description = {"model": "slow", "dataset": "none", "classes": ["a", "b"]}
     max_pixels = 1_000_000
+    index = None
     is_alive = True
 
     async def connect(self):

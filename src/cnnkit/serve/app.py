@@ -12,8 +12,9 @@ batcher sends the images, in batches, to the model process (``worker``), which d
 and classifies them while the event loop goes on with other requests. Every error is
 JSON ``{"error": MESSAGE}`` with the status of its cause (``STATUSES``).
 
-Search by example and by class belong to an index: ``create_app`` takes their routes
-as an ``APIRouter`` (``search=``); without one, ``/v1/search`` answers 404.
+With an index (``ModelProcess.start(..., index=)``) the model process also answers
+search by example and by class and the items' thumbnails (``search_routes``); without
+one those routes answer 404.
 """
 
 import asyncio
@@ -36,6 +37,7 @@ from cnnkit.errors import (
     CnnkitError,
     ImageError,
     ImageTooLargeError,
+    NotFoundError,
     RequestError,
     RequestTooLargeError,
     ServerBusyError,
@@ -43,12 +45,12 @@ from cnnkit.errors import (
     UnsupportedImageError,
 )
 from cnnkit.serve.batcher import MicroBatcher
-from cnnkit.serve.limits import read_header
-from cnnkit.serve.metrics import Metrics
+from cnnkit.serve.metrics import Metrics, milliseconds_since
 from cnnkit.serve.middleware import Gate
+from cnnkit.serve.search_routes import no_search_routes, search_routes
 from cnnkit.serve.settings import ServeSettings
-from cnnkit.serve.uploads import Upload, read_uploads
-from cnnkit.serve.worker import ModelProcess
+from cnnkit.serve.uploads import read_images, top_parameter
+from cnnkit.serve.worker import INDEX_KINDS, MODEL_KINDS, ModelProcess
 
 # The status of each error, most specific first.
 STATUSES: tuple[tuple[type[CnnkitError], int], ...] = (
@@ -57,6 +59,7 @@ STATUSES: tuple[tuple[type[CnnkitError], int], ...] = (
     (UnsupportedImageError, 415),
     (ImageError, 400),
     (RequestError, 400),
+    (NotFoundError, 404),
     (ServerBusyError, 503),
     (ServerTimeoutError, 504),
 )
@@ -100,15 +103,6 @@ UPLOAD_BODY = {
 }
 
 
-def top_parameter(request: Request) -> int:
-    """The query's ``top``, read by hand: FastAPI's validation of a declared parameter
-    cost about 0.1 ms a request (docs/serve.md); the schema declares it (UPLOAD_BODY)."""
-    given = request.query_params.get("top", str(DEFAULT_TOP))
-    if not given.isdigit() or int(given) < 1:
-        raise RequestError(f"top must be a whole number of classes, at least 1; not {given!r}")
-    return int(given)
-
-
 def status_of(error: CnnkitError) -> int:
     return next((status for kind, status in STATUSES if isinstance(error, kind)), 500)
 
@@ -124,14 +118,8 @@ def top_classes(probs: np.ndarray, classes: list[str], top: int) -> list[dict[st
     return [{"class": classes[i], "probability": round(float(probs[i]), 6)} for i in best]
 
 
-def milliseconds_since(started: float) -> float:
-    return round(1000 * (time.perf_counter() - started), 3)
-
-
-def create_app(
-    model: ModelProcess, settings: ServeSettings, search: APIRouter | None = None
-) -> Gate:
-    """The server of ``model`` as an ASGI app; ``search``: an index's routes."""
+def create_app(model: ModelProcess, settings: ServeSettings) -> Gate:
+    """The server of ``model`` (and of its index, if it has one) as an ASGI app."""
     metrics = Metrics()
     batcher = MicroBatcher(
         {},  # the model's handlers, once the app's event loop runs (lifespan)
@@ -142,14 +130,13 @@ def create_app(
         observe=metrics.observe_batch,
     )
     metrics.queue_depth = lambda: batcher.depth
-    description = {**model.description, "search": search is not None}
+    kinds = MODEL_KINDS + (INDEX_KINDS if model.index is not None else ())
+    description = {**model.description, "search": model.index}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         connection = await model.connect()
-        batcher.handlers = {
-            kind: partial(connection.run_batch, kind) for kind in ("predict", "explain")
-        }
+        batcher.handlers = {kind: partial(connection.run_batch, kind) for kind in kinds}
         batcher.start()
         yield
         await batcher.close()  # uvicorn has drained the requests in flight: nothing waits
@@ -163,7 +150,10 @@ def create_app(
     add_error_handlers(app)
     app.include_router(image_routes(batcher, model, description, settings))
     app.include_router(service_routes(batcher, model, description, metrics))
-    app.include_router(search if search is not None else no_search_router())
+    if model.index is not None:
+        app.include_router(search_routes(batcher, model.max_pixels, UPLOAD_BODY))
+    else:
+        app.include_router(no_search_routes())
     page = (resources.files("cnnkit.serve") / "static" / "index.html").read_text()
 
     async def index() -> HTMLResponse:
@@ -201,20 +191,13 @@ def image_routes(
     router = APIRouter()
     name, classes = description["model"], description["classes"]
 
-    async def read_images(request: Request, max_images: int) -> list[Upload]:
-        """The request's images, each checked by its first bytes and header."""
-        batcher.check_room()  # turn an overload away before reading the body
-        uploads = await read_uploads(request, max_images)
-        for upload in uploads:
-            read_header(upload.data, upload.name, model.max_pixels)
-        return uploads
-
     @router.post("/v1/predict", openapi_extra=UPLOAD_BODY)
     async def predict(request: Request) -> JSONResponse:
         """The top classes of each image, most probable first."""
         started = time.perf_counter()
-        top = top_parameter(request)
-        uploads = await read_images(request, settings.max_images)
+        top = top_parameter(request, DEFAULT_TOP)
+        batcher.check_room()  # turn an overload away before reading the body
+        uploads = await read_images(request, settings.max_images, model.max_pixels)
         results = await asyncio.gather(*(batcher.submit("predict", u) for u in uploads))
         predictions = [
             {"name": upload.name, "top": top_classes(probs, classes, top)}
@@ -227,8 +210,9 @@ def image_routes(
     async def explain(request: Request) -> JSONResponse:
         """One image as the network received it and its first convolution's feature maps."""
         started = time.perf_counter()
-        top = top_parameter(request)
-        (upload,) = await read_images(request, max_images=1)
+        top = top_parameter(request, DEFAULT_TOP)
+        batcher.check_room()
+        (upload,) = await read_images(request, 1, model.max_pixels)
         found = await batcher.submit("explain", upload)
         return JSONResponse(
             {
@@ -272,16 +256,5 @@ def service_routes(
     async def prometheus() -> PlainTextResponse:
         """Request counts and latencies by route and status, batch sizes, queue depth."""
         return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4")
-
-    return router
-
-
-def no_search_router() -> APIRouter:
-    """The search routes of a server started without an index: 404 with a message."""
-    router = APIRouter()
-
-    @router.api_route("/v1/search", methods=["GET", "POST"], include_in_schema=False)
-    async def no_index() -> JSONResponse:
-        return error_response(404, "no index: this server was started without one")
 
     return router

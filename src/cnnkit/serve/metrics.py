@@ -7,6 +7,7 @@ middleware and the batcher's task), so no lock is needed.
 """
 
 import bisect
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -68,6 +69,11 @@ class Metrics:
             _sample("cnnkit_queue_depth", (), self.queue_depth()),
         ]
         return "\n".join(lines) + "\n"
+
+
+def milliseconds_since(started: float) -> float:
+    """Milliseconds since ``time.perf_counter()`` was ``started``, as answers show them."""
+    return round(1000 * (time.perf_counter() - started), 3)
 
 
 def _family(name: str, kind: str, help_text: str) -> list[str]:

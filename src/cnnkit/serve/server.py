@@ -51,14 +51,16 @@ def run_server(
     settings: ServeSettings,
     device: str = "auto",
     on_ready: Callable[[dict], None] | None = None,
+    index: Path | None = None,
 ) -> None:
-    """Serve the run at ``checkpoint`` on ``settings.host``:``settings.port`` until
-    stopped; ``on_ready`` gets the model's description once it answers."""
+    """Serve the run at ``checkpoint`` (and the search ``index`` built with it) on
+    ``settings.host``:``settings.port`` until stopped; ``on_ready`` gets the model's
+    description once it answers."""
     sock = listen(settings.host, settings.port)
-    model = ModelProcess.start(checkpoint, device, settings.threads)
+    model = ModelProcess.start(checkpoint, device, settings.threads, index)
     try:
         if on_ready is not None:
-            on_ready(model.description)
+            on_ready({**model.description, "search": model.index})
         app = create_app(model, settings)
         freeze_imports()
         config = uvicorn.Config(

@@ -9,7 +9,10 @@ The body is read whole (the middleware has bounded it) and a form is split at it
 boundary lines, its part headers read with python-multipart's header parser. For a
 digit's upload, Starlette's ``request.form()`` cost 0.3 ms (it spools every file
 through a temporary-file object), python-multipart's streaming parser 70 us, this 25 us.
-What the bytes are is ``limits``' business.
+What the bytes are is ``limits``' business; ``read_images`` applies both.
+
+The query's ``top`` is read by hand too: FastAPI's validation of a declared parameter
+cost about 0.1 ms a request (docs/serve.md); the routes declare it in their schema.
 """
 
 import base64
@@ -21,6 +24,7 @@ from python_multipart.multipart import parse_options_header
 from starlette.requests import Request
 
 from cnnkit.errors import RequestError, UnsupportedImageError
+from cnnkit.serve.limits import read_header
 
 FIELD = "image"  # the multipart field and JSON key of one image; JSON "images" for a list
 HOW = (
@@ -33,6 +37,22 @@ HOW = (
 class Upload:
     name: str  # the client's file name, or "image 1", ...: for messages only
     data: bytes
+
+
+def top_parameter(request: Request, default: int) -> int:
+    """The query's ``top``: how many classes or items to answer with."""
+    given = request.query_params.get("top", str(default))
+    if not given.isdigit() or int(given) < 1:
+        raise RequestError(f"top must be a whole number, at least 1; not {given!r}")
+    return int(given)
+
+
+async def read_images(request: Request, max_images: int, max_pixels: int) -> list[Upload]:
+    """The request's images, each checked by its first bytes and header."""
+    uploads = await read_uploads(request, max_images)
+    for upload in uploads:
+        read_header(upload.data, upload.name, max_pixels)
+    return uploads
 
 
 async def read_uploads(request: Request, max_images: int) -> list[Upload]:

@@ -8,11 +8,12 @@ have a core and a GIL of their own; the HTTP process only parses requests and ch
 limits.
 
 ``ModelProcess.start`` runs ``python -m cnnkit.serve.worker FD CHECKPOINT DEVICE
-THREADS`` with one end of a socket pair as FD. Each message is a frame: its length (8
-bytes, big-endian) and a pickle, between two processes of this package only. The child
-first sends ``("ready", {"description": ..., "max_pixels": ...})`` or ``("error",
-CnnkitError)``; then it answers each batch ``(kind, uploads)`` with a list of one result
-or ``ImageError`` per upload, or with one exception for the whole batch (a bug). The
+THREADS [INDEX]`` with one end of a socket pair as FD. Each message is a frame: its
+length (8 bytes, big-endian) and a pickle, between two processes of this package only.
+The child first sends ``("ready", {"description": ..., "max_pixels": ..., "index":
+...})`` or ``("error", CnnkitError)``; then it answers each batch ``(kind, items)``
+(``KINDS``) with a list of one result or ``CnnkitError`` per item, or with one exception
+for the whole batch (a bug). The
 child ignores SIGINT and SIGTERM, so that a drain can still use it (a terminal's Ctrl-C
 and a service manager's SIGTERM reach the whole group), and exits when the HTTP process
 closes its end.
@@ -25,6 +26,7 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +37,10 @@ from cnnkit.errors import CnnkitError, ServerBusyError
 
 STOP_WAIT_S = 10.0  # how long a closing server waits for the model process to exit
 LENGTH_BYTES = 8
+# What the child computes, by the kind of a batch: ServedModel's, and ServedIndex's
+# when it serves an index (``load``).
+MODEL_KINDS = ("predict", "explain")
+INDEX_KINDS = ("search", "class", "thumbnail")
 
 
 @dataclass(frozen=True)
@@ -80,16 +86,20 @@ class ModelProcess:
     # The decoder's pixel limit (data.image_files.MAX_PIXELS), which the HTTP process
     # checks headers against: it imports no torch, so the child tells it.
     max_pixels: int
+    index: dict[str, Any] | None  # ServedIndex.describe(); None when serving no index
     connected: bool = False  # an app's event loop has its end open
 
     @classmethod
-    def start(cls, checkpoint: Path, device: str = "auto", threads: int = 1) -> "ModelProcess":
-        """The model process for ``checkpoint``, once its model answered a warm-up
-        image; the child's ``CnnkitError`` (a bad checkpoint) raised here."""
+    def start(
+        cls, checkpoint: Path, device: str = "auto", threads: int = 1, index: Path | None = None
+    ) -> "ModelProcess":
+        """The model process for ``checkpoint`` (and the search ``index``), once its
+        model answered a warm-up image; the child's ``CnnkitError`` (a bad checkpoint,
+        an index of other weights) raised here."""
         ours, theirs = socket.socketpair()
         command = [sys.executable, "-m", "cnnkit.serve.worker", str(theirs.fileno())]
         process = subprocess.Popen(
-            [*command, str(checkpoint), device, str(threads)],
+            [*command, str(checkpoint), device, str(threads), *([str(index)] if index else [])],
             pass_fds=[theirs.fileno()],
             stdin=subprocess.DEVNULL,
         )
@@ -171,25 +181,15 @@ def main(argv: list[str]) -> None:
     """The child: load the run, say so, then answer batches until the parent closes."""
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_IGN)
-    fd, checkpoint, device, threads = argv
+    fd, checkpoint, device, threads, *index = argv
     sock = socket.socket(fileno=int(fd))
     try:
-        import torch
-
-        from cnnkit.data.image_files import MAX_PIXELS
-        from cnnkit.runs import load_run
-        from cnnkit.serve.model import ServedModel
-
-        torch.set_num_threads(int(threads))
-        served = ServedModel(load_run(Path(checkpoint), device))
-        served.warm_up()
+        handlers, ready = load(Path(checkpoint), device, int(threads), index)
         freeze_imports()
-        ready = {"description": served.describe(), "max_pixels": MAX_PIXELS}
         sock.sendall(frame(("ready", ready)))
     except CnnkitError as error:
         sock.sendall(frame(("error", error)))
         return
-    handlers = {"predict": served.predict, "explain": served.explain}
     while True:
         try:
             kind, items = read_frame(sock)
@@ -200,6 +200,38 @@ def main(argv: list[str]) -> None:
         except Exception as error:  # a bug: this batch gets a 500, the server goes on
             results = RuntimeError(f"{type(error).__name__}: {error}")
         sock.sendall(frame(results))
+
+
+def load(
+    checkpoint: Path, device: str, threads: int, index: list[str]
+) -> tuple[dict[str, Callable[[list], list]], dict[str, Any]]:
+    """The child's handlers by kind and its ready message: the run, warmed up, and the
+    index when there is one (``index``: its path, or nothing)."""
+    import torch
+
+    from cnnkit.data.image_files import MAX_PIXELS
+    from cnnkit.runs import load_run
+    from cnnkit.serve.model import ServedModel
+
+    torch.set_num_threads(threads)
+    served = ServedModel(load_run(checkpoint, device))
+    served.warm_up()
+    handlers: dict[str, Callable[[list], list]] = {
+        "predict": served.predict,
+        "explain": served.explain,
+    }
+    ready = {"description": served.describe(), "max_pixels": MAX_PIXELS, "index": None}
+    if index:
+        from cnnkit.serve.index import ServedIndex
+
+        searched = ServedIndex.open(Path(index[0]), checkpoint, device)
+        handlers |= {
+            "search": searched.search,
+            "class": searched.by_class,
+            "thumbnail": searched.thumbnails,
+        }
+        ready["index"] = searched.describe()
+    return handlers, ready
 
 
 if __name__ == "__main__":
