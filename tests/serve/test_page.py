@@ -1,6 +1,8 @@
 """The page in headless Chromium (Playwright, Debian's Chromium) against a real
 ``cnnkit serve``: no console errors; a real MNIST test digit drawn with the mouse is
-classified right; a real CIFAR-10 photo dropped on the page gets its top 5."""
+classified right and, with an index, its nearest training digits shown; a real
+CIFAR-10 photo dropped on the page gets its top 5. Screenshots stay in each test's
+``tmp_path`` (pytest keeps the last three runs' folders)."""
 
 import base64
 from collections.abc import Iterator
@@ -86,23 +88,36 @@ def shown_top(page) -> list[tuple[str, float]]:
     return [(name, float(p.rstrip("%"))) for name, p in zip(names, percents, strict=True)]
 
 
-def test_a_drawn_mnist_digit_is_classified_right(
-    serve_extra, digit_checkpoint, digits, mnist, tmp_path
+def test_a_drawn_mnist_digit_is_classified_right_and_its_neighbours_shown(
+    serve_extra, digit_checkpoint, digit_index, digits, mnist, tmp_path
 ):
     _, test = mnist
     index = next(i for i, d in enumerate(digits) if d.label == 2)  # a real test "2"
     image = test.images[index, 0].numpy()
-    with serving(digit_checkpoint) as served, page_at(served.url, tmp_path) as (page, errors):
+    served_with_index = serving(digit_checkpoint, "--index", str(digit_index))
+    with served_with_index as served, page_at(served.url, tmp_path) as (page, errors):
         page.wait_for_selector("#draw:not([hidden])")
         assert "lenet5, trained on mnist" in page.text_content("#model-line")
         draw(page, image)
         top = shown_top(page)
         seen = page.eval_on_selector("#net-input", "i => [i.complete, i.naturalWidth]")
         maps = page.locator("#maps img").count()
+        # (Not wait_for_function: its polling evaluates a string, which the CSP refuses.)
+        page.locator("#neighbours img").nth(7).wait_for()
+        page.wait_for_load_state("networkidle")
+        thumbnails = page.eval_on_selector_all(
+            "#neighbours img", "images => images.map((i) => i.complete && i.naturalWidth)"
+        )
+        labels = [
+            caption.split(":")[0]
+            for caption in page.locator("#neighbours figcaption").all_text_contents()
+        ]
         page.screenshot(path=str(tmp_path / "page-digit.png"), full_page=True)
     assert errors == []
     assert len(top) == 5 and top[0][0] == "2", top
     assert seen == [True, 32] and maps == 6  # LeNet-5's 32x32 input and C1's six maps
+    assert thumbnails == [96] * 8  # each neighbour's thumbnail, fetched by its item id
+    assert labels.count("2") >= 5, labels  # a drawn 2's nearest training digits: mostly 2s
     assert Image.open(tmp_path / "page-digit.png").size[0] >= 1000
 
 
