@@ -107,6 +107,10 @@ class RequestTooLargeError(RequestError):
     """A request body over the server's byte limit."""
 
 
+class NotFoundError(CnnkitError):
+    """A request names what the server does not have: a search index, an item, a class."""
+
+
 class ServerBusyError(CnnkitError):
     """The server's queue is full or it is shutting down; the client may retry later."""
 

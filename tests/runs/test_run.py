@@ -188,7 +188,7 @@ def test_consumers_do_not_load_the_trainer():
     code = (
         "import sys, cnnkit.predict, cnnkit.evaluate, cnnkit.export, cnnkit.reports, "
         "cnnkit.reports.report, cnnkit.runs, cnnkit.serve.server, cnnkit.serve.model, "
-        "cnnkit.search\n"
+        "cnnkit.serve.index, cnnkit.search\n"
         "print(sorted(m for m in sys.modules if m.startswith('cnnkit.train')))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -54,6 +54,20 @@ def digit_checkpoint(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def digit_index(tmp_path_factory, digit_checkpoint) -> Path:
+    """An exact search index of the first 1,000 MNIST training digits, built with the
+    served LeNet-5 (search's own library, as ``cnnkit index build`` calls it)."""
+    from cnnkit.search import BuildSettings, build_index, dataset_collection
+
+    out = tmp_path_factory.mktemp("index") / "mnist"
+    settings = BuildSettings(backend="exact", device="cpu")
+    build_index(
+        digit_checkpoint, out, lambda run: dataset_collection("mnist", "train", run, 1000), settings
+    )
+    return out
+
+
+@pytest.fixture(scope="session")
 def photo_checkpoint(tmp_path_factory) -> Path:
     """An untrained ResNet-8 run as if trained on a folder of CIFAR-10's 32x32 photos."""
     torch.manual_seed(0)

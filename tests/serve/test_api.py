@@ -3,6 +3,7 @@ digits, with the real model process behind it: predictions agree with ``cnnkit
 predict``, explain's maps agree with an independent convolution, every bad request is
 one JSON message with the status of its cause, and odd but valid images are read."""
 
+import asyncio
 import base64
 import io
 import threading
@@ -39,9 +40,9 @@ def client_for(model, **settings):
     return TestClient(create_app(model, ServeSettings(**settings)))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def client(model):
-    with client_for(model) as client:
+    with client_for(model) as client:  # one app at a time on the model process
         yield client
 
 
@@ -116,7 +117,7 @@ def test_model_reports_the_papers_sizes(client):
     # The paper's connections: C1 122,304 + S2 5,880 + C3 151,600 + S4 2,000 + C5 48,120
     # + F6 10,164, and 840 in the RBF output, counting a connection per bias.
     assert answer["connections_with_biases"] == 340_908
-    assert answer["search"] is False
+    assert answer["search"] is None  # no index
 
 
 def test_health_readiness_and_metrics(model, digits):
@@ -126,6 +127,8 @@ def test_health_readiness_and_metrics(model, digits):
         for digit in digits[:5]:
             assert client.post("/v1/predict", files=form(digit.png)).status_code == 200
         client.post("/v1/predict", content=b"")
+        client.get("/static/page.js")
+        client.get("/no/such/page")
         text = client.get("/metrics").text
     lines = text.splitlines()
     ok = 'cnnkit_requests_total{route="/v1/predict",method="POST",status="200"} 5'
@@ -139,6 +142,8 @@ def test_health_readiness_and_metrics(model, digits):
     ]
     assert buckets == sorted(buckets) and buckets[-1] == 5  # cumulative, +Inf counts all
     assert 'cnnkit_batch_size_sum{kind="predict"} 5' in lines
+    assert 'cnnkit_requests_total{route="/static",method="GET",status="200"} 1' in lines
+    assert 'cnnkit_requests_total{route="unmatched",method="GET",status="404"} 1' in lines
     assert "cnnkit_queue_depth 0" in lines
     assert "# TYPE cnnkit_request_duration_seconds histogram" in lines
 
@@ -202,7 +207,7 @@ BAD_REQUESTS = {
         400,
         "not JSON",
     ),
-    "top 0": ("top0", 422, "top"),
+    "top 0": ("top0", 400, "top must be a whole number"),
     "65 images": ("many", 400, "more than 64"),
 }
 
@@ -295,7 +300,11 @@ def test_the_token_guards_the_api_and_metrics_but_not_the_page(model, digits):
 
 
 def test_search_without_an_index_is_a_404_with_a_message(client):
-    for answer in (client.get("/v1/search?class=7"), client.post("/v1/search", content=b"x")):
+    for answer in (
+        client.get("/v1/search?class=7"),
+        client.post("/v1/search", content=b"x"),
+        client.get("/v1/thumbnails/1"),
+    ):
         assert answer.status_code == 404
         assert "no index" in answer.json()["error"]
     assert client.get("/no/such/route").json() == {"error": "not found: /no/such/route"}
@@ -305,11 +314,19 @@ class SlowModel:
     """Stands in for the model process: each batch takes 0.4 s."""
 
     description = {"model": "slow", "dataset": "none", "classes": ["a", "b"]}
+    max_pixels = 1_000_000
+    index = None
     is_alive = True
 
-    def run_batch(self, kind, items):
-        time.sleep(0.4)
+    async def connect(self):
+        return self
+
+    async def run_batch(self, kind, items):
+        await asyncio.sleep(0.4)
         return [np.array([0.25, 0.75])] * len(items)
+
+    async def close(self):
+        pass
 
 
 def test_overload_answers_503_with_retry_after_and_a_long_wait_504(digits):

@@ -2,7 +2,6 @@
 concurrent requests in order, the queue is bounded, slow answers time out, close drains."""
 
 import asyncio
-import threading
 import time
 
 import pytest
@@ -15,34 +14,51 @@ def recording_handler(seconds: float = 0.0):
     """A handler that doubles its items after ``seconds`` and records its batches."""
     batches: list[list[int]] = []
 
-    def handle(items: list[int]) -> list[int]:
+    async def handle(items: list[int]) -> list[int]:
         batches.append(list(items))
-        time.sleep(seconds)
+        await asyncio.sleep(seconds)
         return [2 * item for item in items]
 
     return handle, batches
 
 
-def run_with(batcher: MicroBatcher, coroutine):
-    batcher.start()
-    try:
-        return asyncio.run(coroutine)
-    finally:
-        batcher.close()
+def run(batcher: MicroBatcher, clients):
+    """``clients(batcher)`` on a fresh event loop with the batcher running."""
+
+    async def main():
+        batcher.start()
+        try:
+            return await clients()
+        finally:
+            await batcher.close()
+
+    return asyncio.run(main())
 
 
 def test_concurrent_requests_share_batches_and_get_their_own_answers():
     handle, batches = recording_handler(seconds=0.02)
-    batcher = MicroBatcher({"double": handle}, max_batch=8, max_wait_s=0.005)
+    batcher = MicroBatcher({"double": handle}, max_batch=8)
 
     async def clients():
         return await asyncio.gather(*(batcher.submit("double", n) for n in range(40)))
 
-    assert run_with(batcher, clients()) == [2 * n for n in range(40)]
+    assert run(batcher, clients) == [2 * n for n in range(40)]
     assert sorted(item for batch in batches for item in batch) == list(range(40))
-    assert max(len(batch) for batch in batches) == 8  # up to max_batch
-    assert len(batches) <= 40 // 8 + 2  # gathered, not one at a time
+    assert [len(batch) for batch in batches] == [8] * 5  # gathered, up to max_batch
     assert all(batch == sorted(batch) for batch in batches)  # oldest first
+
+
+def test_the_first_job_waits_for_more_when_told():
+    handle, batches = recording_handler()
+    batcher = MicroBatcher({"double": handle}, max_batch=8, max_wait_s=0.05)
+
+    async def clients():
+        first = asyncio.ensure_future(batcher.submit("double", 0))
+        await asyncio.sleep(0.01)  # arrives while the first one waits
+        return await asyncio.gather(first, batcher.submit("double", 1))
+
+    assert run(batcher, clients) == [0, 2]
+    assert batches == [[0, 1]]
 
 
 def test_batch_size_one_runs_every_request_alone():
@@ -52,7 +68,7 @@ def test_batch_size_one_runs_every_request_alone():
     async def clients():
         return await asyncio.gather(*(batcher.submit("double", n) for n in range(10)))
 
-    assert run_with(batcher, clients()) == [2 * n for n in range(10)]
+    assert run(batcher, clients) == [2 * n for n in range(10)]
     assert [len(batch) for batch in batches] == [1] * 10
 
 
@@ -60,47 +76,72 @@ def test_kinds_are_never_mixed_in_one_batch():
     seen: list[tuple[str, list[int]]] = []
 
     def handler(kind):
-        return lambda items: seen.append((kind, list(items))) or [kind] * len(items)
+        async def handle(items):
+            seen.append((kind, list(items)))
+            return [kind] * len(items)
 
-    batcher = MicroBatcher({"a": handler("a"), "b": handler("b")}, max_wait_s=0.01)
+        return handle
+
+    batcher = MicroBatcher({"a": handler("a"), "b": handler("b")})
 
     async def clients():
         return await asyncio.gather(*(batcher.submit("ab"[n % 2], n) for n in range(12)))
 
-    assert run_with(batcher, clients()) == ["ab"[n % 2] for n in range(12)]
+    assert run(batcher, clients) == ["ab"[n % 2] for n in range(12)]
     assert all(all(n % 2 == "ab".index(kind) for n in items) for kind, items in seen)
 
 
 def test_an_item_that_fails_fails_only_its_own_request():
-    batcher = MicroBatcher(
-        {"read": lambda items: [ImageError(f"bad {i}") if i == 3 else i for i in items]},
-        max_wait_s=0.01,
-    )
+    async def read(items):
+        return [ImageError(f"bad {i}") if i == 3 else i for i in items]
+
+    batcher = MicroBatcher({"read": read})
 
     async def clients():
         return await asyncio.gather(
             *(batcher.submit("read", n) for n in range(6)), return_exceptions=True
         )
 
-    results = run_with(batcher, clients())
+    results = run(batcher, clients)
     assert [r for i, r in enumerate(results) if i != 3] == [0, 1, 2, 4, 5]
     assert isinstance(results[3], ImageError) and str(results[3]) == "bad 3"
 
 
-def test_a_full_queue_refuses_at_once():
-    release = threading.Event()
+def test_a_failing_handler_fails_its_batch_and_the_next_batch_goes_on():
+    calls = []
 
-    def blocked(items):
-        release.wait(5)
+    async def flaky(items):
+        calls.append(items)
+        if len(calls) == 1:
+            raise RuntimeError("the model broke")
+        return items
+
+    batcher = MicroBatcher({"x": flaky}, max_batch=2)
+
+    async def clients():
+        return await asyncio.gather(
+            *(batcher.submit("x", n) for n in range(4)), return_exceptions=True
+        )
+
+    results = run(batcher, clients)
+    assert [type(r) for r in results[:2]] == [RuntimeError, RuntimeError]
+    assert results[2:] == [2, 3]
+
+
+def test_a_full_queue_refuses_at_once():
+    release = asyncio.Event()
+
+    async def blocked(items):
+        await release.wait()
         return items
 
     batcher = MicroBatcher({"x": blocked}, max_batch=1, max_queue=2)
 
     async def clients():
-        running = asyncio.ensure_future(batcher.submit("x", 0))  # taken by the worker
-        await asyncio.sleep(0.05)
+        running = asyncio.ensure_future(batcher.submit("x", 0))  # taken by the task
+        await asyncio.sleep(0.01)
         queued = [asyncio.ensure_future(batcher.submit("x", n)) for n in (1, 2)]
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.01)
         assert batcher.depth == 2
         started = time.perf_counter()
         with pytest.raises(ServerBusyError, match="busy"):
@@ -109,8 +150,8 @@ def test_a_full_queue_refuses_at_once():
         release.set()
         return refused_in, await asyncio.gather(running, *queued)
 
-    refused_in, answers = run_with(batcher, clients())
-    assert refused_in < 0.05 and answers == [0, 1, 2]
+    refused_in, answers = run(batcher, clients)
+    assert refused_in < 0.01 and answers == [0, 1, 2]
 
 
 def test_a_request_that_waits_too_long_times_out_and_is_skipped():
@@ -122,9 +163,9 @@ def test_a_request_that_waits_too_long_times_out_and_is_skipped():
             *(batcher.submit("double", n) for n in range(3)), return_exceptions=True
         )
 
-    results = run_with(batcher, clients())
+    results = run(batcher, clients)
     assert all(isinstance(r, ServerTimeoutError) for r in results)
-    assert len(batches) == 1  # the two that timed out while queued never ran
+    assert batches == [[0]]  # the two that timed out while queued never ran
 
 
 def test_close_answers_every_queued_request_then_refuses():
@@ -134,13 +175,10 @@ def test_close_answers_every_queued_request_then_refuses():
     async def clients():
         pending = [asyncio.ensure_future(batcher.submit("double", n)) for n in range(6)]
         await asyncio.sleep(0)  # all six queued
-        closing = asyncio.get_running_loop().run_in_executor(None, batcher.close)
-        answers = await asyncio.gather(*pending)
-        await closing
+        await batcher.close()
+        assert not batcher.is_running
         with pytest.raises(ServerBusyError, match="shutting down"):
             await batcher.submit("double", 7)
-        return answers
+        return await asyncio.gather(*pending)
 
-    batcher.start()
-    assert asyncio.run(clients()) == [0, 2, 4, 6, 8, 10]
-    assert not batcher.is_running
+    assert run(batcher, clients) == [0, 2, 4, 6, 8, 10]

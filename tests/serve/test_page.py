@@ -1,6 +1,8 @@
 """The page in headless Chromium (Playwright, Debian's Chromium) against a real
 ``cnnkit serve``: no console errors; a real MNIST test digit drawn with the mouse is
-classified right; a real CIFAR-10 photo dropped on the page gets its top 5."""
+classified right and, with an index, its nearest training digits shown; a real
+CIFAR-10 photo dropped on the page gets its top 5. Screenshots stay in each test's
+``tmp_path`` (pytest keeps the last three runs' folders)."""
 
 import base64
 from collections.abc import Iterator
@@ -86,32 +88,50 @@ def shown_top(page) -> list[tuple[str, float]]:
     return [(name, float(p.rstrip("%"))) for name, p in zip(names, percents, strict=True)]
 
 
-def test_a_drawn_mnist_digit_is_classified_right(
-    serve_extra, digit_checkpoint, digits, mnist, tmp_path
+def test_a_drawn_mnist_digit_is_classified_right_and_its_neighbours_shown(
+    serve_extra, digit_checkpoint, digit_index, digits, mnist, tmp_path
 ):
     _, test = mnist
     index = next(i for i, d in enumerate(digits) if d.label == 2)  # a real test "2"
     image = test.images[index, 0].numpy()
-    with serving(digit_checkpoint) as served, page_at(served.url, tmp_path) as (page, errors):
+    served_with_index = serving(digit_checkpoint, "--index", str(digit_index))
+    with served_with_index as served, page_at(served.url, tmp_path) as (page, errors):
         page.wait_for_selector("#draw:not([hidden])")
         assert "lenet5, trained on mnist" in page.text_content("#model-line")
         draw(page, image)
         top = shown_top(page)
         seen = page.eval_on_selector("#net-input", "i => [i.complete, i.naturalWidth]")
         maps = page.locator("#maps img").count()
+        # (Not wait_for_function: its polling evaluates a string, which the CSP refuses.)
+        page.locator("#neighbours img").nth(7).wait_for()
+        page.wait_for_load_state("networkidle")
+        thumbnails = page.eval_on_selector_all(
+            "#neighbours img", "images => images.map((i) => i.complete && i.naturalWidth)"
+        )
+        labels = [
+            caption.split(":")[0]
+            for caption in page.locator("#neighbours figcaption").all_text_contents()
+        ]
         page.screenshot(path=str(tmp_path / "page-digit.png"), full_page=True)
     assert errors == []
     assert len(top) == 5 and top[0][0] == "2", top
     assert seen == [True, 32] and maps == 6  # LeNet-5's 32x32 input and C1's six maps
+    assert thumbnails == [96] * 8  # each neighbour's thumbnail, fetched by its item id
+    assert labels.count("2") >= 5, labels  # a drawn 2's nearest training digits: mostly 2s
     assert Image.open(tmp_path / "page-digit.png").size[0] >= 1000
 
 
-def test_a_dropped_cifar_photo_gets_its_top_5(
+def test_a_dropped_cifar_photo_gets_its_top_5_once_the_token_is_given(
     serve_extra, photo_checkpoint, real_image_tree, tmp_path
 ):
     photo = sorted((real_image_tree / "test").rglob("*.*"))[0]
     encoded = base64.b64encode(photo.read_bytes()).decode()
-    with serving(photo_checkpoint) as served, page_at(served.url, tmp_path) as (page, errors):
+    token = "page-token-93b1"
+    served_with_token = serving(photo_checkpoint, "--token", token)
+    with served_with_token as served, page_at(served.url, tmp_path) as (page, errors):
+        page.wait_for_selector("#token-form:not([hidden])")  # /v1/model answered 401
+        page.fill("#token", token)
+        page.click("#token-form button")
         page.wait_for_selector("#photo:not([hidden])")
         transfer = page.evaluate_handle(
             """([data, name]) => {
@@ -130,7 +150,7 @@ def test_a_dropped_cifar_photo_gets_its_top_5(
         seen = page.eval_on_selector("#net-input", "i => i.naturalWidth")
         maps = page.locator("#maps img").count()
         page.screenshot(path=str(tmp_path / "page-photo.png"), full_page=True)
-    assert errors == []
+    assert len(errors) == 1 and "401" in errors[0]  # the first /v1/model, without the token
     assert [name for name, _ in top] and all(name in CIFAR_CLASSES for name, _ in top)
     assert len({name for name, _ in top}) == 5
     assert [p for _, p in top] == sorted((p for _, p in top), reverse=True)

@@ -4,6 +4,8 @@ clean exit 0 on SIGTERM with a request in flight answered; start-up errors as on
 import json
 import signal
 import socket
+import subprocess
+import sys
 import time
 
 from cnnkit.serve.settings import ServeSettings, exposure_warning
@@ -87,6 +89,14 @@ def test_a_port_in_use_is_one_line(serve_extra, digit_checkpoint):
         port = taken.getsockname()[1]
         result = run_cli("serve", str(digit_checkpoint), "--port", str(port))
     assert_one_line_error(result, f"cannot listen on 127.0.0.1:{port}")
+
+
+def test_the_http_process_imports_no_torch(serve_extra):
+    """Only the model process holds torch (0.5 GB of memory, 200,000 objects)."""
+    code = "import sys, cnnkit.serve.server\nprint('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
 
 
 def test_binding_beyond_loopback_without_a_token_is_warned_about():

@@ -13,6 +13,11 @@ DEFAULTS = ServeSettings()
 
 @click.command()
 @checkpoint_argument()
+@click.option(
+    "--index",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="A search index built with CHECKPOINT (cnnkit index build): adds /v1/search [none].",
+)
 @click.option("--host", default=DEFAULTS.host, show_default=True, help="Address to listen on.")
 @click.option(
     "--port",
@@ -65,7 +70,7 @@ DEFAULTS = ServeSettings()
 @click.option(
     "--device", type=click.Choice(DEVICES), default="auto", show_default=True, help="Model device."
 )
-def serve(checkpoint: Path, device: str, **options) -> None:
+def serve(checkpoint: Path, index: Path | None, device: str, **options) -> None:
     """Serve CHECKPOINT: a prediction API at /v1/ and a page at / (Ctrl-C or SIGTERM stops it)."""
     from cnnkit.errors import import_extra
 
@@ -80,11 +85,13 @@ def serve(checkpoint: Path, device: str, **options) -> None:
     url = f"http://{settings.host}:{settings.port}"
 
     def ready(model: dict) -> None:
+        search = model["search"]
+        items = f", searching {search['items']:,} items" if search else ""
         click.echo(
             f"cnnkit: serving {model['model']} ({model['dataset']}, {len(model['classes'])} "
-            f"classes) at {url}/ (the page), {url}/docs (the API)",
+            f"classes{items}) at {url}/ (the page), {url}/docs (the API)",
             err=True,
         )
 
-    run_server(checkpoint, settings, device, ready)
+    run_server(checkpoint, settings, device, ready, index)
     click.echo("cnnkit: server stopped; requests in flight were answered", err=True)

@@ -9,10 +9,12 @@
 
 The HTTP process reads requests and checks each image's format and header here; the
 batcher sends the images, in batches, to the model process (``worker``), which decodes
-and classifies them. Every error is JSON ``{"error": MESSAGE}`` with the status of its
-cause (``STATUSES``).
-Search by example and by class belong to an index: ``create_app`` takes their routes
-as an ``APIRouter`` (``search=``); without one, ``/v1/search`` answers 404.
+and classifies them while the event loop goes on with other requests. Every error is
+JSON ``{"error": MESSAGE}`` with the status of its cause (``STATUSES``).
+
+With an index (``ModelProcess.start(..., index=)``) the model process also answers
+search by example and by class and the items' thumbnails (``search_routes``); without
+one those routes answer 404.
 """
 
 import asyncio
@@ -20,21 +22,22 @@ import base64
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from importlib import resources
 from typing import Any
 
 import numpy as np
-from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
-from cnnkit.data.image_files import MAX_PIXELS
 from cnnkit.errors import (
     CnnkitError,
     ImageError,
     ImageTooLargeError,
+    NotFoundError,
     RequestError,
     RequestTooLargeError,
     ServerBusyError,
@@ -42,12 +45,12 @@ from cnnkit.errors import (
     UnsupportedImageError,
 )
 from cnnkit.serve.batcher import MicroBatcher
-from cnnkit.serve.limits import read_header
-from cnnkit.serve.metrics import Metrics
+from cnnkit.serve.metrics import Metrics, milliseconds_since
 from cnnkit.serve.middleware import Gate
+from cnnkit.serve.search_routes import no_search_routes, search_routes
 from cnnkit.serve.settings import ServeSettings
-from cnnkit.serve.uploads import Upload, read_uploads
-from cnnkit.serve.worker import ModelProcess
+from cnnkit.serve.uploads import read_images, top_parameter
+from cnnkit.serve.worker import INDEX_KINDS, MODEL_KINDS, ModelProcess
 
 # The status of each error, most specific first.
 STATUSES: tuple[tuple[type[CnnkitError], int], ...] = (
@@ -56,11 +59,21 @@ STATUSES: tuple[tuple[type[CnnkitError], int], ...] = (
     (UnsupportedImageError, 415),
     (ImageError, 400),
     (RequestError, 400),
+    (NotFoundError, 404),
     (ServerBusyError, 503),
     (ServerTimeoutError, 504),
 )
 RETRY_AFTER_S = 1  # what a 503 tells the client to wait
+DEFAULT_TOP = 5  # classes per image, as cnnkit predict shows
 UPLOAD_BODY = {
+    "parameters": [
+        {
+            "name": "top",
+            "in": "query",
+            "description": "how many classes per image, most probable first",
+            "schema": {"type": "integer", "minimum": 1, "default": DEFAULT_TOP},
+        }
+    ],
     "requestBody": {
         "required": True,
         "description": "multipart field 'image' (repeat it for several), JSON "
@@ -86,7 +99,7 @@ UPLOAD_BODY = {
             },
             "image/*": {"schema": {"type": "string", "format": "binary"}},
         },
-    }
+    },
 }
 
 
@@ -105,16 +118,11 @@ def top_classes(probs: np.ndarray, classes: list[str], top: int) -> list[dict[st
     return [{"class": classes[i], "probability": round(float(probs[i]), 6)} for i in best]
 
 
-def create_app(
-    model: ModelProcess, settings: ServeSettings, search: APIRouter | None = None
-) -> Gate:
-    """The server of ``model`` as an ASGI app; ``search``: an index's routes."""
+def create_app(model: ModelProcess, settings: ServeSettings) -> Gate:
+    """The server of ``model`` (and of its index, if it has one) as an ASGI app."""
     metrics = Metrics()
     batcher = MicroBatcher(
-        {
-            "predict": lambda uploads: model.run_batch("predict", uploads),
-            "explain": lambda uploads: model.run_batch("explain", uploads),
-        },
+        {},  # the model's handlers, once the app's event loop runs (lifespan)
         max_batch=settings.max_batch,
         max_wait_s=settings.max_wait_ms / 1000,
         max_queue=settings.max_queue,
@@ -122,21 +130,42 @@ def create_app(
         observe=metrics.observe_batch,
     )
     metrics.queue_depth = lambda: batcher.depth
-    max_pixels = settings.max_pixels or MAX_PIXELS
-    description = {**model.description, "search": search is not None}
-    name, classes = description["model"], description["classes"]
+    kinds = MODEL_KINDS + (INDEX_KINDS if model.index is not None else ())
+    description = {**model.description, "search": model.index}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        connection = await model.connect()
+        batcher.handlers = {kind: partial(connection.run_batch, kind) for kind in kinds}
         batcher.start()
         yield
-        batcher.close()  # uvicorn has drained the requests in flight; the queue is empty
+        await batcher.close()  # uvicorn has drained the requests in flight: nothing waits
+        await connection.close()
 
     app = FastAPI(
-        title=f"cnnkit: {name} on {description['dataset']}",
+        title=f"cnnkit: {description['model']} on {description['dataset']}",
         description="Image classification with a trained cnnkit run (docs/serve.md).",
         lifespan=lifespan,
     )
+    add_error_handlers(app)
+    app.include_router(image_routes(batcher, model, description, settings))
+    app.include_router(service_routes(batcher, model, description, metrics))
+    if model.index is not None:
+        app.include_router(search_routes(batcher, model.max_pixels, UPLOAD_BODY))
+    else:
+        app.include_router(no_search_routes())
+    page = (resources.files("cnnkit.serve") / "static" / "index.html").read_text()
+
+    async def index() -> HTMLResponse:
+        return HTMLResponse(page)
+
+    app.add_api_route("/", index, include_in_schema=False)
+    app.mount("/static", StaticFiles(packages=[("cnnkit.serve", "static")]), name="static")
+    return Gate(app, metrics, settings.token, settings.max_bytes)
+
+
+def add_error_handlers(app: FastAPI) -> None:
+    """Every error as JSON with one message: ours by ``STATUSES``, the framework's own."""
 
     @app.exception_handler(CnnkitError)
     async def cnnkit_error(request: Request, error: CnnkitError) -> JSONResponse:
@@ -154,41 +183,36 @@ def create_app(
         where = ".".join(str(part) for part in first["loc"][1:]) or "request"
         return error_response(422, f"{where}: {first['msg']}")
 
-    async def read_images(request: Request, max_images: int) -> list[Upload]:
-        """The request's images, each checked by its first bytes and header."""
-        batcher.check_room()  # turn an overload away before reading the body
-        uploads = await read_uploads(request, max_images)
-        for upload in uploads:
-            read_header(upload.data, upload.name, max_pixels)
-        return uploads
 
-    @app.post("/v1/predict", openapi_extra=UPLOAD_BODY)
-    async def predict(
-        request: Request, top: int = Query(5, ge=1, description="classes per image")
-    ) -> JSONResponse:
+def image_routes(
+    batcher: MicroBatcher, model: ModelProcess, description: dict, settings: ServeSettings
+) -> APIRouter:
+    """``/v1/predict`` and ``/v1/explain``."""
+    router = APIRouter()
+    name, classes = description["model"], description["classes"]
+
+    @router.post("/v1/predict", openapi_extra=UPLOAD_BODY)
+    async def predict(request: Request) -> JSONResponse:
         """The top classes of each image, most probable first."""
         started = time.perf_counter()
-        uploads = await read_images(request, settings.max_images)
+        top = top_parameter(request, DEFAULT_TOP)
+        batcher.check_room()  # turn an overload away before reading the body
+        uploads = await read_images(request, settings.max_images, model.max_pixels)
         results = await asyncio.gather(*(batcher.submit("predict", u) for u in uploads))
         predictions = [
             {"name": upload.name, "top": top_classes(probs, classes, top)}
             for upload, probs in zip(uploads, results, strict=True)
         ]
-        return JSONResponse(
-            {
-                "model": name,
-                "predictions": predictions,
-                "ms": round(1000 * (time.perf_counter() - started), 3),
-            }
-        )
+        answer = {"model": name, "predictions": predictions, "ms": milliseconds_since(started)}
+        return JSONResponse(answer)
 
-    @app.post("/v1/explain", openapi_extra=UPLOAD_BODY)
-    async def explain(
-        request: Request, top: int = Query(5, ge=1, description="classes to return")
-    ) -> JSONResponse:
+    @router.post("/v1/explain", openapi_extra=UPLOAD_BODY)
+    async def explain(request: Request) -> JSONResponse:
         """One image as the network received it and its first convolution's feature maps."""
         started = time.perf_counter()
-        (upload,) = await read_images(request, max_images=1)
+        top = top_parameter(request, DEFAULT_TOP)
+        batcher.check_room()
+        (upload,) = await read_images(request, 1, model.max_pixels)
         found = await batcher.submit("explain", upload)
         return JSONResponse(
             {
@@ -198,49 +222,39 @@ def create_app(
                 "layer": found.layer,
                 "maps": [base64.b64encode(png).decode() for png in found.map_pngs],
                 "top": top_classes(found.probs, classes, top),
-                "ms": round(1000 * (time.perf_counter() - started), 3),
+                "ms": milliseconds_since(started),
             }
         )
 
-    @app.get("/v1/model")
+    return router
+
+
+def service_routes(
+    batcher: MicroBatcher, model: ModelProcess, description: dict, metrics: Metrics
+) -> APIRouter:
+    """``/v1/model``, ``/healthz``, ``/readyz`` and ``/metrics``."""
+    router = APIRouter()
+
+    @router.get("/v1/model")
     async def model_info() -> JSONResponse:
         """The model's name, data set, classes, input and size."""
         return JSONResponse(description)
 
-    @app.get("/healthz")
+    @router.get("/healthz")
     async def healthz() -> JSONResponse:
         """200 while the process answers."""
         return JSONResponse({"status": "ok"})
 
-    @app.get("/readyz")
+    @router.get("/readyz")
     async def readyz() -> JSONResponse:
         """200 while the model takes requests; 503 before it is loaded and while draining."""
         if not (batcher.is_running and model.is_alive):
             return error_response(503, "not ready: the model is starting, stopping or gone")
         return JSONResponse({"status": "ready"})
 
-    @app.get("/metrics", response_class=PlainTextResponse)
+    @router.get("/metrics", response_class=PlainTextResponse)
     async def prometheus() -> PlainTextResponse:
         """Request counts and latencies by route and status, batch sizes, queue depth."""
         return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4")
-
-    page = (resources.files("cnnkit.serve") / "static" / "index.html").read_text()
-
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    async def index() -> HTMLResponse:
-        return HTMLResponse(page)
-
-    app.mount("/static", StaticFiles(packages=[("cnnkit.serve", "static")]), name="static")
-    app.include_router(search if search is not None else no_search_router())
-    return Gate(app, metrics, settings.token, settings.max_bytes)
-
-
-def no_search_router() -> APIRouter:
-    """The search routes of a server started without an index: 404 with a message."""
-    router = APIRouter()
-
-    @router.api_route("/v1/search", methods=["GET", "POST"], include_in_schema=False)
-    async def no_index() -> JSONResponse:
-        return error_response(404, "no index: this server was started without one")
 
     return router

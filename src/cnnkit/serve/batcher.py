@@ -1,28 +1,32 @@
-"""Dynamic micro-batching: concurrent requests share one forward pass, off the event loop.
+"""Dynamic micro-batching: concurrent requests share one forward pass.
 
-Requests (``submit``) wait in one bounded queue; one worker thread takes the first
-waiting job, gathers the jobs of the same kind behind it (up to ``max_batch``,
-waiting up to ``max_wait_s`` for more) and runs them through the kind's handler in
-one call. The model thus runs in one thread, never on the event loop, and never in
-two threads at once. A full queue is a ``ServerBusyError`` at once (503: a client
-retries, memory stays bounded) and a job that gets no answer within ``timeout_s`` a
-``ServerTimeoutError`` (504). ``close`` lets the worker finish every queued job.
+Requests (``submit``) wait in one bounded queue; one asyncio task takes the oldest
+waiting job, gathers the jobs of the same kind behind it (up to ``max_batch``, waiting
+up to ``max_wait_s`` for more) and awaits the kind's handler on all of them at once:
+for the server, one round trip to the model process, which decodes and classifies the
+batch while the event loop goes on reading requests. A full queue is a
+``ServerBusyError`` at once (503: a client retries, memory stays bounded), a job with no
+answer within ``timeout_s`` a ``ServerTimeoutError`` (504); ``close`` answers every
+queued job first.
+
+Why a task and not a thread: the model computes in its own process, so the batcher
+only waits; a waiting thread would have to take the GIL back from the busy event loop
+each time it woke, which Python grants every 5 ms (``sys.getswitchinterval``).
 """
 
 import asyncio
-import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
-from contextlib import suppress
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from cnnkit.errors import ServerBusyError, ServerTimeoutError
+from cnnkit.serve.settings import ServeSettings
 
 # A handler takes the items of one batch and returns their results, in order; a result
 # that is an exception is raised in its own request only.
-Handler = Callable[[list[Any]], Sequence[Any]]
+Handler = Callable[[list[Any]], Awaitable[Sequence[Any]]]
 # Called after every batch with its kind, size and seconds in the handler.
 BatchObserver = Callable[[str, int, float], None]
 
@@ -32,33 +36,31 @@ class Job:
     kind: str
     item: Any
     future: asyncio.Future
-    loop: asyncio.AbstractEventLoop
 
 
 @dataclass
 class MicroBatcher:
     handlers: dict[str, Handler]
-    max_batch: int = 32
-    max_wait_s: float = 0.002
-    max_queue: int = 256
-    timeout_s: float = 10.0
+    max_batch: int = ServeSettings.max_batch
+    max_wait_s: float = ServeSettings.max_wait_ms / 1000
+    max_queue: int = ServeSettings.max_queue
+    timeout_s: float = ServeSettings.timeout_s
     observe: BatchObserver | None = None
     _pending: deque[Job] = field(default_factory=deque, init=False)
-    _ready: threading.Condition = field(default_factory=threading.Condition, init=False)
+    _arrived: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     _closed: bool = field(default=False, init=False)
-    _worker: threading.Thread | None = field(default=None, init=False)
+    _task: asyncio.Task | None = field(default=None, init=False)
 
     def start(self) -> None:
-        self._worker = threading.Thread(target=self._work, name="cnnkit-model", daemon=True)
-        self._worker.start()
+        """Start the batching task on the running event loop."""
+        self._task = asyncio.get_running_loop().create_task(self._work())
 
-    def close(self) -> None:
-        """Refuse new jobs, let the worker answer the queued ones, and wait for it."""
-        with self._ready:
-            self._closed = True
-            self._ready.notify()
-        if self._worker is not None:
-            self._worker.join()
+    async def close(self) -> None:
+        """Refuse new jobs and wait until every queued one is answered."""
+        self._closed = True
+        self._arrived.set()
+        if self._task is not None:
+            await self._task
 
     @property
     def depth(self) -> int:
@@ -67,7 +69,7 @@ class MicroBatcher:
 
     @property
     def is_running(self) -> bool:
-        return self._worker is not None and self._worker.is_alive() and not self._closed
+        return self._task is not None and not self._task.done() and not self._closed
 
     def check_room(self) -> None:
         """A ``ServerBusyError`` when a job submitted now would be refused, so that a
@@ -81,64 +83,64 @@ class MicroBatcher:
 
     async def submit(self, kind: str, item: Any) -> Any:
         """The handler's result for ``item``, computed in a batch with others."""
-        loop = asyncio.get_running_loop()
-        job = Job(kind, item, loop.create_future(), loop)
-        with self._ready:
-            self.check_room()
-            self._pending.append(job)
-            self._ready.notify()
+        self.check_room()
+        job = Job(kind, item, asyncio.get_running_loop().create_future())
+        self._pending.append(job)
+        self._arrived.set()
         try:
             return await asyncio.wait_for(job.future, self.timeout_s)
-        except asyncio.TimeoutError:  # wait_for cancelled the future: the worker skips it
+        except asyncio.TimeoutError:  # wait_for cancelled the future: the task skips it
             raise ServerTimeoutError(
                 f"no answer from the model within {self.timeout_s:g} s; the server is overloaded"
             ) from None
 
-    def _work(self) -> None:
-        while (batch := self._next_batch()) is not None:
+    async def _work(self) -> None:
+        while (batch := await self._next_batch()) is not None:
             started = time.perf_counter()
             try:
-                results = self.handlers[batch[0].kind]([job.item for job in batch])
+                results = await self.handlers[batch[0].kind]([job.item for job in batch])
                 error = None
-            except Exception as failure:  # every job of the batch gets it (a 500)
+            except Exception as failure:  # every job of the batch gets it (a 500 or 503)
                 results, error = [None] * len(batch), failure
-            seconds = time.perf_counter() - started
             for job, result in zip(batch, results, strict=True):
-                with suppress(RuntimeError):  # its event loop has closed: nobody waits
-                    job.loop.call_soon_threadsafe(_settle, job.future, result, error)
+                settle(job.future, result, error)
             if self.observe is not None:
-                self.observe(batch[0].kind, len(batch), seconds)
+                self.observe(batch[0].kind, len(batch), time.perf_counter() - started)
 
-    def _next_batch(self) -> list[Job] | None:
+    async def _next_batch(self) -> list[Job] | None:
         """The next jobs of one kind, oldest first; None once closed and drained."""
-        with self._ready:
-            batch: list[Job] = []
-            while not batch:
-                while not self._pending:
-                    if self._closed:
-                        return None
-                    self._ready.wait()
-                job = self._pending.popleft()
-                if not job.future.cancelled():  # its request timed out or went away
-                    batch.append(job)
-            gather_until = time.monotonic() + self.max_wait_s
-            while len(batch) < self.max_batch:
-                if self._pending:
-                    if self._pending[0].kind != batch[0].kind:
-                        break
-                    job = self._pending.popleft()
-                    if not job.future.cancelled():
-                        batch.append(job)
-                    continue
-                remaining = gather_until - time.monotonic()
-                if remaining <= 0 or self._closed:
+        batch: list[Job] = []
+        while not batch:
+            while not self._pending:
+                if self._closed:
+                    return None
+                self._arrived.clear()
+                await self._arrived.wait()
+            job = self._pending.popleft()
+            if not job.future.done():  # else its request timed out or went away
+                batch.append(job)
+        gather_until = time.monotonic() + self.max_wait_s
+        while len(batch) < self.max_batch:
+            if self._pending:
+                if self._pending[0].kind != batch[0].kind:
                     break
-                self._ready.wait(remaining)
-            return batch
+                job = self._pending.popleft()
+                if not job.future.done():
+                    batch.append(job)
+                continue
+            remaining = gather_until - time.monotonic()
+            if remaining <= 0 or self._closed:
+                break
+            self._arrived.clear()
+            try:
+                await asyncio.wait_for(self._arrived.wait(), remaining)
+            except asyncio.TimeoutError:
+                break
+        return batch
 
 
-def _settle(future: asyncio.Future, result: Any, error: BaseException | None) -> None:
-    """Runs on the event loop: answer ``future`` unless its request stopped waiting."""
+def settle(future: asyncio.Future, result: Any, error: BaseException | None) -> None:
+    """Answer ``future`` unless its request stopped waiting."""
     if future.done():
         return
     if error is None and isinstance(result, BaseException):

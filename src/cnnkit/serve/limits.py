@@ -60,6 +60,8 @@ def read_header(data: bytes, name: str, max_pixels: int) -> ImageHeader:
     except Image.DecompressionBombError:  # Pillow's own refusal, at twice its warning size
         claim = f"more than {2 * (Image.MAX_IMAGE_PIXELS or 0):,}"
         raise _too_large(name, claim, max_pixels) from None
+    except Image.UnidentifiedImageError:  # its message names our BytesIO object
+        raise ImageError(f"{name}: not a readable image (a damaged {fmt} header)") from None
     except Exception as error:  # Pillow raises many types on a damaged header; all mean that
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise ImageError(f"{name}: not a readable image ({reason})") from None

@@ -2,12 +2,12 @@
 
 Written by hand (a few dozen lines) rather than with prometheus_client, whose default
 registry is global to the process: each app owns its ``Metrics``, so that tests and
-several apps in one process never share counts. Only the event loop thread and the
-batcher's one worker write here; each write is one dict update under a lock.
+several apps in one process never share counts. Only the event loop writes here (the
+middleware and the batcher's task), so no lock is needed.
 """
 
 import bisect
-import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -40,39 +40,40 @@ class Metrics:
     batches: dict[Labels, Histogram] = field(default_factory=dict)
     model_seconds: dict[Labels, float] = field(default_factory=lambda: defaultdict(float))
     queue_depth: Callable[[], int] = lambda: 0
-    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         labels = (("route", route), ("method", method), ("status", str(status)))
-        with self._lock:
-            self.requests[labels] += 1
-            self.latency.setdefault(labels, Histogram(LATENCY_BUCKETS)).observe(seconds)
+        self.requests[labels] += 1
+        self.latency.setdefault(labels, Histogram(LATENCY_BUCKETS)).observe(seconds)
 
     def observe_batch(self, kind: str, size: int, seconds: float) -> None:
         labels = (("kind", kind),)
-        with self._lock:
-            self.batches.setdefault(labels, Histogram(BATCH_BUCKETS)).observe(size)
-            self.model_seconds[labels] += seconds
+        self.batches.setdefault(labels, Histogram(BATCH_BUCKETS)).observe(size)
+        self.model_seconds[labels] += seconds
 
     def render(self) -> str:
         """All series in Prometheus's text exposition format."""
-        with self._lock:
-            lines = [
-                *_family("cnnkit_requests_total", "counter", "HTTP requests answered."),
-                *(_sample("cnnkit_requests_total", k, v) for k, v in sorted(self.requests.items())),
-                *_histograms(
-                    "cnnkit_request_duration_seconds", "Time to answer a request.", self.latency
-                ),
-                *_histograms("cnnkit_batch_size", "Images per forward pass.", self.batches),
-                *_family("cnnkit_model_seconds_total", "counter", "Time spent in the model."),
-                *(
-                    _sample("cnnkit_model_seconds_total", k, v)
-                    for k, v in sorted(self.model_seconds.items())
-                ),
-                *_family("cnnkit_queue_depth", "gauge", "Images waiting for the model."),
-                _sample("cnnkit_queue_depth", (), self.queue_depth()),
-            ]
+        lines = [
+            *_family("cnnkit_requests_total", "counter", "HTTP requests answered."),
+            *(_sample("cnnkit_requests_total", k, v) for k, v in sorted(self.requests.items())),
+            *_histograms(
+                "cnnkit_request_duration_seconds", "Time to answer a request.", self.latency
+            ),
+            *_histograms("cnnkit_batch_size", "Images per forward pass.", self.batches),
+            *_family("cnnkit_model_seconds_total", "counter", "Time spent in the model."),
+            *(
+                _sample("cnnkit_model_seconds_total", k, v)
+                for k, v in sorted(self.model_seconds.items())
+            ),
+            *_family("cnnkit_queue_depth", "gauge", "Images waiting for the model."),
+            _sample("cnnkit_queue_depth", (), self.queue_depth()),
+        ]
         return "\n".join(lines) + "\n"
+
+
+def milliseconds_since(started: float) -> float:
+    """Milliseconds since ``time.perf_counter()`` was ``started``, as answers show them."""
+    return round(1000 * (time.perf_counter() - started), 3)
 
 
 def _family(name: str, kind: str, help_text: str) -> list[str]:

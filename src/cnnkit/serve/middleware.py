@@ -33,6 +33,7 @@ SECURITY_HEADERS = [
     (b"referrer-policy", b"no-referrer"),
 ]
 PAGE_HEADERS = [
+    *SECURITY_HEADERS,
     (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
     (b"x-frame-options", b"DENY"),
 ]
@@ -57,6 +58,8 @@ async def send_error(send: Send, status: int, message: str, headers: list | None
 
 @dataclass
 class Gate:
+    """``app`` behind the token, the byte limit, the security headers and the metrics."""
+
     app: ASGIApp
     metrics: Metrics
     token: str | None
@@ -68,7 +71,7 @@ class Gate:
             return
         started = time.perf_counter()
         status = [500]  # what a request that fails before answering counts as
-        extra = SECURITY_HEADERS if scope["path"] in DOCS_PATHS else SECURITY_HEADERS + PAGE_HEADERS
+        extra = SECURITY_HEADERS if scope["path"] in DOCS_PATHS else PAGE_HEADERS
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -83,9 +86,8 @@ class Gate:
             else:
                 await self.app(scope, self._limited(scope, receive), send_with_headers)
         finally:
-            route = scope.get("route")
             self.metrics.observe_request(
-                getattr(route, "path", "unmatched"),
+                route_label(scope),
                 scope["method"],
                 status[0],
                 time.perf_counter() - started,
@@ -122,6 +124,13 @@ class Gate:
 
 
 _CHALLENGE = [(b"www-authenticate", b"Bearer")]
+
+
+def route_label(scope: Scope) -> str:
+    """The route's template (never the raw path, whose values are the client's to
+    choose and would grow the metrics without end): a mount's prefix for its files."""
+    route_path = getattr(scope.get("route"), "path", None)
+    return route_path or scope.get("root_path") or "unmatched"
 
 
 def _too_large_message(max_bytes: int) -> str:

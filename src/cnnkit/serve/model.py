@@ -21,18 +21,9 @@ from cnnkit.errors import ImageError
 from cnnkit.models import model_input_size
 from cnnkit.runs import Run
 from cnnkit.serve.uploads import Upload
+from cnnkit.serve.worker import Explanation
 
 MAX_MAPS = 64  # feature maps shown per image: ResNet's conv1 has 64, the page has room for them
-
-
-@dataclass(frozen=True)
-class Explanation:
-    """One image as the network received it and its first convolution's feature maps."""
-
-    input_png: bytes  # uint8 at the model's input size, after the run's preparation
-    layer: str | None  # the first convolution's name in the model; None when it has none
-    map_pngs: list[bytes]  # one grayscale PNG per feature map, each scaled to 0-255
-    probs: np.ndarray  # (K,)
 
 
 def first_convolution(model: nn.Module) -> tuple[str, nn.Module] | None:

@@ -21,7 +21,7 @@ import uvicorn
 from cnnkit.errors import ConfigError
 from cnnkit.serve.app import create_app
 from cnnkit.serve.settings import ServeSettings
-from cnnkit.serve.worker import ModelProcess
+from cnnkit.serve.worker import ModelProcess, freeze_imports
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 DRAIN_GRACE_S = 5.0  # how much longer than the batcher's timeout a drain may take
@@ -51,16 +51,20 @@ def run_server(
     settings: ServeSettings,
     device: str = "auto",
     on_ready: Callable[[dict], None] | None = None,
+    index: Path | None = None,
 ) -> None:
-    """Serve the run at ``checkpoint`` on ``settings.host``:``settings.port`` until
-    stopped; ``on_ready`` gets the model's description once it answers."""
+    """Serve the run at ``checkpoint`` (and the search ``index`` built with it) on
+    ``settings.host``:``settings.port`` until stopped; ``on_ready`` gets the model's
+    description once it answers."""
     sock = listen(settings.host, settings.port)
-    model = ModelProcess.start(checkpoint, device, settings.threads)
+    model = ModelProcess.start(checkpoint, device, settings.threads, index)
     try:
         if on_ready is not None:
-            on_ready(model.description)
+            on_ready({**model.description, "search": model.index})
+        app = create_app(model, settings)
+        freeze_imports()
         config = uvicorn.Config(
-            create_app(model, settings),
+            app,
             host=settings.host,
             port=settings.port,
             access_log=False,  # a line per request would cost more than the prediction

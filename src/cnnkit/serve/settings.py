@@ -12,13 +12,13 @@ class ServeSettings:
     port: int = 8000
     token: str | None = None  # bearer token for /v1/* and /metrics; None: no authentication
     max_batch: int = 32  # images in one forward pass
-    max_wait_ms: float = 2.0  # how long the first image of a batch waits for more
+    # How long the first image of a batch waits for more. No wait by default: while the
+    # model works on one batch the next one gathers by itself, and a wait only added
+    # its length to every answer at low load (docs/serve.md).
+    max_wait_ms: float = 0.0
     max_queue: int = 256  # images waiting for the model; beyond it: 503
     timeout_s: float = 10.0  # how long an image may wait for the model; beyond it: 504
     max_bytes: int = 8 * 1024 * 1024  # request body, checked before anything is decoded
-    # Of one image, read from its header before decoding; None: the decoder's own
-    # MAX_PIXELS (data.image_files, which imports torch: the CLI reads these without it).
-    max_pixels: int | None = None
     max_images: int = 64  # images in one request
     # torch's threads in the model process: of two cores, the HTTP process needs one.
     threads: int = 1

@@ -2,7 +2,7 @@
 // Plain JavaScript, no build step and no library. It talks to the server's own /v1/
 // routes only: /v1/model once, /v1/predict while a stroke is drawn (one request in
 // flight at a time: a new drawing waits for the answer to the last), /v1/explain when
-// a stroke ends or a photo arrives.
+// a stroke ends or a photo arrives, and with an index /v1/search and its thumbnails.
 "use strict";
 
 const state = {
@@ -12,20 +12,27 @@ const state = {
   dirty: false, // the drawing changed since the last request
   sent: 0, // requests sent; each answer is shown only if no later one was shown
   shown: 0,
+  searches: 0, // searches sent; only the newest one's answer is shown
 };
 
 const $ = (id) => document.getElementById(id);
 
-async function call(path, body) {
+async function send(path, body) {
   const headers = state.token ? { Authorization: `Bearer ${state.token}` } : {};
   const response = await fetch(path, { method: body ? "POST" : "GET", headers, body });
   if (response.status === 401) {
     $("token-form").hidden = false;
     throw new Error("this server wants a token: enter it above");
   }
-  const answer = await response.json();
-  if (!response.ok) throw new Error(answer.error || `HTTP ${response.status}`);
-  return answer;
+  if (!response.ok) {
+    const answer = await response.json();
+    throw new Error(answer.error || `HTTP ${response.status}`);
+  }
+  return response;
+}
+
+async function call(path, body) {
+  return (await send(path, body)).json();
 }
 
 function showError(error) {
@@ -79,6 +86,34 @@ function showSeen(answer) {
   );
 }
 
+// The thumbnails come from /v1/thumbnails by item id, fetched with the token (an <img>
+// cannot send it) and shown as blob: URLs.
+async function neighbourFigure(hit) {
+  const figure = document.createElement("figure");
+  const image = document.createElement("img");
+  image.src = URL.createObjectURL(await (await send(hit.thumbnail)).blob());
+  image.alt = `item ${hit.id}`;
+  const caption = document.createElement("figcaption");
+  caption.textContent = `${hit.label ?? hit.name}: ${hit.similarity.toFixed(3)}`;
+  figure.append(image, caption);
+  return figure;
+}
+
+// Searches have their own count: a predict answered while a search is in flight must
+// not keep the search of the finished drawing from being shown.
+async function showNeighbours(blob, name) {
+  const mine = ++state.searches;
+  const answer = await call("/v1/search?top=8", formWith(blob, name));
+  const figures = await Promise.all(answer.hits.map(neighbourFigure));
+  if (mine !== state.searches) return; // a newer image's search was sent
+  for (const image of $("neighbours").querySelectorAll("img")) URL.revokeObjectURL(image.src);
+  $("neighbours").replaceChildren(...figures);
+  $("search-caption").textContent =
+    `The ${answer.hits.length} nearest of ${state.model.search.items.toLocaleString("en")} ` +
+    `images (${state.model.search.collection}) by the cosine similarity of the network's ` +
+    "features; the label is the collection's.";
+}
+
 // Whether the answer to request number ``seq`` is the newest yet (an explain sent when a
 // stroke ends may come back before a predict sent during the stroke).
 function newest(seq) {
@@ -94,6 +129,7 @@ function formWith(blob, name) {
 }
 
 async function explain(blob, name) {
+  if (state.model.search) showNeighbours(blob, name).catch(showError);
   const seq = ++state.sent;
   try {
     const answer = await call("/v1/explain?top=5", formWith(blob, name));
@@ -231,6 +267,7 @@ async function start() {
     `${m.model}, trained on ${m.dataset}: ${m.classes.length} classes, ` +
     `${m.parameters.toLocaleString("en")} parameters, ` +
     `${m.connections.toLocaleString("en")} connections per image`;
+  $("search-panel").hidden = !m.search;
   if (m.preparation === "digit") setUpDrawing();
   else setUpPhotos();
 }
