@@ -49,9 +49,7 @@ def main() -> None:
               "| pairs with a copy | pairs of originals | s |")  # fmt: skip
         print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for by in DEFAULT_THRESHOLDS:
-            for threshold in sorted(
-                {*map(float, args.thresholds.split(",")), DEFAULT_THRESHOLDS[by]}
-            ):
+            for threshold in SWEEP[by]:
                 start = time.perf_counter()
                 s = score_dupes(find_dupes(index, threshold, by), planted)
                 mark = " (default)" if threshold == DEFAULT_THRESHOLDS[by] else ""

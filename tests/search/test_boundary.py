@@ -17,9 +17,13 @@ def test_help_of_the_search_commands_imports_no_torch():
     assert result.stdout.strip().endswith("NO TORCH")
 
 
-def test_search_does_not_load_the_trainer():
+def test_search_does_not_load_the_trainer(mnist_index, digit_files):
+    # Not only the imports: a query loads the run and embeds through it.
     code = (
         "import sys, cnnkit.search, cnnkit.search.page, cnnkit.search.planted\n"
+        f"hits = cnnkit.search.open_index({str(mnist_index)!r}).query_files("
+        f"[{str(digit_files[0])!r}], top=3)[0]\n"
+        "assert len(hits) == 3, hits\n"
         "print([m for m in sys.modules if m.startswith('cnnkit.train')])"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -93,3 +93,9 @@ def test_faiss_follows_adds_and_removes(tmp_path, photo_run, real_image_tree):
     assert np.allclose(by_faiss[0], by_exact[0], atol=1e-5)
     info = json.loads(cli("index", "info", str(out), "--format", "json").stdout)
     assert info["manifest"]["backend"]["name"] == "flat" and info["items"] == 60
+    table = cli("index", "info", str(out)).stdout.splitlines()
+    assert [line.split() for line in table if line.startswith(("backend", "recall@10"))] == [
+        ["backend", "flat"],
+        ["recall@10", f"{info['manifest']['backend']['recall_at_10']:.3f}", "against", "exact",
+         "search"],
+    ]  # fmt: skip

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from cnnkit.metrics import average_precision, precision_at, recall_at
-from cnnkit.search import exact
+from cnnkit.search import evaluate, exact
 from tests.conftest import require_module
 
 
@@ -59,3 +59,22 @@ def test_cut_off_precision_and_recall_by_hand():
     assert precision_at(relevance, 3).item() == pytest.approx(2 / 3)
     assert recall_at(relevance, 3).item() == pytest.approx(2 / 3)
     assert average_precision(torch.zeros((1, 4), dtype=torch.bool)).item() == 0.0
+
+
+@pytest.mark.parametrize("same_items", [False, True])
+def test_ranked_retrieval_map_equals_scikit_learn(monkeypatch, same_items):
+    metrics = require_module("sklearn.metrics", "classic")
+    monkeypatch.setattr(evaluate, "QUERY_CHUNK", 7)  # several chunks of queries
+    rng = np.random.default_rng(3)
+    collection, labels = unit_rows(rng, 60, 8), torch.from_numpy(rng.integers(0, 3, 60))
+    queries, query_labels = (collection[:20], labels[:20]) if same_items else (
+        unit_rows(rng, 20, 8), torch.from_numpy(rng.integers(0, 3, 20))
+    )  # fmt: skip
+    mean_ap = evaluate.rank_scores(queries, query_labels, collection, labels, same_items)[0]
+    # scikit-learn ranks by the scores themselves; a query's own item is left out.
+    expected = []
+    for i, query in enumerate(queries):
+        keep = np.arange(60) != i if same_items else np.ones(60, bool)
+        relevant = (labels.numpy() == query_labels[i].item())[keep]
+        expected.append(metrics.average_precision_score(relevant, (collection @ query)[keep]))
+    assert mean_ap == pytest.approx(np.mean(expected), rel=1e-6)

@@ -27,6 +27,8 @@ def test_info_prints_the_manifest_and_counts(mnist_index, lenet):
     assert sum(info["labels"].values()) == MNIST_ITEMS and set(info["labels"]) == set("0123456789")
     table = cli("index", "info", str(mnist_index))
     assert "2,000" in table.stdout and "lenet5" in table.stdout
+    rows = [line.split() for line in table.stdout.splitlines()]
+    assert ["backend", "exact"] in rows and not any(r[:1] == ["recall@10"] for r in rows)
 
 
 def test_query_by_example_finds_the_same_digit(mnist_index, digit_files):

@@ -13,7 +13,7 @@ from cnnkit.search import open_index
 from tests.search.conftest import cli
 from tests.test_cli_errors import assert_one_line_error
 
-ITEMS, SHARD = 12_000, 250  # 48 shards: the kill lands well before the end
+ITEMS, SHARD = 6_000, 250  # 24 shards: the kill lands well before the end
 
 
 def build_command(checkpoint, out, *extra):

@@ -93,8 +93,8 @@ def by_class(index_path: Path, name: str, top: int, fmt: str) -> None:
 )  # fmt: skip
 @click.option(
     "--threshold", type=click.FloatRange(-1, 1),
-    help="Least cosine similarity of near-duplicates [tiny 0.95, features 0.99: precision "
-    ">= 0.9 on CIFAR-10 copies, docs/search.md].",
+    help="Least cosine similarity of near-duplicates [tiny 0.95, features 0.995: precision "
+    "0.97 on CIFAR-10 copies, docs/search.md].",
 )  # fmt: skip
 @format_option
 def dupes(index_path: Path, by: str, threshold: float | None, fmt: str) -> None:

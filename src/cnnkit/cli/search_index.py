@@ -149,7 +149,16 @@ def info(index_path: Path, fmt: str) -> None:
     if fmt == "json":
         click.echo(json.dumps(result.to_dict(), indent=2))
         return
-    rows = [(key, value) for key, value in result.manifest.items() if key != "classes"]
+    rows = [(k, v) for k, v in result.manifest.items() if k not in ("classes", "backend")]
+    backend = result.manifest["backend"]
+    rows.append(
+        (
+            "backend",
+            " ".join([backend["name"], *(f"{k}={v}" for k, v in backend["params"].items())]),
+        )
+    )
+    if backend["recall_at_10"] is not None:
+        rows.append(("recall@10", f"{backend['recall_at_10']:.3f} against exact search"))
     rows += [("classes", ", ".join(result.manifest["classes"])), ("shards", result.shards)]
     rows += [("bytes", f"{result.bytes:,}"), ("items", f"{result.items:,}")]
     click.echo(tabulate(rows, tablefmt="plain"))
