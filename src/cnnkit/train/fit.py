@@ -32,7 +32,8 @@ from cnnkit.runtime.inference import EvalStats, evaluate, evaluate_batches
 from cnnkit.train.compiled import CompiledOrEager
 from cnnkit.train.loop import EpochStats, shuffled_batches, steps_per_epoch, train_one_epoch
 from cnnkit.train.schedule import one_cycle
-from cnnkit.transforms import fit_to_input
+from cnnkit.train.sdlm import SDLM, PaperEtaSchedule, curvature_indices, gauss_newton_diagonal
+from cnnkit.transforms import fit_to_input, normalize
 from cnnkit.transforms.augment import Augment, build_augment
 
 
@@ -108,8 +109,8 @@ def start_training(
         allow_flip=config.dataset not in DIGIT_DATASETS,
         seed=config.seed,
     )
-    steps = recipe.epochs * steps_per_epoch(train_count or len(train_set), recipe.batch_size)
-    optimizer, scheduler = sgd_one_cycle(model, recipe, steps)
+    steps = steps_per_epoch(train_count or len(train_set), recipe.batch_size)
+    optimizer, scheduler = build_optimizer(model, recipe, steps)
     return TrainingState(
         model,
         optimizer,
@@ -134,6 +135,33 @@ def sgd_one_cycle(
         nesterov=recipe.nesterov,
     )
     return optimizer, one_cycle(optimizer, total_steps, recipe.warmup_fraction)
+
+
+def build_optimizer(
+    model: nn.Module, recipe: Recipe, steps_per_epoch: int
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+    """The recipe's optimiser and its schedule: SGD one-cycle, or the paper's SDLM with
+    the paper's eta per pass (``recipe.lr`` its first pass's)."""
+    if recipe.optimizer == "sdlm":
+        sdlm = SDLM(model.parameters(), lr=recipe.lr)
+        return sdlm, torch.optim.lr_scheduler.LambdaLR(sdlm, PaperEtaSchedule(steps_per_epoch))
+    return sgd_one_cycle(model, recipe, recipe.epochs * steps_per_epoch)
+
+
+def estimate_curvature(
+    optimizer: SDLM,
+    model: nn.Module,
+    train_set: ImageSet,
+    seed: int,
+    epoch: int,
+    placement: Placement,
+) -> None:
+    """SDLM's second derivatives from 500 training patterns, before each pass (the
+    paper's), unaugmented; drawn from (seed, epoch), so a resumed run draws the same."""
+    chosen = curvature_indices(len(train_set), seed, epoch)
+    images = fit_to_input(train_set.images[chosen], model_input_size(model)).to(placement.device)
+    x = placement.layout(normalize(images, train_set.mean, train_set.std))
+    optimizer.set_curvature(gauss_newton_diagonal(model, x))
 
 
 def resolve_resume(config: TrainConfig) -> tuple[TrainConfig, dict | None]:
@@ -243,6 +271,8 @@ def run_epochs(
         final = None
         for epoch in range(len(state.history) + 1, recipe.epochs + 1):
             epoch_start = time.perf_counter()
+            if isinstance(state.optimizer, SDLM):
+                estimate_curvature(state.optimizer, model, train_set, config.seed, epoch, placement)
             stats = train_one_epoch(
                 network,
                 data.train_batches(epoch),
