@@ -30,6 +30,7 @@ from cnnkit.runtime.distributed import (
 )
 from cnnkit.runtime.inference import EvalStats, evaluate, evaluate_batches
 from cnnkit.train.compiled import CompiledOrEager
+from cnnkit.train.lean import LeanSGD
 from cnnkit.train.loop import EpochStats, shuffled_batches, steps_per_epoch, train_one_epoch
 from cnnkit.train.schedule import one_cycle
 from cnnkit.train.sdlm import SDLM, PaperEtaSchedule, curvature_indices, gauss_newton_diagonal
@@ -127,7 +128,7 @@ def sgd_one_cycle(
 ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
     """SGD with the recipe's momentum (Nesterov's or classical) and weight decay under
     its one-cycle schedule over ``total_steps``: every model's update rule."""
-    optimizer = torch.optim.SGD(
+    optimizer = LeanSGD(
         model.parameters(),
         lr=recipe.lr,
         momentum=recipe.momentum,
@@ -244,6 +245,8 @@ def run_epochs(
         train_count, test_count = len(streamed.train.files), len(streamed.test.files)
     else:
         train_set, test_set = load_dataset(config.dataset, config.data_dir)
+        if config.holdout:
+            train_set, test_set = train_set.hold_out(config.holdout)
         train_set = train_set.subset(config.train_limit or len(train_set))
         test_set = test_set.subset(config.test_limit or len(test_set))
         train_count, test_count = len(train_set), len(test_set)

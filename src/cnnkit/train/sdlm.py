@@ -30,6 +30,7 @@ from torch.nn.grad import conv2d_input, conv2d_weight
 
 from cnnkit.errors import ConfigError
 from cnnkit.models.layers import EuclideanRBF, ScaledTanh, Subsampling, TableConv2d, sum_2x2
+from cnnkit.train.lean import LeanOptimizer
 
 MU = 0.02  # LeCun et al. 1998, Sec. III-A
 CURVATURE_PATTERNS = 500  # "re-estimated on 500 patterns before each training pass"
@@ -51,7 +52,7 @@ class PaperEtaSchedule:
         return eta / PAPER_ETAS[0]
 
 
-class SDLM(torch.optim.Optimizer):
+class SDLM(LeanOptimizer):
     """w_k <- w_k - lr / (mu + h_kk) * g_k, g the batch's mean gradient.
 
     ``set_curvature`` stores the h_kk of every parameter (in the state, so that a
