@@ -245,6 +245,9 @@ class TrainConfig:
     precision: str = "fp32"  # autocast dtype of the forward pass: fp32, bf16 or fp16
     dist_timeout: float = 300.0  # seconds a rank waits for the others before giving up
     compile: bool = False  # train through torch.compile, eagerly if it fails (train.compiled)
+    # > 0: the last N training images stand in for the test split, which goes unused
+    # (recipes chosen on validation error: benchmarks/recipe_search.py).
+    holdout: int = 0
 
     def to_dict(self) -> dict:
         """Plain types only, so checkpoints load with ``weights_only=True``."""
