@@ -77,19 +77,6 @@ def test_same_seed_gives_the_same_metrics(tmp_path):
     assert without_timing(read_metrics(tmp_path / "c")) != first
 
 
-def test_one_thread_and_two_give_the_same_weights(tmp_path):
-    """The default recipe (shifts included) with the same seed, whatever the threads."""
-    for threads in ("1", "2"):
-        result = run_cli(
-            "train", "lenet5", "--epochs", "1", "--no-report", "--out", str(tmp_path / threads),
-            *SUBSET, env={"OMP_NUM_THREADS": threads},
-        )  # fmt: skip
-        assert result.returncode == 0, result.stderr
-    one, two = (torch.load(tmp_path / t / "checkpoint.pt", weights_only=True) for t in "12")
-    for name, tensor in one["model_state"].items():
-        assert torch.equal(tensor, two["model_state"][name]), name
-
-
 def test_resume_after_a_killed_run_gives_the_same_weights(tmp_path):
     args = ["train", "lenet5", "--epochs", "3", *SUBSET]
     whole = run_cli(*args, "--out", str(tmp_path / "whole"))
