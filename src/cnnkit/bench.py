@@ -1,4 +1,5 @@
-"""``cnnkit bench``: cnnkit's trainer against two plain PyTorch loops, in one run.
+"""``cnnkit bench``: cnnkit's trainer against plain PyTorch loops and the
+pytorch/examples MNIST recipe, in one run, judged by time to accuracy.
 
 1. ``cnnkit train`` as a user runs it (a subprocess; its wall time includes
    start-up, data loading, evaluation and the report).
@@ -6,12 +7,17 @@
    permutation, no DataLoader.
 3. The textbook loop: torchvision's ``MNIST`` data set, Pad/ToTensor/Normalize
    transforms and a shuffling ``DataLoader`` with worker processes.
+4. The pytorch/examples recipe (``cnnkit.reference_mnist``): its own network,
+   Adadelta and StepLR, in a subprocess, for ``reference_epochs`` epochs.
 
-All three train the same model (the registry's) with the same recipe (SGD with
+The first three train the same model (the registry's) with the same recipe (SGD with
 Nesterov momentum, weight decay, one-cycle schedule, batch size, epochs and
-augmentation) and test after every epoch. The epoch budget is fixed in advance;
-the test set only tells when 99% was first reached. Inference is timed on the
-test set in batches of 256, the path of ``cnnkit evaluate`` and ``predict``.
+augmentation); every trainer tests after every epoch. The epoch budgets are fixed in
+advance; the test set only tells when each accuracy was first passed. Times to an
+accuracy run from the trainer's launch to the end of the test that first showed it;
+the reference's accuracy after its first epoch is the bar of issue 14's target 2.
+Inference is timed on the test set in batches of 256, the path of ``cnnkit evaluate``
+and ``predict``.
 """
 
 import gzip
@@ -21,7 +27,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,18 +49,25 @@ from cnnkit.transforms import fit_to_input
 from cnnkit.transforms.augment import random_crop
 
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081  # the textbook's constants
-MNIST_TRAIN_IMAGES = 60_000
-TRAINERS = ("cnnkit", "in-memory", "textbook")
+MNIST_TRAIN_IMAGES, MNIST_TEST_IMAGES = 60_000, 10_000
+TRAINERS = ("cnnkit", "in-memory", "textbook", "pytorch-examples")
+ACCURACIES = (0.983, 0.990)  # issue 14: one epoch of pytorch/examples here; the 99% bar
 
 
 @dataclass(frozen=True)
-class TrainerResult:
-    name: str
-    images_per_second: float  # training only
-    seconds_per_epoch: float  # training only
-    final_accuracy: float
-    time_to_99: float | None  # seconds from the start until the end of that epoch's test
-    wall_seconds: float
+class Limits:
+    """The first ``train`` training and ``test`` test images (all when ``None``)."""
+
+    train: int | None = None
+    test: int | None = None
+
+    @property
+    def train_images(self) -> int:
+        return min(self.train or MNIST_TRAIN_IMAGES, MNIST_TRAIN_IMAGES)
+
+    def cli_options(self) -> list[str]:
+        train = ["--train-limit", str(self.train)] if self.train else []
+        return train + (["--test-limit", str(self.test)] if self.test else [])
 
 
 @dataclass(frozen=True)
@@ -61,36 +75,49 @@ class Epoch:
     train_seconds: float
     images: int
     accuracy: float
-    elapsed: float  # since the trainer started
+    elapsed: float  # since the trainer was launched, at the end of this epoch's test
 
 
-def summarise(name: str, epochs: list[Epoch], wall_seconds: float) -> TrainerResult:
-    train_seconds = sum(e.train_seconds for e in epochs)
-    return TrainerResult(
-        name=name,
-        images_per_second=sum(e.images for e in epochs) / train_seconds,
-        seconds_per_epoch=train_seconds / len(epochs),
-        final_accuracy=epochs[-1].accuracy,
-        time_to_99=next((e.elapsed for e in epochs if e.accuracy >= 0.99), None),
-        wall_seconds=wall_seconds,
-    )
+@dataclass(frozen=True)
+class TrainerResult:
+    name: str
+    epochs: tuple[Epoch, ...]
+    wall_seconds: float
+    connections: int = 0  # of one image's forward pass when not the benchmarked model's
+
+    @property
+    def images_per_second(self) -> float:  # training only
+        return sum(e.images for e in self.epochs) / sum(e.train_seconds for e in self.epochs)
+
+    @property
+    def seconds_per_epoch(self) -> float:  # training only
+        return sum(e.train_seconds for e in self.epochs) / len(self.epochs)
+
+    @property
+    def final_accuracy(self) -> float:
+        return self.epochs[-1].accuracy
+
+    def time_to(self, accuracy: float) -> float | None:
+        """Seconds from launch until a test first showed ``accuracy``; None if never."""
+        return next((e.elapsed for e in self.epochs if e.accuracy >= accuracy), None)
 
 
-def mnist_model(model_name: str) -> tuple[nn.Module, ImageSet, ImageSet]:
+def mnist_model(model_name: str, limits: Limits = Limits()) -> tuple[nn.Module, ImageSet, ImageSet]:
     """``model_name`` seeded and built for MNIST as ``cnnkit train`` builds it (at its
     paper's input where padding reaches it, else at 28x28), with both splits."""
     train, test = load_dataset("mnist")
     torch.manual_seed(0)
-    return build_for_images(model_name, train.image_shape, len(train.classes)), train, test
+    model = build_for_images(model_name, train.image_shape, len(train.classes))
+    return model, train.subset(limits.train_images), test.subset(limits.test or len(test))
 
 
-def run_cnnkit_train(model_name: str, recipe: Recipe) -> TrainerResult:
+def run_cnnkit_train(model_name: str, recipe: Recipe, limits: Limits) -> TrainerResult:
     """The real command in a subprocess, timed from outside."""
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as out:
         subprocess.run(
             [sys.executable, "-m", "cnnkit", "train", model_name, "--epochs", str(recipe.epochs),
-             "--out", out, "--no-progress"],
+             "--out", out, "--no-progress", *limits.cli_options()],
             check=True,
             stdout=subprocess.DEVNULL,
         )  # fmt: skip
@@ -98,12 +125,12 @@ def run_cnnkit_train(model_name: str, recipe: Recipe) -> TrainerResult:
         records = [json.loads(line) for line in (Path(out) / METRICS_NAME).open()]
     # An epoch ended when the process ended minus the later epochs' time.
     later = [sum(r["seconds"] for r in records[i + 1 :]) for i in range(len(records))]
-    images = steps_per_epoch(MNIST_TRAIN_IMAGES, recipe.batch_size) * recipe.batch_size
-    epochs = [
+    images = steps_per_epoch(limits.train_images, recipe.batch_size) * recipe.batch_size
+    epochs = tuple(
         Epoch(images / r["images_per_second"], images, 1 - r["test_top1_error"], wall - rest)
         for r, rest in zip(records, later, strict=True)
-    ]
-    return summarise("cnnkit train", epochs, wall)
+    )
+    return TrainerResult("cnnkit train", epochs, wall)
 
 
 def train_epochs(
@@ -113,7 +140,7 @@ def train_epochs(
     steps: int,  # per epoch
     accuracy: Callable[[nn.Module], float],
     start: float,
-) -> list[Epoch]:
+) -> tuple[Epoch, ...]:
     """The plain training loop both references share; ``batches()`` yields one epoch."""
     optimizer, scheduler = sgd_one_cycle(model, recipe, recipe.epochs * steps)
     epochs = []
@@ -132,22 +159,22 @@ def train_epochs(
         model.eval()
         with torch.no_grad():
             epochs.append(Epoch(seconds, images, accuracy(model), time.perf_counter() - start))
-    return epochs
+    return tuple(epochs)
 
 
-def run_in_memory(model_name: str, recipe: Recipe) -> TrainerResult:
+def run_in_memory(model_name: str, recipe: Recipe, limits: Limits) -> TrainerResult:
     """What a careful user writes by hand: uint8 tensors in memory, sliced batches."""
     start = time.perf_counter()
     flush_denormals()
-    model, train, test = mnist_model(model_name)
+    model, train, test = mnist_model(model_name, limits)
     size = model_input_size(model)[-1]
     train_images = fit_to_input(train.images, model_input_size(model))  # uint8, padded
     x_test = (
         fit_to_input(test.images, model_input_size(model)).float() / 255 - MNIST_MEAN
     ) / MNIST_STD
-    steps = len(train_images) // recipe.batch_size
+    steps = steps_per_epoch(len(train_images), recipe.batch_size)
 
-    def batches():
+    def batches() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         order = torch.randperm(len(train_images))
         for step in range(steps):
             batch = order[step * recipe.batch_size : (step + 1) * recipe.batch_size]
@@ -160,15 +187,12 @@ def run_in_memory(model_name: str, recipe: Recipe) -> TrainerResult:
         return (model(x_test).argmax(1) == test.labels).float().mean().item()
 
     epochs = train_epochs(model, recipe, batches, steps, accuracy, start)
-    return summarise("plain in-memory loop", epochs, time.perf_counter() - start)
+    return TrainerResult("plain in-memory loop", epochs, time.perf_counter() - start)
 
 
-def run_textbook(model_name: str, recipe: Recipe, workers: int) -> TrainerResult:
-    """torchvision's ``MNIST`` with per-image transforms and a ``DataLoader``."""
-    import torchvision
-    from torchvision import transforms
-
-    start = time.perf_counter()
+@contextmanager
+def torchvision_mnist_root() -> Iterator[Path]:
+    """A temporary folder with MNIST's raw files where torchvision's ``MNIST`` looks."""
     root = Path(tempfile.mkdtemp())
     try:
         raw = root / "MNIST" / "raw"
@@ -176,17 +200,31 @@ def run_textbook(model_name: str, recipe: Recipe, workers: int) -> TrainerResult
         for archive in (PACKAGE_FILES / "mnist").glob("*.gz"):
             with gzip.open(archive) as source, open(raw / archive.stem, "wb") as target:
                 shutil.copyfileobj(source, target)
+        yield root
+    finally:
+        shutil.rmtree(root)
+
+
+def run_textbook(model_name: str, recipe: Recipe, workers: int, limits: Limits) -> TrainerResult:
+    """torchvision's ``MNIST`` with per-image transforms and a ``DataLoader``."""
+    import torchvision
+    from torchvision import transforms
+
+    start = time.perf_counter()
+    with torchvision_mnist_root() as root:
         model, _, _ = mnist_model(model_name)
         size = model_input_size(model)[-1]
         pad = [transforms.Pad((size - 28) // 2)]  # 28 -> 32 for LeNet-5, none for 28
         shift = [transforms.RandomCrop(size, padding=2)] if recipe.augment == "shift" else []
         tensor = [transforms.ToTensor(), transforms.Normalize((MNIST_MEAN,), (MNIST_STD,))]
-        train = torchvision.datasets.MNIST(
+        train: torch.utils.data.Dataset = torchvision.datasets.MNIST(
             root, train=True, transform=transforms.Compose(pad + shift + tensor)
         )
-        test = torchvision.datasets.MNIST(
+        test: torch.utils.data.Dataset = torchvision.datasets.MNIST(
             root, train=False, transform=transforms.Compose(pad + tensor)
         )
+        train = torch.utils.data.Subset(train, range(limits.train_images))
+        test = torch.utils.data.Subset(test, range(limits.test or MNIST_TEST_IMAGES))
         loader = torch.utils.data.DataLoader(
             train, batch_size=recipe.batch_size, shuffle=True, num_workers=workers, drop_last=True
         )
@@ -194,13 +232,34 @@ def run_textbook(model_name: str, recipe: Recipe, workers: int) -> TrainerResult
 
         def accuracy(model: nn.Module) -> float:
             correct = sum((model(x).argmax(1) == y).sum().item() for x, y in test_loader)
-            return correct / len(test)
+            return correct / len(test_loader.dataset)  # type: ignore[arg-type]
 
         epochs = train_epochs(model, recipe, lambda: loader, len(loader), accuracy, start)
-    finally:
-        shutil.rmtree(root)
     name = f"textbook DataLoader loop ({workers} workers)"
-    return summarise(name, epochs, time.perf_counter() - start)
+    return TrainerResult(name, epochs, time.perf_counter() - start)
+
+
+def run_reference(epochs: int, limits: Limits) -> TrainerResult:
+    """The pytorch/examples recipe as its own process, timed from its launch."""
+    from cnnkit.analysis import size_report
+    from cnnkit.reference_mnist import ExamplesNet
+
+    with torchvision_mnist_root() as root:
+        launched, start = time.time(), time.perf_counter()
+        done = subprocess.run(
+            [sys.executable, "-m", "cnnkit.reference_mnist", str(root), "--epochs", str(epochs),
+             *limits.cli_options()],
+            check=True,
+            capture_output=True,
+            text=True,
+        )  # fmt: skip
+        wall = time.perf_counter() - start
+    records = [json.loads(line) for line in done.stdout.splitlines()]
+    result = tuple(
+        Epoch(r["train_seconds"], r["images"], r["accuracy"], r["time"] - launched) for r in records
+    )
+    connections = size_report(ExamplesNet(), (1, 28, 28)).totals.connections
+    return TrainerResult("pytorch/examples MNIST", result, wall, connections)
 
 
 def inference_speed(model_name: str, repeats: int = 3) -> float:
@@ -226,27 +285,13 @@ def matmul_peak_gflops(size: int = 2048, repeats: int = 10) -> float:
     return 2 * size**3 * repeats / (time.perf_counter() - start) / 1e9
 
 
-def render(results: list[TrainerResult], flops_per_image: float, peak_gflops: float) -> str:
-    """The table: the first row is cnnkit's, the speed-up is its images/s over each row's."""
-    from tabulate import tabulate
+def seconds(value: float | None) -> str:
+    return f"{value:.1f}" if value is not None else "never"
 
-    ours = results[0].images_per_second
-    rows = [
-        [
-            r.name,
-            f"{r.images_per_second:,.0f}",
-            f"{r.seconds_per_epoch:.2f}",
-            f"{100 * r.images_per_second * flops_per_image / (peak_gflops * 1e9):.1f}",
-            f"{100 * r.final_accuracy:.2f}%",
-            f"{r.time_to_99:.1f}" if r.time_to_99 else "never",
-            f"{r.wall_seconds:.1f}",
-            f"{ours / r.images_per_second:.2f}x",
-        ]
-        for r in results
-    ]
-    headers = ["trainer", "img/s", "s/epoch", "%peak", "accuracy", "to 99% (s)", "wall s",
-               "speed-up"]  # fmt: skip
-    return tabulate(rows, headers=headers, disable_numparse=True, colalign=["left"] + ["right"] * 7)
+
+def ratio(theirs: float | None, ours: float | None) -> str:
+    """How many times as long the row took as the first row ("-": one never got there)."""
+    return f"{theirs / ours:.2f}x" if theirs is not None and ours else "-"
 
 
 @dataclass(frozen=True)
@@ -259,10 +304,50 @@ class BenchReport:
     results: list[TrainerResult]
     inference_images_per_second: float
 
-    @property
-    def flops_per_image(self) -> float:
+    def percent_of_peak(self, result: TrainerResult) -> float:
         """Forward and two backward products per training image, 2 FLOPs per MAC."""
-        return 3 * 2 * self.connections
+        flops_per_image = 3 * 2 * (result.connections or self.connections)
+        return 100 * result.images_per_second * flops_per_image / (self.peak_gflops * 1e9)
+
+    @property
+    def bars(self) -> tuple[float, ...]:
+        """The accuracies timed: ``ACCURACIES`` and the reference's after one epoch."""
+        reference = [r for r in self.results if r.name.startswith("pytorch/examples")]
+        return ACCURACIES + ((reference[0].epochs[0].accuracy,) if reference else ())
+
+
+def render(report: BenchReport) -> str:
+    """The table: the first row is the one the ratios divide by (cnnkit's when it ran);
+    "img/s ratio" is its images/s over each row's, "later" each row's time to an
+    accuracy over its time (2.00x: the row took twice as long)."""
+    from tabulate import tabulate
+
+    ours, bars = report.results[0], report.bars
+    rows = [
+        [
+            r.name,
+            f"{r.images_per_second:,.0f}",
+            f"{r.seconds_per_epoch:.2f}",
+            f"{report.percent_of_peak(r):.1f}",
+            f"{100 * r.final_accuracy:.2f}%",
+            *(seconds(r.time_to(bar)) for bar in bars),
+            f"{r.wall_seconds:.1f}",
+            f"{ours.images_per_second / r.images_per_second:.2f}x",
+            *(ratio(r.time_to(bar), ours.time_to(bar)) for bar in bars),
+        ]
+        for r in report.results
+    ]
+    headers = [
+        "trainer", "img/s", "s/epoch", "%peak", "accuracy",
+        *(f"to {100 * bar:.2f}% (s)" for bar in bars), "wall s", "img/s ratio",
+        *(f"later to {100 * bar:.2f}%" for bar in bars),
+    ]  # fmt: skip
+    return tabulate(
+        rows,
+        headers=headers,
+        disable_numparse=True,
+        colalign=["left"] + ["right"] * (len(headers) - 1),
+    )
 
 
 def run_benchmark(
@@ -271,6 +356,8 @@ def run_benchmark(
     trainers: list[str],
     workers: int,
     on_trainer: Callable[[str], None] | None = None,
+    limits: Limits = Limits(),
+    reference_epochs: int = 1,
 ) -> BenchReport:
     """Train ``model_name`` on MNIST with each of ``trainers`` (of ``TRAINERS``), one
     after the other, and time inference; ``on_trainer`` hears each one's name first."""
@@ -285,9 +372,10 @@ def run_benchmark(
     network, _, _ = mnist_model(model_name)
     connections = size_report(network, model_input_size(network)).totals.connections
     runs = {
-        "cnnkit": lambda: run_cnnkit_train(model_name, recipe),
-        "in-memory": lambda: run_in_memory(model_name, recipe),
-        "textbook": lambda: run_textbook(model_name, recipe, workers),
+        "cnnkit": lambda: run_cnnkit_train(model_name, recipe, limits),
+        "in-memory": lambda: run_in_memory(model_name, recipe, limits),
+        "textbook": lambda: run_textbook(model_name, recipe, workers, limits),
+        "pytorch-examples": lambda: run_reference(reference_epochs, limits),
     }
     results = []
     for name in trainers:

@@ -44,6 +44,7 @@ class TrainRequest:
     precision: str = "fp32"
     dist_timeout: float = 300.0
     compile: bool = False
+    optimizer: str = "sgd"  # "sdlm": LeNet-5's own method and the paper's recipe
 
 
 OVERRIDES = ("epochs", "batch_size", "lr", "weight_decay", "label_smoothing", "augment")
@@ -65,7 +66,7 @@ def train_config(request: TrainRequest) -> TrainConfig:
         if isinstance(value, float) and not math.isfinite(value):  # click lets nan through
             raise ConfigError(f"--{key.replace('_', '-')} {value}: not a finite number")
     recipe = with_overrides(
-        recipe_for(request.model, request.dataset),
+        recipe_for(request.model, request.dataset, request.optimizer),
         **{key: getattr(request, key) for key in OVERRIDES},
     )
     shared = {f.name for f in fields(TrainConfig)} & {f.name for f in fields(TrainRequest)}

@@ -14,7 +14,7 @@ from cnnkit.cli.options import (
     train_limit_option,
     tta_option,
 )
-from cnnkit.config import DEVICES, PRECISIONS
+from cnnkit.config import DEVICES, OPTIMIZERS, PRECISIONS
 
 
 @click.command()
@@ -28,6 +28,14 @@ from cnnkit.config import DEVICES, PRECISIONS
     help="Peak learning rate of the one-cycle schedule [recipe].",
 )
 @click.option("--weight-decay", type=click.FloatRange(min=0), help="L2 penalty [recipe].")
+@click.option(
+    "--optimizer",
+    type=click.Choice(OPTIMIZERS),
+    default="sgd",
+    show_default=True,
+    help="sgd: the model's recipe (SGD, one-cycle); sdlm: LeNet-5's own stochastic "
+    "diagonal Levenberg-Marquardt with the paper's 20-pass recipe (lr: the first eta).",
+)
 @seed_option
 @click.option(
     "--out",
@@ -133,7 +141,8 @@ def header_line(config, processes: int) -> str:
     shared = f" shared by {processes} processes" if processes > 1 else ""
     return (
         f"training {config.model} on {config.dataset}: {recipe.epochs} epochs, batch "
-        f"{recipe.batch_size}{shared}, lr {recipe.lr}, augment {recipe.augment}, into {config.out}"
+        f"{recipe.batch_size}{shared}, lr {recipe.lr}, augment {recipe.augment}"
+        f"{', optimizer sdlm' if recipe.optimizer == 'sdlm' else ''}, into {config.out}"
     )
 
 

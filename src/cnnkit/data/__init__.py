@@ -46,4 +46,12 @@ def load_dataset(name: str, data_dir: Path | None = None) -> tuple[ImageSet, Ima
     raise UnknownNameError.of("data set", name, dataset_names())
 
 
-__all__ = ["DIGIT_DATASETS", "ImageSet", "dataset_names", "load_dataset"]
+def load_test_split(name: str, data_dir: Path | None = None) -> ImageSet:
+    """The test split of ``name`` alone: an IDX set's training files (MNIST's: 47 MB to
+    verify and decompress) are not read; other sets come whole and give their test split."""
+    if name in IDX_DATASETS:
+        return load_idx_dataset(IDX_DATASETS[name], "test", data_dir)
+    return load_dataset(name, data_dir)[1]
+
+
+__all__ = ["DIGIT_DATASETS", "ImageSet", "dataset_names", "load_dataset", "load_test_split"]

@@ -43,6 +43,14 @@ class ImageSet:
         """The first ``count`` images (all of them when count exceeds the size)."""
         return ImageSet(self.images[:count], self.labels[:count], self.classes, self.mean, self.std)
 
+    def hold_out(self, count: int) -> tuple["ImageSet", "ImageSet"]:
+        """(all but the last ``count`` images, the last ``count``): a validation split,
+        normalised with the whole split's statistics (a shift of under 0.1% on MNIST)."""
+        keep = len(self) - count
+        first = ImageSet(self.images[:keep], self.labels[:keep], self.classes, self.mean, self.std)
+        rest = ImageSet(self.images[keep:], self.labels[keep:], self.classes, self.mean, self.std)
+        return first, rest
+
 
 def channel_stats(
     images: torch.Tensor, chunk: int = 4096

@@ -70,9 +70,10 @@ class LeNet5(nn.Module):
     - The loss is softmax cross-entropy on the negative RBF distances, which is
       the paper's MAP criterion (eq. 9) without the rubbish-class constant j.
     - The RBF code bitmaps are drawn by us (the paper's are not published as bits).
-    - Optimised with SGD and momentum, not the paper's stochastic diagonal
-      Levenberg-Marquardt; inputs normalised to mean 0, std 1 rather than the
-      paper's [-0.1, 1.175] range.
+    - Optimised by default with SGD and momentum, not the paper's stochastic
+      diagonal Levenberg-Marquardt (``--optimizer sdlm``, train.sdlm, trains it the
+      paper's way); inputs normalised to mean 0, std 1 rather than the paper's
+      [-0.1, 1.175] range.
     - The default recipe (config.py) trains on inputs shifted by up to 2 pixels, a
       light form of the paper's distortions (Sec. III-C, Fig. 7).
     - For ``num_classes`` other than 10 the first ``num_classes`` codes are used

@@ -22,7 +22,7 @@ from typing import BinaryIO
 import torch
 from torch import nn
 
-from cnnkit.data import ImageSet, load_dataset
+from cnnkit.data import ImageSet, load_test_split
 from cnnkit.data.image_files import read_image
 from cnnkit.errors import CheckpointError, ConfigError
 from cnnkit.runs.checkpoint import Checkpoint, build_trained_model, load_checkpoint
@@ -100,7 +100,7 @@ class Run:
         """The first ``limit`` test images of ``dataset`` (the run's own by default),
         checked to have the classes and channels the model was trained on."""
         name = dataset or self.record.dataset
-        _, test_set = load_dataset(name, data_dir)
+        test_set = load_test_split(name, data_dir)
         test_set = test_set.subset(limit or len(test_set))
         if tuple(test_set.classes) != self.record.classes:
             raise CheckpointError(

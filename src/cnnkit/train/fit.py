@@ -30,9 +30,11 @@ from cnnkit.runtime.distributed import (
 )
 from cnnkit.runtime.inference import EvalStats, evaluate, evaluate_batches
 from cnnkit.train.compiled import CompiledOrEager
+from cnnkit.train.lean import LeanSGD
 from cnnkit.train.loop import EpochStats, shuffled_batches, steps_per_epoch, train_one_epoch
 from cnnkit.train.schedule import one_cycle
-from cnnkit.transforms import fit_to_input
+from cnnkit.train.sdlm import SDLM, PaperEtaSchedule, curvature_indices, gauss_newton_diagonal
+from cnnkit.transforms import fit_to_input, normalize
 from cnnkit.transforms.augment import Augment, build_augment
 
 
@@ -108,8 +110,8 @@ def start_training(
         allow_flip=config.dataset not in DIGIT_DATASETS,
         seed=config.seed,
     )
-    steps = recipe.epochs * steps_per_epoch(train_count or len(train_set), recipe.batch_size)
-    optimizer, scheduler = sgd_one_cycle(model, recipe, steps)
+    steps = steps_per_epoch(train_count or len(train_set), recipe.batch_size)
+    optimizer, scheduler = build_optimizer(model, recipe, steps)
     return TrainingState(
         model,
         optimizer,
@@ -126,7 +128,7 @@ def sgd_one_cycle(
 ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
     """SGD with the recipe's momentum (Nesterov's or classical) and weight decay under
     its one-cycle schedule over ``total_steps``: every model's update rule."""
-    optimizer = torch.optim.SGD(
+    optimizer = LeanSGD(
         model.parameters(),
         lr=recipe.lr,
         momentum=recipe.momentum,
@@ -134,6 +136,33 @@ def sgd_one_cycle(
         nesterov=recipe.nesterov,
     )
     return optimizer, one_cycle(optimizer, total_steps, recipe.warmup_fraction)
+
+
+def build_optimizer(
+    model: nn.Module, recipe: Recipe, steps_per_epoch: int
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+    """The recipe's optimiser and its schedule: SGD one-cycle, or the paper's SDLM with
+    the paper's eta per pass (``recipe.lr`` its first pass's)."""
+    if recipe.optimizer == "sdlm":
+        sdlm = SDLM(model.parameters(), lr=recipe.lr)
+        return sdlm, torch.optim.lr_scheduler.LambdaLR(sdlm, PaperEtaSchedule(steps_per_epoch))
+    return sgd_one_cycle(model, recipe, recipe.epochs * steps_per_epoch)
+
+
+def estimate_curvature(
+    optimizer: SDLM,
+    model: nn.Module,
+    train_set: ImageSet,
+    seed: int,
+    epoch: int,
+    placement: Placement,
+) -> None:
+    """SDLM's second derivatives from 500 training patterns, before each pass (the
+    paper's), unaugmented; drawn from (seed, epoch), so a resumed run draws the same."""
+    chosen = curvature_indices(len(train_set), seed, epoch)
+    images = fit_to_input(train_set.images[chosen], model_input_size(model)).to(placement.device)
+    x = placement.layout(normalize(images, train_set.mean, train_set.std))
+    optimizer.set_curvature(gauss_newton_diagonal(model, x))
 
 
 def resolve_resume(config: TrainConfig) -> tuple[TrainConfig, dict | None]:
@@ -216,6 +245,8 @@ def run_epochs(
         train_count, test_count = len(streamed.train.files), len(streamed.test.files)
     else:
         train_set, test_set = load_dataset(config.dataset, config.data_dir)
+        if config.holdout:
+            train_set, test_set = train_set.hold_out(config.holdout)
         train_set = train_set.subset(config.train_limit or len(train_set))
         test_set = test_set.subset(config.test_limit or len(test_set))
         train_count, test_count = len(train_set), len(test_set)
@@ -243,6 +274,8 @@ def run_epochs(
         final = None
         for epoch in range(len(state.history) + 1, recipe.epochs + 1):
             epoch_start = time.perf_counter()
+            if isinstance(state.optimizer, SDLM):
+                estimate_curvature(state.optimizer, model, train_set, config.seed, epoch, placement)
             stats = train_one_epoch(
                 network,
                 data.train_batches(epoch),

@@ -1,0 +1,48 @@
+"""The optimisers without torch._dynamo: torch's SGD bit for bit, and no import."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+from torch import nn
+
+from cnnkit.train.lean import LeanSGD
+
+
+@pytest.mark.parametrize("nesterov", [True, False])
+def test_lean_sgd_takes_torchs_sgd_steps_bit_for_bit(nesterov: bool) -> None:
+    torch.manual_seed(0)
+    ours, theirs = nn.Linear(30, 20), nn.Linear(30, 20)
+    theirs.load_state_dict(ours.state_dict())
+    settings = {"lr": 0.05, "momentum": 0.9, "nesterov": nesterov, "weight_decay": 5e-4}
+    optimizers = (
+        LeanSGD(ours.parameters(), **settings),
+        torch.optim.SGD(theirs.parameters(), **settings),
+    )
+    x = torch.randn(16, 30)
+    for _ in range(5):
+        for model, optimizer in zip((ours, theirs), optimizers, strict=True):
+            optimizer.zero_grad()
+            model(x).pow(2).mean().backward()
+            optimizer.step()
+    for a, b in zip(ours.parameters(), theirs.parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert optimizers[0].state_dict()["state"].keys() == optimizers[1].state_dict()["state"].keys()
+
+
+def test_training_steps_do_not_import_dynamo() -> None:
+    script = (
+        "import sys, torch\n"
+        "from cnnkit.config import Recipe\n"
+        "from cnnkit.train.fit import sgd_one_cycle\n"
+        "model = torch.nn.Linear(3, 2)\n"
+        "optimizer, scheduler = sgd_one_cycle(model, Recipe(), 10)\n"
+        "model(torch.randn(4, 3)).sum().backward()\n"
+        "optimizer.step(); scheduler.step(); optimizer.zero_grad()\n"
+        "optimizer.load_state_dict(optimizer.state_dict())\n"
+        "print('torch._dynamo' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
