@@ -28,6 +28,16 @@ def run_cli(
     )
 
 
+def python_output(code: str, *args: str, timeout: float = 120) -> str:
+    """Run ``code`` in a fresh interpreter (whose imports start from nothing) and return
+    what it printed; the test fails with its stderr if it fails."""
+    result = subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=timeout
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
 @pytest.fixture(scope="session")
 def mnist() -> tuple[ImageSet, ImageSet]:
     """The real MNIST (train, test) splits as shipped with the package."""

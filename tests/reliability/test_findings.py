@@ -18,7 +18,7 @@ from PIL import Image
 
 from cnnkit.config import TrainConfig, recipe_for, with_overrides
 from cnnkit.train.fit import fit
-from tests.conftest import run_cli
+from tests.conftest import python_output, run_cli
 from tests.reliability.files import bomb_png, full_disk, truncated_png
 from tests.test_cli_errors import assert_one_line_error
 
@@ -232,11 +232,8 @@ for name, value in (("bomb", Bomb()), ("codec", BadCodec())):
     except DataError as error:
         print(error)
 """
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
-    )
-    assert result.returncode == 0, result.stderr
-    bomb, codec = result.stdout.strip().splitlines()
+    stdout = python_output(code)
+    bomb, codec = stdout.strip().splitlines()
     assert "larger than the file" in bomb and "unknown encoding: no-such-codec" in codec
 
 
@@ -312,7 +309,6 @@ def test_checkpoints_follow_the_umask(tmp_path):
         str(tmp_path),
         *QUICK,
     ]
-    result = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
+    python_output(code, *args)
     for name in ("checkpoint.pt", "metrics.jsonl"):
         assert (tmp_path / name).stat().st_mode & 0o777 == 0o644, name

@@ -2,8 +2,6 @@
 path, logits and features, and the boundary that keeps consumers off the trainer."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -18,7 +16,7 @@ from cnnkit.models.fitting import build_for_images
 from cnnkit.predict import predict_files
 from cnnkit.runs import RunRecord, load_checkpoint, load_run, save_checkpoint
 from cnnkit.train.fit import fit
-from tests.conftest import run_cli
+from tests.conftest import python_output, run_cli
 from tests.test_cli_errors import assert_one_line_error
 
 
@@ -191,9 +189,8 @@ def test_consumers_do_not_load_the_trainer():
         "cnnkit.serve.index, cnnkit.search\n"
         "print(sorted(m for m in sys.modules if m.startswith('cnnkit.train')))"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout.replace("'", '"')) == []
+    stdout = python_output(code)
+    assert json.loads(stdout.replace("'", '"')) == []
 
 
 def test_help_imports_no_torch():
@@ -202,7 +199,6 @@ def test_help_imports_no_torch():
         "try:\n    cli(['train', '--help'])\nexcept SystemExit:\n    pass\n"
         "print('TORCH' if 'torch' in sys.modules else 'NO TORCH')"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    assert "--precision [fp32|bf16|fp16]" in result.stdout
-    assert result.stdout.strip().endswith("NO TORCH")
+    stdout = python_output(code)
+    assert "--precision [fp32|bf16|fp16]" in stdout
+    assert stdout.strip().endswith("NO TORCH")

@@ -1,7 +1,6 @@
 """Search is a consumer of runs: it never loads the trainer, and its --help no torch."""
 
-import subprocess
-import sys
+from tests.conftest import python_output
 
 
 def test_help_of_the_search_commands_imports_no_torch():
@@ -11,10 +10,9 @@ def test_help_of_the_search_commands_imports_no_torch():
         "    try:\n        cli([*command, '--help'])\n    except SystemExit:\n        pass\n"
         "print('TORCH' if 'torch' in sys.modules else 'NO TORCH')"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    assert "--backend [auto|exact|flat|ivf|hnsw|ivfpq]" in result.stdout
-    assert result.stdout.strip().endswith("NO TORCH")
+    stdout = python_output(code)
+    assert "--backend [auto|exact|flat|ivf|hnsw|ivfpq]" in stdout
+    assert stdout.strip().endswith("NO TORCH")
 
 
 def test_search_does_not_load_the_trainer(mnist_index, digit_files):
@@ -26,6 +24,5 @@ def test_search_does_not_load_the_trainer(mnist_index, digit_files):
         "assert len(hits) == 3, hits\n"
         "print([m for m in sys.modules if m.startswith('cnnkit.train')])"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "[]"
+    stdout = python_output(code)
+    assert stdout.strip() == "[]"

@@ -4,12 +4,10 @@ clean exit 0 on SIGTERM with a request in flight answered; start-up errors as on
 import json
 import signal
 import socket
-import subprocess
-import sys
 import time
 
 from cnnkit.serve.settings import ServeSettings, exposure_warning
-from tests.conftest import run_cli
+from tests.conftest import python_output, run_cli
 from tests.serve.conftest import free_port, serving
 from tests.test_cli_errors import assert_one_line_error
 
@@ -94,9 +92,8 @@ def test_a_port_in_use_is_one_line(serve_extra, digit_checkpoint):
 def test_the_http_process_imports_no_torch(serve_extra):
     """Only the model process holds torch (0.5 GB of memory, 200,000 objects)."""
     code = "import sys, cnnkit.serve.server\nprint('torch' in sys.modules)"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "False"
+    stdout = python_output(code)
+    assert stdout.strip() == "False"
 
 
 def test_binding_beyond_loopback_without_a_token_is_warned_about():

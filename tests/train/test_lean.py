@@ -1,13 +1,11 @@
 """The optimisers without torch._dynamo: torch's SGD bit for bit, and no import."""
 
-import subprocess
-import sys
-
 import pytest
 import torch
 from torch import nn
 
 from cnnkit.train.lean import LeanSGD
+from tests.conftest import python_output
 
 
 @pytest.mark.parametrize("nesterov", [True, False])
@@ -43,6 +41,5 @@ def test_training_steps_do_not_import_dynamo() -> None:
         "optimizer.load_state_dict(optimizer.state_dict())\n"
         "print('torch._dynamo' in sys.modules)\n"
     )
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "False"
+    stdout = python_output(script)
+    assert stdout.strip() == "False"
