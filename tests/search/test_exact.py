@@ -1,6 +1,8 @@
 """The exact backend against numpy's full sort, and the retrieval metrics against
 scikit-learn and hand-worked rankings."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -37,6 +39,17 @@ def test_top_k_beyond_the_collection_returns_all():
     assert scores.shape == positions.shape == (2, 5)
     assert sorted(positions[0].tolist()) == [0, 1, 2, 3, 4]
     assert np.all(np.diff(scores, axis=1) <= 0)
+
+
+def test_read_only_memory_mapped_shards_are_searched_without_a_warning(tmp_path):
+    rng = np.random.default_rng(2)
+    rows, queries = unit_rows(rng, 50, 8), unit_rows(rng, 3, 8)
+    np.save(tmp_path / "shard.npy", rows)
+    shard = np.load(tmp_path / "shard.npy", mmap_mode="r")  # as an index opens its shards
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torch's warning about non-writable arrays fails
+        _, positions = exact.exact_top_k(queries, [shard], 4)
+    assert (positions == np.argsort(-(queries @ rows.T), axis=1)[:, :4]).all()
 
 
 def test_average_precision_equals_scikit_learn():
