@@ -43,7 +43,7 @@ def on_stop_signal(signum: int, frame: FrameType | None) -> None:
     if importing(frame):
         what, status = STOPS[signal.Signals(signum)]
         sys.stdout.flush()
-        sys.stderr.write(f"cnnkit: {what}{resume_hint()}\n")
+        sys.stderr.write(stop_line(what))
         sys.stderr.flush()
         os._exit(status)
     if signum == signal.SIGINT:
@@ -59,12 +59,14 @@ def importing(frame: FrameType | None) -> bool:
     return False
 
 
-def resume_hint() -> str:
-    """ "; continue with --resume" for a command that can continue where it stopped."""
+def stop_line(what: str) -> str:
+    """The one line a stopped command ends with, with "; continue with --resume" for a
+    command that can continue where it stopped."""
     words = [word for word in sys.argv[1:] if not word.startswith("-")]
-    return "; continue with --resume" if words[:1] and words[0] in RESUMABLE else ""
+    hint = "; continue with --resume" if words[:1] and words[0] in RESUMABLE else ""
+    return f"cnnkit: {what}{hint}\n"
 
 
 def stop(what: str, status: int) -> None:
-    sys.stderr.write(f"cnnkit: {what}{resume_hint()}\n")
+    sys.stderr.write(stop_line(what))
     sys.exit(status)

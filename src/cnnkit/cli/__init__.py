@@ -12,7 +12,7 @@ import warnings
 import click
 
 from cnnkit.cli import data, history, runs, search, search_index, serve, size, train
-from cnnkit.entry import handle_stop_signals, resume_hint
+from cnnkit.entry import handle_stop_signals, stop_line
 from cnnkit.errors import CnnkitError, Terminated
 
 
@@ -49,10 +49,10 @@ def main() -> None:
     try:
         cli.main(standalone_mode=False)
     except (click.exceptions.Abort, KeyboardInterrupt):  # click turns Ctrl-C into Abort
-        click.echo(f"cnnkit: interrupted{resume_hint()}", err=True)
+        click.echo(stop_line("interrupted"), err=True, nl=False)
         sys.exit(130)
     except Terminated:
-        click.echo(f"cnnkit: terminated{resume_hint()}", err=True)
+        click.echo(stop_line("terminated"), err=True, nl=False)
         sys.exit(143)
     except click.UsageError as error:  # a bad option or argument: one line, as errors are
         command = error.ctx.command_path if error.ctx else "cnnkit"
