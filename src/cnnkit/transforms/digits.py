@@ -1,7 +1,12 @@
 """A photo or scan of one handwritten digit prepared the way MNIST's digits were
 (LeCun et al., the MNIST page): grayscale, white ink on black, the ink's bounding box
 scaled into a 20x20 box keeping its aspect ratio, then placed in a 28x28 image so that
-its centre of mass is at the centre."""
+its centre of mass is at the centre.
+
+This runs once per upload in ``cnnkit serve``'s model process, where it was half of
+the work per digit, so it does each step once (``np.median`` alone cost 20 us of a
+170 us call; the median of integer pixel values is taken from a sort instead).
+"""
 
 import numpy as np
 from PIL import Image
@@ -11,36 +16,46 @@ INK_THRESHOLD = 0.2  # fraction of the image's contrast range that counts as ink
 
 def mnist_style(gray: np.ndarray) -> np.ndarray:
     """A grayscale uint8 (H, W) photo or scan of one digit as a 28x28 MNIST-style image."""
+    background = border_median(gray)
     ink = gray.astype(np.float32)
-    border = np.concatenate([ink[0], ink[-1], ink[:, 0], ink[:, -1]])
-    background = float(np.median(border))
     if background > 127:  # dark ink on light paper: invert to MNIST's white on black
         ink, background = 255.0 - ink, 255.0 - background
     ink = np.clip(ink - background, 0, None)
-    if ink.max() <= 0:
+    peak = ink.max()
+    if peak <= 0:
         return np.zeros((28, 28), np.uint8)
-    rows = np.flatnonzero((ink > INK_THRESHOLD * ink.max()).any(axis=1))
-    cols = np.flatnonzero((ink > INK_THRESHOLD * ink.max()).any(axis=0))
-    crop = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
-    crop = crop * (255.0 / crop.max())
+    is_ink = ink > INK_THRESHOLD * peak
+    rows, cols = np.flatnonzero(is_ink.any(axis=1)), np.flatnonzero(is_ink.any(axis=0))
+    # The box holds the peak (it is ink), so the crop's maximum is ``peak``.
+    crop = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1] * (255.0 / peak)
     scale = 20.0 / max(crop.shape)
     size = (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale)))
     digit = np.asarray(
-        Image.fromarray(crop.astype(np.uint8)).resize(size, Image.Resampling.LANCZOS),
-        dtype=np.float32,
+        Image.fromarray(crop.astype(np.uint8)).resize(size, Image.Resampling.LANCZOS)
     )
     return centre_by_mass(digit)
 
 
+def border_median(gray: np.ndarray) -> float:
+    """The median of the outermost rows' and columns' uint8 pixels: the paper's colour."""
+    border = np.sort(np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]]))
+    middle = len(border) // 2  # the border has an even count, 2 (H + W)
+    return (int(border[middle - 1]) + int(border[middle])) / 2
+
+
 def centre_by_mass(digit: np.ndarray) -> np.ndarray:
-    """Place ``digit`` in a 28x28 canvas with its centre of mass at pixel (14, 14),
-    where MNIST's own digits have it (their mean centre of mass, in pixel indices)."""
+    """Place the uint8 ``digit`` in a 28x28 canvas with its centre of mass at pixel
+    (14, 14), where MNIST's own digits have it (their mean centre of mass, in pixel
+    indices). The masses are sums of whole numbers, so they are exact."""
     height, width = digit.shape
-    total = digit.sum()
-    mass_row = (digit.sum(axis=1) * np.arange(height)).sum() / total
-    mass_col = (digit.sum(axis=0) * np.arange(width)).sum() / total
+    row_mass, col_mass = digit.sum(axis=1, dtype=np.int64), digit.sum(axis=0, dtype=np.int64)
+    total = int(row_mass.sum())
+    canvas = np.zeros((28, 28), np.uint8)
+    if total == 0:
+        return canvas
+    mass_row = int(row_mass @ np.arange(height)) / total
+    mass_col = int(col_mass @ np.arange(width)) / total
     top, left = int(round(14 - mass_row)), int(round(14 - mass_col))
     top, left = min(max(top, 0), 28 - height), min(max(left, 0), 28 - width)
-    canvas = np.zeros((28, 28), np.float32)
     canvas[top : top + height, left : left + width] = digit
-    return np.clip(canvas, 0, 255).astype(np.uint8)
+    return canvas
