@@ -329,6 +329,29 @@ class SlowModel:
         pass
 
 
+def test_a_full_queue_turns_requests_away_before_their_body_is_read(digits):
+    with client_for(SlowModel(), max_batch=1, max_queue=1, busy_pause_ms=100) as client:
+        threads = [
+            threading.Thread(
+                target=client.post, args=("/v1/predict",), kwargs={"files": form(digits[0].png)}
+            )
+            for _ in range(2)
+        ]
+        for thread in threads:  # one in the model, one waiting: the queue is full
+            thread.start()
+            time.sleep(0.05)
+        started = time.perf_counter()
+        busy = client.post("/v1/predict", content=b"not an image")  # a 415 if it were read
+        held = time.perf_counter() - started
+        for thread in threads:
+            thread.join()
+        metrics = client.get("/metrics").text
+    assert busy.status_code == 503, busy.text
+    assert busy.headers["retry-after"] == "1" and "busy" in busy.json()["error"]
+    assert held >= 0.1  # held for --busy-pause-ms before it was sent
+    assert 'route="unmatched",method="POST",status="503"} 1' in metrics
+
+
 def test_overload_answers_503_with_retry_after_and_a_long_wait_504(digits):
     answers = []
     with client_for(SlowModel(), max_batch=1, max_queue=1, timeout_s=0.2) as client:

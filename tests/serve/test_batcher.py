@@ -182,3 +182,39 @@ def test_close_answers_every_queued_request_then_refuses():
         return await asyncio.gather(*pending)
 
     assert run(batcher, clients) == [0, 2, 4, 6, 8, 10]
+
+
+def test_a_request_s_items_are_queued_together_before_it_waits_or_refused_together():
+    release = asyncio.Event()
+
+    async def blocked(items):
+        await release.wait()
+        return items
+
+    batcher = MicroBatcher({"x": blocked}, max_batch=1, max_queue=3)
+
+    async def clients():
+        running = asyncio.ensure_future(batcher.submit("x", 0))  # taken by the task
+        await asyncio.sleep(0.01)
+        two = batcher.submit_many("x", [1, 2])
+        waiting = asyncio.ensure_future(two)
+        await asyncio.sleep(0)  # its first step, up to its first wait
+        assert batcher.depth == 2  # both queued in that one step, no task per item
+        with pytest.raises(ServerBusyError, match="busy"):  # two more do not fit in three
+            await batcher.submit_many("x", [3, 4])
+        assert batcher.depth == 2  # neither of them was queued
+        release.set()
+        return await asyncio.gather(running, waiting)
+
+    assert run(batcher, clients) == [0, [1, 2]]
+
+
+def test_a_request_larger_than_the_queue_waits_for_an_empty_one():
+    handle, batches = recording_handler(seconds=0.01)
+    batcher = MicroBatcher({"double": handle}, max_batch=8, max_queue=2)
+
+    async def clients():
+        return await batcher.submit_many("double", [1, 2, 3])
+
+    assert run(batcher, clients) == [2, 4, 6]
+    assert batches == [[1, 2, 3]]

@@ -53,6 +53,13 @@ DEFAULTS = ServeSettings()
     help="Images waiting for the model before requests get 503.",
 )
 @click.option(
+    "--busy-pause-ms",
+    default=DEFAULTS.busy_pause_ms,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Milliseconds a 503 for a full queue is held before it is sent.",
+)
+@click.option(
     "--timeout",
     "timeout_s",
     default=DEFAULTS.timeout_s,

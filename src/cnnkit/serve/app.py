@@ -17,7 +17,6 @@ search by example and by class and the items' thumbnails (``search_routes``); wi
 one those routes answer 404.
 """
 
-import asyncio
 import base64
 import time
 from collections.abc import AsyncIterator
@@ -32,6 +31,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
+from starlette.types import Scope
 
 from cnnkit.errors import (
     CnnkitError,
@@ -46,7 +46,7 @@ from cnnkit.errors import (
 )
 from cnnkit.serve.batcher import MicroBatcher
 from cnnkit.serve.metrics import Metrics, milliseconds_since
-from cnnkit.serve.middleware import Gate
+from cnnkit.serve.middleware import RETRY_AFTER_S, Gate
 from cnnkit.serve.search_routes import no_search_routes, search_routes
 from cnnkit.serve.settings import ServeSettings
 from cnnkit.serve.uploads import read_images, top_parameter
@@ -63,8 +63,10 @@ STATUSES: tuple[tuple[type[CnnkitError], int], ...] = (
     (ServerBusyError, 503),
     (ServerTimeoutError, 504),
 )
-RETRY_AFTER_S = 1  # what a 503 tells the client to wait
 DEFAULT_TOP = 5  # classes per image, as cnnkit predict shows
+# The uploads that wait for the model, which the Gate turns away when its queue is full.
+MODEL_PATHS = ("/v1/predict", "/v1/explain")
+SEARCH_PATHS = ("/v1/search",)
 UPLOAD_BODY = {
     "parameters": [
         {
@@ -161,7 +163,16 @@ def create_app(model: ModelProcess, settings: ServeSettings) -> Gate:
 
     app.add_api_route("/", index, include_in_schema=False)
     app.mount("/static", StaticFiles(packages=[("cnnkit.serve", "static")]), name="static")
-    return Gate(app, metrics, settings.token, settings.max_bytes)
+    waits_for_model = MODEL_PATHS + (SEARCH_PATHS if model.index is not None else ())
+
+    def overload(scope: Scope) -> str | None:
+        if scope["method"] == "POST" and scope["path"] in waits_for_model:
+            return batcher.refusal()
+        return None
+
+    return Gate(
+        app, metrics, settings.token, settings.max_bytes, overload, settings.busy_pause_ms / 1000
+    )
 
 
 def add_error_handlers(app: FastAPI) -> None:
@@ -196,9 +207,8 @@ def image_routes(
         """The top classes of each image, most probable first."""
         started = time.perf_counter()
         top = top_parameter(request, DEFAULT_TOP)
-        batcher.check_room()  # turn an overload away before reading the body
         uploads = await read_images(request, settings.max_images, model.max_pixels)
-        results = await asyncio.gather(*(batcher.submit("predict", u) for u in uploads))
+        results = await batcher.submit_many("predict", uploads)
         predictions = [
             {"name": upload.name, "top": top_classes(probs, classes, top)}
             for upload, probs in zip(uploads, results, strict=True)
@@ -211,7 +221,6 @@ def image_routes(
         """One image as the network received it and its first convolution's feature maps."""
         started = time.perf_counter()
         top = top_parameter(request, DEFAULT_TOP)
-        batcher.check_room()
         (upload,) = await read_images(request, 1, model.max_pixels)
         found = await batcher.submit("explain", upload)
         return JSONResponse(

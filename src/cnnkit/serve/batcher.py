@@ -9,6 +9,13 @@ batch while the event loop goes on reading requests. A full queue is a
 answer within ``timeout_s`` a ``ServerTimeoutError`` (504); ``close`` answers every
 queued job first.
 
+A request's items are queued in the same step of the event loop as the room for them
+is checked, all or none (``submit_many``). Queued from tasks of their own (as
+``asyncio.gather`` of one coroutine per item did), every request read in one pass of
+the loop passed the check before any of them was queued: under overload most requests
+were then parsed in full before their 503, and the 503s cost as much as predictions
+(docs/serve.md).
+
 Why a task and not a thread: the model computes in its own process, so the batcher
 only waits; a waiting thread would have to take the GIL back from the busy event loop
 each time it woke, which Python grants every 5 ms (``sys.getswitchinterval``).
@@ -71,28 +78,44 @@ class MicroBatcher:
     def is_running(self) -> bool:
         return self._task is not None and not self._task.done() and not self._closed
 
-    def check_room(self) -> None:
-        """A ``ServerBusyError`` when a job submitted now would be refused, so that a
-        request can be turned away before its body is read."""
+    def refusal(self, count: int = 1) -> str | None:
+        """Why ``count`` more items would be refused now, or None. A request of more
+        images than the queue holds waits for an empty queue rather than forever."""
         if self._closed:
-            raise ServerBusyError("the server is shutting down")
-        if len(self._pending) >= self.max_queue:
-            raise ServerBusyError(
-                f"the server is busy ({self.max_queue} images waiting for the model); retry"
-            )
+            return "the server is shutting down"
+        if len(self._pending) + count > max(self.max_queue, count):
+            return f"the server is busy ({self.max_queue} images waiting for the model); retry"
+        return None
+
+    def check_room(self, count: int = 1) -> None:
+        """A ``ServerBusyError`` when ``count`` items submitted now would be refused."""
+        if (reason := self.refusal(count)) is not None:
+            raise ServerBusyError(reason)
 
     async def submit(self, kind: str, item: Any) -> Any:
         """The handler's result for ``item``, computed in a batch with others."""
-        self.check_room()
-        job = Job(kind, item, asyncio.get_running_loop().create_future())
-        self._pending.append(job)
+        (result,) = await self.submit_many(kind, [item])
+        return result
+
+    async def submit_many(self, kind: str, items: list[Any]) -> list[Any]:
+        """The handler's results for ``items``, queued together (or refused together)
+        before this coroutine first waits; the first item's error is raised."""
+        self.check_room(len(items))
+        loop = asyncio.get_running_loop()
+        jobs = [Job(kind, item, loop.create_future()) for item in items]
+        self._pending.extend(jobs)
         self._arrived.set()
+        futures = [job.future for job in jobs]
         try:
-            return await asyncio.wait_for(job.future, self.timeout_s)
-        except asyncio.TimeoutError:  # wait_for cancelled the future: the task skips it
+            _, late = await asyncio.wait(futures, timeout=self.timeout_s)
+        finally:  # timed out, or the request went away: the task skips a cancelled job
+            for future in futures:
+                future.cancel()
+        if late:
             raise ServerTimeoutError(
                 f"no answer from the model within {self.timeout_s:g} s; the server is overloaded"
-            ) from None
+            )
+        return [future.result() for future in futures]
 
     async def _work(self) -> None:
         while (batch := await self._next_batch()) is not None:

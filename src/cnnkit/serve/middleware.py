@@ -5,14 +5,19 @@ middleware (Starlette's ``BaseHTTPMiddleware`` costs a task per request):
   and ask for the token in the browser);
 - the body's byte limit, by its Content-Length before a byte is read, and counted as
   it streams for a chunked body;
+- an overload's 503, for a route that waits for the model while its queue is full:
+  before the framework routes the request, so that turning it away costs a tenth of
+  answering it (docs/serve.md);
 - the security headers: ``nosniff`` on every answer, a strict Content-Security-Policy
   on everything but the framework's API docs page (which loads Swagger UI's scripts);
 - the request's count and latency by route and status, for ``/metrics``.
 """
 
+import asyncio
 import hmac
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -21,6 +26,7 @@ from cnnkit.errors import RequestTooLargeError
 from cnnkit.serve.metrics import Metrics
 
 PROTECTED_PREFIXES = ("/v1/", "/metrics")
+RETRY_AFTER_S = 1  # what a 503 tells the client to wait
 DOCS_PATHS = ("/docs", "/docs/oauth2-redirect", "/redoc")
 # Scripts, styles, fetches and images from this server only (images also as data: and
 # blob: URLs, which the page makes from uploads and from the explain route's PNGs).
@@ -58,12 +64,16 @@ async def send_error(send: Send, status: int, message: str, headers: list | None
 
 @dataclass
 class Gate:
-    """``app`` behind the token, the byte limit, the security headers and the metrics."""
+    """``app`` behind the token, the byte limit, the overload check, the security
+    headers and the metrics."""
 
     app: ASGIApp
     metrics: Metrics
     token: str | None
     max_bytes: int
+    # Why a request to this scope would be turned away with a 503 now, or None.
+    overload: Callable[[Scope], str | None] = lambda scope: None
+    overload_pause_s: float = 0.0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -81,6 +91,9 @@ class Gate:
 
         try:
             refusal = self._refusal(scope)
+            if refusal is None and (busy := self.overload(scope)) is not None:
+                await asyncio.sleep(self.overload_pause_s)
+                refusal = 503, busy, [(b"retry-after", str(RETRY_AFTER_S).encode())]
             if refusal is not None:
                 await send_error(send_with_headers, *refusal)
             else:

@@ -35,7 +35,6 @@ def search_routes(batcher: MicroBatcher, max_pixels: int, upload_body: dict) -> 
         """The nearest items of the collection to one image, by cosine similarity."""
         started = time.perf_counter()
         top = top_parameter(request, DEFAULT_TOP)
-        batcher.check_room()  # turn an overload away before reading the body
         (upload,) = await read_images(request, 1, max_pixels)
         hits = await batcher.submit("search", (upload, top))
         return JSONResponse({"name": upload.name, "hits": hits, "ms": milliseconds_since(started)})

@@ -17,6 +17,11 @@ class ServeSettings:
     # its length to every answer at low load (docs/serve.md).
     max_wait_ms: float = 0.0
     max_queue: int = 256  # images waiting for the model; beyond it: 503
+    # How long an overload's 503 is held before it is sent. Clients that retry a 503 at
+    # once, ignoring its Retry-After, otherwise kept the event loop so busy turning them
+    # away that the accepted requests' p99 tripled (docs/serve.md); held, each costs a
+    # timer, and the accepted requests' tail stays short.
+    busy_pause_ms: float = 50.0
     timeout_s: float = 10.0  # how long an image may wait for the model; beyond it: 504
     max_bytes: int = 8 * 1024 * 1024  # request body, checked before anything is decoded
     max_images: int = 64  # images in one request
