@@ -62,7 +62,7 @@ CONFIGS = {
     "batch size 1": Config(["--max-batch", "1"], {1: 1_000, 8: 2_000, 32: 5_000, 128: 5_000}),
     # The overload case: clients that retry at once (the worst case), and clients that
     # wait the Retry-After: 1 s a 503 asks for, as an HTTP client library would.
-    "batched, queue 16": Config(["--max-queue", "16"], {128: 10_000}),
+    "queue 16, retry at once": Config(["--max-queue", "16"], {128: 10_000}),
     "queue 16, Retry-After": Config(["--max-queue", "16"], {128: 10_000}, backs_off=True),
 }
 
