@@ -1,14 +1,18 @@
-"""The command's entry point: signals are handled before anything large is imported.
+"""The command's entry point: signals are handled before anything large is imported,
+and a command that loaded torch leaves without torch's teardown.
 
 A Ctrl-C or SIGTERM ends with one line and exit status 130 or 143, wherever it lands:
 while the command line's modules are still being imported (on a busy machine, the
 first second of every run), during a lazy import inside a command, or later.
 """
 
+import atexit
 import os
 import signal
 import sys
+import threading
 from types import FrameType
+from typing import NoReturn
 
 from cnnkit.errors import Terminated
 
@@ -25,7 +29,37 @@ def main() -> None:
         stop("interrupted", 130)
     except Terminated:
         stop("terminated", 143)
-    run_command()
+    try:
+        run_command()
+    except SystemExit as done:
+        leave(done.code)
+    leave(0)
+
+
+def leave(code: str | int | None) -> NoReturn:
+    """Exit as ``sys.exit(code)`` does, but once torch is loaded skip the teardown of
+    its C++ libraries, which runs after Python's own: there it took 0.8 s and raised
+    the peak RSS by 128 MB (``python -c "import torch"`` here: 519 MB until Python's
+    exit handlers had run, 647 MB at its end). Other threads are waited for, Python's
+    exit handlers run and the streams are flushed first, as at a normal exit; every
+    file cnnkit writes is closed by then (``files.atomic_write``)."""
+    if "torch" not in sys.modules:
+        sys.exit(code)
+    if code is None or isinstance(code, int):
+        status = code or 0
+    else:  # sys.exit("message") prints the message and exits 1
+        sys.stderr.write(f"{code}\n")
+        status = 1
+    for thread in threading.enumerate():
+        if thread is not threading.current_thread() and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe or stream: nothing more to say
+            pass
+    os._exit(status)
 
 
 def handle_stop_signals() -> None:
