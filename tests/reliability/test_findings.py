@@ -178,6 +178,26 @@ def test_a_signal_inside_an_import_stops_the_command(tmp_path, signum, status):
     assert result.stderr.splitlines() == [f"cnnkit: {what}; continue with --resume"]
 
 
+@pytest.mark.parametrize("code, status, err", [("4", 4, ""), ("'gone'", 1, "gone\n")])
+def test_leaving_without_torch_s_teardown_still_exits_as_sys_exit(code, status, err):
+    """A command that loaded torch skips its C++ teardown at exit; what Python does at
+    an exit still happens: other threads finish, exit handlers run, buffered output
+    is written, and the status is sys.exit's."""
+    script = (
+        "import atexit, sys, threading, time, torch\n"
+        "from cnnkit.entry import leave\n"
+        "atexit.register(lambda: print('exit handler ran'))\n"
+        "threading.Thread(target=lambda: (time.sleep(0.3), print('thread done'))).start()\n"
+        "sys.stdout.write('buffered, no newline')\n"
+        f"leave({code})\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert (result.returncode, result.stderr) == (status, err)
+    assert result.stdout == "buffered, no newlinethread done\nexit handler ran\n"
+
+
 def test_sigterm_mid_epoch_ends_with_one_line_and_no_temporary_file(tmp_path):
     out = tmp_path / "run"
     process = start_training(out, epochs=20)
