@@ -22,6 +22,17 @@ def recording_handler(seconds: float = 0.0):
     return handle, batches
 
 
+def blocked_handler():
+    """A handler that answers its items as they are once ``release`` is set."""
+    release = asyncio.Event()
+
+    async def blocked(items: list) -> list:
+        await release.wait()
+        return items
+
+    return blocked, release
+
+
 def run(batcher: MicroBatcher, clients):
     """``clients(batcher)`` on a fresh event loop with the batcher running."""
 
@@ -129,12 +140,7 @@ def test_a_failing_handler_fails_its_batch_and_the_next_batch_goes_on():
 
 
 def test_a_full_queue_refuses_at_once():
-    release = asyncio.Event()
-
-    async def blocked(items):
-        await release.wait()
-        return items
-
+    blocked, release = blocked_handler()
     batcher = MicroBatcher({"x": blocked}, max_batch=1, max_queue=2)
 
     async def clients():
@@ -185,12 +191,7 @@ def test_close_answers_every_queued_request_then_refuses():
 
 
 def test_a_request_s_items_are_queued_together_before_it_waits_or_refused_together():
-    release = asyncio.Event()
-
-    async def blocked(items):
-        await release.wait()
-        return items
-
+    blocked, release = blocked_handler()
     batcher = MicroBatcher({"x": blocked}, max_batch=1, max_queue=3)
 
     async def clients():
