@@ -13,6 +13,7 @@ uninterrupted one, bit for bit.
 import hashlib
 import json
 import time
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -29,7 +30,7 @@ from cnnkit.files import (
     remove_stale_temporaries,
 )
 from cnnkit.runs import Run, load_run
-from cnnkit.search.collection import Collection, default_workers, read_batches
+from cnnkit.search.collection import Collection, Record
 from cnnkit.search.embed import Embedder, Embedding, run_fingerprint
 from cnnkit.search.faiss_backend import build_faiss, choose_backend, default_params, recall_at_10
 from cnnkit.search.manifest import (
@@ -43,6 +44,7 @@ from cnnkit.search.manifest import (
     faiss_file_name,
     shard_file_names,
 )
+from cnnkit.search.pipeline import Planned, default_workers, embedded_batches
 from cnnkit.search.store import read_array, shard_entry, write_manifest, write_shard
 
 DEFAULT_SHARD_SIZE = 16_384  # items per shard: 32 MiB of 512-d float32 vectors
@@ -53,8 +55,8 @@ class BuildSettings:
     backend: str = "auto"  # exact, a FAISS kind, or auto (by size)
     dtype: str = "float32"  # of the stored vectors
     shard_size: int = DEFAULT_SHARD_SIZE
-    batch_size: int = 256  # images per forward pass
-    workers: int | None = None  # decoding processes for files [one per core, at most 8]
+    batch_size: int = 256  # images read and embedded together (search.embed: CPU passes)
+    workers: int | None = None  # processes reading, on a CPU embedding too [a core each, <= 8]
     nprobe: int | None = None  # IVF cells a query visits [faiss_backend.default_params]
     device: str = "auto"
     progress: bool = False
@@ -194,30 +196,44 @@ def embed_shards(
     images embedded, the seconds it took and the files that could not be read."""
     embedder = Embedder(run, settings.batch_size)
     workers = default_workers() if settings.workers is None else settings.workers
-    size = settings.shard_size
-    groups = [collection.records[i : i + size] for i in range(0, len(collection.records), size)]
-    todo = sum(len(g) for n, g in enumerate(groups, first_number) if n not in skip)
-    bar = tqdm(total=todo, unit="img", desc="embedding", disable=not settings.progress)
+    plan = build_batches(collection.records, settings, first_number, skip)
+    left = Counter(batch.shard for batch in plan)  # batches of each shard still to come
+    bar = tqdm(total=sum(len(b.records) for b in plan), unit="img", desc="embedding",
+               disable=not settings.progress)  # fmt: skip
+    records: dict[int, list[Record]] = defaultdict(list)
+    parts: dict[int, list[Embedding]] = defaultdict(list)
     embedded, problems, start = 0, [], time.perf_counter()
-    for number, group in enumerate(groups, first_number):
-        if number in skip:
-            continue
-        records, parts = [], []
-        for batch in read_batches(collection, run, group, settings.batch_size, workers):
-            problems += batch.problems
-            if batch.records:
-                embedding = embedder(batch.images)
-                records += batch.records
-                parts.append(embedding)
-            bar.update(len(batch.records) + len(batch.problems))
-        if records:
-            write_shard(out, number, Embedding.concatenate(parts), records, settings.dtype)
-            embedded += len(records)
+    for batch in embedded_batches(run, collection, plan, embedder, workers):
+        problems += batch.problems
+        if batch.embedding is not None:
+            records[batch.shard] += batch.records
+            parts[batch.shard].append(batch.embedding)
+        bar.update(len(batch.records) + len(batch.problems))
+        left[batch.shard] -= 1
+        if not left[batch.shard] and records[batch.shard]:
+            shard = Embedding.concatenate(parts.pop(batch.shard))
+            write_shard(out, batch.shard, shard, records.pop(batch.shard), settings.dtype)
+            embedded += len(shard.vectors)
     bar.close()
     seconds = time.perf_counter() - start
-    numbers = range(first_number, first_number + len(groups))
+    count = -(-len(collection.records) // settings.shard_size)
+    numbers = range(first_number, first_number + count)
     shards = [shard_entry(out, n) for n in numbers if shard_written(out, n)]
     return shards, embedded, seconds, problems
+
+
+def build_batches(
+    records: list[Record], settings: BuildSettings, first: int, skip: frozenset[int] | set[int]
+) -> list[Planned]:
+    """The batches of every shard not in ``skip``: ``shard_size`` items a shard, each
+    cut into batches of ``batch_size`` from its start, the same in every build."""
+    size, batch = settings.shard_size, settings.batch_size
+    plan = []
+    for number, begin in enumerate(range(0, len(records), size), first):
+        if number not in skip:
+            shard = records[begin : begin + size]
+            plan += [Planned(number, shard[i : i + batch]) for i in range(0, len(shard), batch)]
+    return plan
 
 
 def read_vectors(out: Path, shard: Shard, dim: int | None, dtype: str) -> np.ndarray:
