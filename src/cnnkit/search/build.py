@@ -55,7 +55,7 @@ class BuildSettings:
     backend: str = "auto"  # exact, a FAISS kind, or auto (by size)
     dtype: str = "float32"  # of the stored vectors
     shard_size: int = DEFAULT_SHARD_SIZE
-    batch_size: int = 256  # images read and embedded together (search.embed: CPU passes)
+    batch_size: int = 256  # images per forward pass
     workers: int | None = None  # processes reading, on a CPU embedding too [a core each, <= 8]
     nprobe: int | None = None  # IVF cells a query visits [faiss_backend.default_params]
     device: str = "auto"

@@ -135,22 +135,12 @@ def inference_model(
     return fused, torch.channels_last
 
 
-CPU_PASS = 128  # images per forward pass on a CPU at most (Embedder)
-
-
 class Embedder:
     """``embedder(images)``: uint8 images (N, C, H, W), stored or prepared size, to an
-    ``Embedding``, in forward passes of ``batch_size`` images on the run's device.
-
-    On a CPU a pass takes at most ``CPU_PASS`` images: ResNet-8 on 32x32 images ran
-    1.25x as fast per image in passes of 128 as of 256 on two cores (docs/search.md),
-    whose 16 MiB activations each came fresh from the allocator (page faults, a quarter
-    of the time) and did not stay in the 32 MiB L3 cache."""
+    ``Embedding``, in batches on the run's device."""
 
     def __init__(self, run: Run, batch_size: int = 256) -> None:
-        self.run = run
-        cpu = run.placement.device.type == "cpu"
-        self.batch_size = min(batch_size, CPU_PASS) if cpu else batch_size
+        self.run, self.batch_size = run, batch_size
         self.model, self.memory_format = inference_model(run.model, run.record.input_shape)
 
     @torch.inference_mode()
