@@ -168,13 +168,14 @@ class Run:
         )
 
 
-def load_run(path: Path, device: str = "auto") -> Run:
+def load_run(path: Path, device: str = "auto", local_rank: int = 0) -> Run:
     """The trained model of the checkpoint at ``path`` (a ``checkpoint.pt`` or the run
-    folder that holds one) in eval mode on ``device`` (``auto``: the best there is)."""
+    folder that holds one) in eval mode on ``device`` (``auto``: the best there is;
+    a CUDA GPU: the ``local_rank``-th, for one of several processes on a machine)."""
     path = Path(path)
     if path.is_dir():
         path = path / CHECKPOINT_NAME
     checkpoint = load_checkpoint(path)
-    placement = choose_placement(device, "fp32")
+    placement = choose_placement(device, "fp32", local_rank)
     model = placement.prepare(build_trained_model(checkpoint))
     return Run(checkpoint, model.eval(), placement)
