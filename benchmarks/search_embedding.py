@@ -46,9 +46,11 @@ def cnnkit_build(
             [sys.executable, "-m", "cnnkit", "index", "build", str(checkpoint), *sources,
              "--out", str(out or f"{scratch}/index"), "--workers", str(workers),
              "--batch-size", str(batch), "--backend", "exact", "--no-progress"],
-            capture_output=True, text=True, check=True,
+            capture_output=True, text=True,
         )  # fmt: skip
         wall = time.perf_counter() - start
+    if result.returncode:
+        sys.exit(result.stderr.strip())
     rate = re.search(r"\(([\d,]+) img/s", result.stdout)
     return float(rate.group(1).replace(",", "")), wall
 
