@@ -169,6 +169,23 @@ def test_a_photo_is_prepared_as_the_folder_loader_stores_it(tmp_path, real_image
     assert run.logits(run.prepare_files(photos)).shape == (8, 10)
 
 
+def test_read_files_reads_a_batch_as_read_file_reads_each(tmp_path, real_image_tree):
+    """The batch path is the one path: the same pixels as ``read_file`` for photos at
+    the stored size and for one to resize, and an unreadable file left out and named."""
+    run = photo_run(tmp_path, (3, 32, 32))
+    photos = sorted((real_image_tree / "test").rglob("*.*"))[:6]
+    Image.new("RGB", (40, 24), (200, 30, 10)).save(tmp_path / "wide.png")
+    (tmp_path / "broken.jpg").write_bytes(b"not a jpeg")
+    paths = [*photos[:3], tmp_path / "broken.jpg", tmp_path / "wide.png", *photos[3:]]
+    files = run.read_files(paths)
+    assert files.read == [0, 1, 2, 4, 5, 6, 7]
+    (problem,) = files.problems
+    assert problem.startswith(f"{tmp_path / 'broken.jpg'}: not a readable image")
+    expected = torch.stack([run.read_file(paths[i]) for i in files.read])
+    assert files.images.dtype == torch.uint8 and torch.equal(files.images, expected)
+    assert run.read_files([tmp_path / "broken.jpg"]).images.shape == (0, 3, 32, 32)
+
+
 def test_a_large_photo_is_cropped_not_stretched(tmp_path):
     """A 2:1 photo for a model trained on 256x256 photos: the shorter side is scaled to
     256 and the centre kept, as in training; the red side bands fall outside."""

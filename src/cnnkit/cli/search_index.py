@@ -28,7 +28,8 @@ batch_size_option = click.option(
 workers_option = click.option(
     "--workers",
     type=click.IntRange(min=0),
-    help="Processes decoding image files (0: in this process) [one per core, at most 8].",
+    help="Processes reading the images, and on a CPU embedding them too (0: all in this "
+    "process) [one per core, at most 8].",
 )
 format_option = click.option(
     "--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
@@ -71,26 +72,41 @@ def index() -> None:
 @workers_option
 @device_option
 @progress_option
+@click.option(
+    "--dist-timeout", type=click.FloatRange(min=1), default=1800, show_default=True,
+    help="Under torchrun: seconds a process waits for the others (the first to finish "
+    "waits for the last one's last shard) before it fails.",
+)  # fmt: skip
 def build(checkpoint: Path, sources: tuple[Path, ...], dataset: str | None, split: str,
           data_dir: Path | None, limit: int | None, out: Path, resume: bool, backend: str,
           dtype: str, nprobe: int | None, shard_size: int, batch_size: int,
-          workers: int | None, device: str, progress: bool) -> None:  # fmt: skip
+          workers: int | None, device: str, progress: bool,
+          dist_timeout: float) -> None:  # fmt: skip
     """Embed image files and folders (SOURCES), or a data set's split, with CHECKPOINT's
-    model into a new index folder."""
+    model into a new index folder.
+
+    Under ``torchrun --nproc-per-node N -m cnnkit index build ...`` N processes (on one
+    machine or several sharing the --out folder) embed a share of the shards each, and
+    the first writes the index and prints (docs/search.md).
+    """
     from cnnkit.search import BuildSettings, build_index, dataset_collection, file_collection
 
     if bool(sources) == (dataset is not None):
         raise click.UsageError("give image files or folders, or --dataset, not both")
     settings = BuildSettings(
-        backend, dtype, shard_size, batch_size, workers, nprobe, device, progress, resume
-    )
+        backend=backend, dtype=dtype, shard_size=shard_size, batch_size=batch_size,
+        workers=workers, nprobe=nprobe, device=device, progress=progress, resume=resume,
+        dist_timeout=dist_timeout,
+    )  # fmt: skip
 
     def collect(run):
         if dataset is not None:
             return dataset_collection(dataset, split, run, limit, data_dir)
         return file_collection(list(sources), limit)
 
-    show_build(build_index(checkpoint, out, collect, settings), "indexed")
+    result = build_index(checkpoint, out, collect, settings)
+    if result is not None:  # None: a torchrun process that does not write the index
+        show_build(result, "indexed")
 
 
 def show_build(result, verb: str) -> None:

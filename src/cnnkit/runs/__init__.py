@@ -5,13 +5,14 @@ runs; every consumer reads them through here and never imports ``cnnkit.train``.
 from cnnkit.runs.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from cnnkit.runs.names import CHECKPOINT_NAME, METRICS_NAME, RUNS_DIR, default_run_dir
 from cnnkit.runs.record import RunRecord
-from cnnkit.runs.run import Run, load_run
+from cnnkit.runs.run import FileImages, Run, load_run
 
 __all__ = [
     "CHECKPOINT_NAME",
     "METRICS_NAME",
     "RUNS_DIR",
     "Checkpoint",
+    "FileImages",
     "Run",
     "RunRecord",
     "default_run_dir",

@@ -7,24 +7,26 @@ them in training and computes logits or features in batches, on the best device.
 Three kinds of input, one path each:
 - ``prepare(images)``: uint8 images as the data set stores them -> the model's input
   (padded or centre-cropped, ``transforms.fit_to_input``);
-- ``read_file(path)`` / ``prepare_files(paths)``: image files -> the same, through the
-  one decoder (``data.image_files``) and the record's preparation: MNIST's
-  normalisation of a digit (``transforms.digits``), or for photos the resize-and-crop
-  that the folder loader applies in training (``transforms.resize``);
+- ``read_file(path)`` / ``read_files(paths)`` / ``prepare_files(paths)``: image files
+  -> the same, through the one decoder (``data.image_files``) and the record's
+  preparation: MNIST's normalisation of a digit (``transforms.digits``), or for photos
+  the resize-and-crop that the folder loader applies in training
+  (``transforms.resize``); ``read_files`` is the same per file, for a batch;
 - ``logits(images)`` and ``features(images)`` take either of the above.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+import numpy as np
 import torch
 from torch import nn
 
 from cnnkit.data import ImageSet, load_test_split
-from cnnkit.data.image_files import read_image
-from cnnkit.errors import CheckpointError, ConfigError
+from cnnkit.data.image_files import read_pixels
+from cnnkit.errors import CheckpointError, ConfigError, ImageError
 from cnnkit.runs.checkpoint import Checkpoint, build_trained_model, load_checkpoint
 from cnnkit.runs.names import CHECKPOINT_NAME
 from cnnkit.runs.record import RunRecord
@@ -35,6 +37,15 @@ from cnnkit.transforms.digits import mnist_style
 from cnnkit.transforms.resize import fit_size
 
 BATCH_SIZE = 256  # LeNet-5 infers 2.5x as fast in batches of 256 as of 1,000
+
+
+@dataclass(frozen=True)
+class FileImages:
+    """What ``Run.read_files`` read: ``images[i]`` is the file at ``read[i]``."""
+
+    images: torch.Tensor  # uint8 (N, C, H, W) at the training images' size
+    read: list[int]  # positions in the list of paths of the files read
+    problems: list[str]  # one ImageError message per file that could not be read
 
 
 @dataclass(frozen=True)
@@ -63,16 +74,41 @@ class Run:
     def read_file(self, path: Path | BinaryIO, name: str | None = None) -> torch.Tensor:
         """One image file (a path, or an open binary file called ``name``) as uint8
         (C, H, W) at the size the training images had, prepared as they were."""
-        image = read_image(path, self.record.in_channels, name)
+        return torch.from_numpy(self._read_pixels(path, name).transpose(2, 0, 1).copy())
+
+    def read_files(self, paths: Sequence[Path]) -> "FileImages":
+        """Image files as ``read_file`` reads each, as one uint8 (N, C, H, W) tensor
+        of those that could be read, and the problems of those that could not."""
+        pixels, read, problems = [], [], []
+        for position, path in enumerate(paths):
+            try:
+                pixels.append(self._read_pixels(path))
+                read.append(position)
+            except ImageError as error:
+                problems.append(str(error))
+        if not pixels:
+            shape = (0, self.record.in_channels, *self.record.image_size)
+            return FileImages(torch.empty(shape, dtype=torch.uint8), read, problems)
+        images = torch.from_numpy(np.stack(pixels)).permute(0, 3, 1, 2).contiguous()
+        return FileImages(images, read, problems)
+
+    def _read_pixels(self, path: Path | BinaryIO, name: str | None = None) -> np.ndarray:
+        """The one file-to-pixels path: uint8 (H, W, C), prepared."""
+        pixels = read_pixels(path, self.record.in_channels, name)
         if self.record.preparation == "digit":
-            return torch.from_numpy(mnist_style(image[0].numpy()))[None]
-        return fit_size(image, self.record.image_size)
+            return mnist_style(pixels[:, :, 0])[:, :, None]
+        if pixels.shape[:2] == tuple(self.record.image_size):
+            return pixels  # what fit_size returns for an image at its size, without torch
+        image = torch.from_numpy(pixels.transpose(2, 0, 1).copy())
+        return fit_size(image, self.record.image_size).permute(1, 2, 0).numpy()
 
     def prepare_files(self, paths: list[Path]) -> torch.Tensor:
-        """Image files as uint8 (N, C, H, W) at the model's input."""
-        if not paths:
-            return torch.empty((0, *self.record.input_shape), dtype=torch.uint8)
-        return self.prepare(torch.stack([self.read_file(path) for path in paths]))
+        """Image files as uint8 (N, C, H, W) at the model's input; the first file that
+        cannot be read raises its ``ImageError``."""
+        files = self.read_files(paths)
+        if files.problems:
+            raise ImageError(files.problems[0])
+        return self.prepare(files.images)
 
     def logits(self, images: torch.Tensor) -> torch.Tensor:
         """float32 logits (N, K) on the CPU of uint8 images (stored or prepared size)."""
@@ -132,13 +168,14 @@ class Run:
         )
 
 
-def load_run(path: Path, device: str = "auto") -> Run:
+def load_run(path: Path, device: str = "auto", local_rank: int = 0) -> Run:
     """The trained model of the checkpoint at ``path`` (a ``checkpoint.pt`` or the run
-    folder that holds one) in eval mode on ``device`` (``auto``: the best there is)."""
+    folder that holds one) in eval mode on ``device`` (``auto``: the best there is;
+    a CUDA GPU: the ``local_rank``-th, for one of several processes on a machine)."""
     path = Path(path)
     if path.is_dir():
         path = path / CHECKPOINT_NAME
     checkpoint = load_checkpoint(path)
-    placement = choose_placement(device, "fp32")
+    placement = choose_placement(device, "fp32", local_rank)
     model = placement.prepare(build_trained_model(checkpoint))
     return Run(checkpoint, model.eval(), placement)

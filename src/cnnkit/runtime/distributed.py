@@ -14,17 +14,20 @@ unchanged for any number of ranks (docs/distributed.md).
 
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TypeVar, cast
 
 import torch
 from torch import distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from cnnkit.errors import ConfigError, TrainingError
+from cnnkit.errors import CnnkitError, ConfigError, TrainingError
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -137,3 +140,29 @@ def broadcast_buffers(model: nn.Module, world: World) -> None:
     if world.size > 1:
         for buffer in model.buffers():
             dist.broadcast(buffer, src=0)
+
+
+def from_main(world: World, compute: Callable[[], T]) -> T:
+    """``compute()`` run on rank 0 only, and its value on every rank; a ``CnnkitError``
+    that it raises is raised on every rank, so that all of them stop with its line."""
+    if world.size == 1:
+        return compute()
+    outcome: list[object] = [None]
+    if world.is_main:
+        try:
+            outcome = [compute()]
+        except CnnkitError as error:
+            outcome = [error]
+    dist.broadcast_object_list(outcome, src=0)
+    if isinstance(outcome[0], CnnkitError):
+        raise outcome[0]
+    return cast(T, outcome[0])
+
+
+def gathered(world: World, value: T) -> list[T]:
+    """Every rank's ``value``, in rank order; waits until every rank has given one."""
+    if world.size == 1:
+        return [value]
+    values: list[object] = [None] * world.size
+    dist.all_gather_object(values, value)
+    return cast(list[T], values)

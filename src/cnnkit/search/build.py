@@ -8,12 +8,22 @@ runs, so that a resumed build can check that the checkpoint, the collection and 
 settings are the same, and embeds only the shards not yet written. Batches are cut
 the same way in every shard, so a resumed build gives the vectors of an
 uninterrupted one, bit for bit.
+
+Under torchrun the ranks share the work by shards: rank 0 takes the folder's lock,
+checks or writes the plan and tells the others which shards are written; each embeds
+the shards n with n modulo the world size equal to its rank into the same folder (on
+one machine, or a file system that all of them mount); rank 0 writes the manifest
+once every rank has reported (``runtime.distributed``). The shards and their batches
+are cut as in one process, so the index is the one a single process builds, and a
+stopped build resumes with any number of processes.
 """
 
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
+from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -29,7 +39,8 @@ from cnnkit.files import (
     remove_stale_temporaries,
 )
 from cnnkit.runs import Run, load_run
-from cnnkit.search.collection import Collection, default_workers, read_batches
+from cnnkit.runtime.distributed import World, from_main, gathered, process_group, world_from_env
+from cnnkit.search.collection import Collection, Record
 from cnnkit.search.embed import Embedder, Embedding, run_fingerprint
 from cnnkit.search.faiss_backend import build_faiss, choose_backend, default_params, recall_at_10
 from cnnkit.search.manifest import (
@@ -43,6 +54,7 @@ from cnnkit.search.manifest import (
     faiss_file_name,
     shard_file_names,
 )
+from cnnkit.search.pipeline import Planned, default_workers, embedded_batches
 from cnnkit.search.store import read_array, shard_entry, write_manifest, write_shard
 
 DEFAULT_SHARD_SIZE = 16_384  # items per shard: 32 MiB of 512-d float32 vectors
@@ -54,11 +66,14 @@ class BuildSettings:
     dtype: str = "float32"  # of the stored vectors
     shard_size: int = DEFAULT_SHARD_SIZE
     batch_size: int = 256  # images per forward pass
-    workers: int | None = None  # decoding processes for files [one per core, at most 8]
+    workers: int | None = None  # processes reading, on a CPU embedding too [a core each, <= 8]
     nprobe: int | None = None  # IVF cells a query visits [faiss_backend.default_params]
     device: str = "auto"
     progress: bool = False
     resume: bool = False
+    # Under torchrun: seconds a process waits for the others; the first to finish waits
+    # for the last one's last shard (16,384 images: minutes for a large model on a CPU).
+    dist_timeout: float = 1800.0
 
 
 @dataclass(frozen=True)
@@ -81,44 +96,92 @@ def build_index(
     out: Path,
     collect: Callable[[Run], Collection],
     settings: BuildSettings = BuildSettings(),
-) -> BuildResult:
+) -> BuildResult | None:
     """Embed the collection that ``collect(run)`` lists with ``checkpoint``'s model into
-    a new index folder ``out`` (or finish the stopped build there, ``resume``)."""
-    out = Path(out)
+    a new index folder ``out`` (or finish the stopped build there, ``resume``).
+
+    Under torchrun every rank embeds its share of the shards (shard n on rank n modulo
+    the world size) into ``out``, which they must share, and rank 0 writes the manifest
+    once every shard is there; the other ranks return None."""
+    out, world = Path(out), world_from_env()
+    settings = replace(settings, progress=settings.progress and world.is_main)  # one bar
     check_new_folder(out, settings.resume)
-    run = load_run(checkpoint, settings.device)  # a bad checkpoint or source: nothing written
+    # a bad checkpoint or source: nothing written
+    run = load_run(checkpoint, settings.device, world.local_rank)
     collection = collect(run)
     if not collection.records:
         raise DataError(f"{collection.description}: no images to index")
     plan = build_plan(run, collection, settings)
-    with FolderLock(out, "index build"):
-        check_new_folder(out, settings.resume)  # again: another build may have begun
-        remove_stale_temporaries(out)
-        begin_plan(out, plan, settings.resume)
-        written = {n for n in range(plan_shards(plan)) if shard_written(out, n)}
-        shards, embedded, seconds, problems = embed_shards(
-            out, run, collection, settings, 0, skip=written
+    with process_group(world, run.placement.device, settings.dist_timeout), ExitStack() as held:
+        check_same_plan(world, plan)
+
+        def begin() -> set[int]:
+            held.enter_context(FolderLock(out, "index build"))
+            return begin_build(out, plan, settings.resume)
+
+        written = from_main(world, begin)
+        others = {n for n in range(plan_shards(plan)) if n % world.size != world.rank}
+        stats = embed_shards(out, run, collection, settings, 0, skip=written | others)
+        every = gathered(world, stats)
+        if not world.is_main:
+            return None
+        return finish_build(out, run, collection, plan, settings, every, len(written))
+
+
+def check_same_plan(world: World, plan: dict) -> None:
+    """Every rank must embed the same collection with the same weights and settings."""
+    plans = gathered(world, plan)
+    changed = sorted({key for other in plans for key in plan if other[key] != plans[0][key]})
+    if changed:
+        raise IndexFileError(
+            f"the {world.size} processes of this build disagree on {', '.join(changed)}; "
+            "give every one the same checkpoint, images and options"
         )
-        if not shards:
-            raise DataError(f"{collection.description}: none of the images could be read")
-        manifest = Manifest(
-            feature_size=int(read_vectors(out, shards[0], None, settings.dtype).shape[1]),
-            count=sum(shard.count for shard in shards),
-            dtype=settings.dtype,
-            checkpoint=plan["checkpoint"],
-            model=run.record.model,
-            weights_sha256=plan["weights_sha256"],
-            classes=run.record.classes,
-            collection=collection.description,
-            next_id=len(collection.records),
-            shards=tuple(shards),
-        )
-        manifest = with_backend(out, manifest, settings.backend, settings.nprobe)
-        write_manifest(out, manifest)
-        (out / BUILD_STATE_NAME).unlink()
-    return BuildResult(
-        out, manifest.count, embedded, seconds, manifest.backend, problems, len(written)
+
+
+def begin_build(out: Path, plan: dict, resume: bool) -> set[int]:
+    """Check the folder under its lock, clear what a stopped writer left, write or
+    check the plan; the numbers of the shards a stopped build wrote."""
+    check_new_folder(out, resume)  # again: another build may have begun
+    remove_stale_temporaries(out)
+    begin_plan(out, plan, resume)
+    return {n for n in range(plan_shards(plan)) if shard_written(out, n)}
+
+
+def finish_build(
+    out: Path,
+    run: Run,
+    collection: Collection,
+    plan: dict,
+    settings: BuildSettings,
+    stats: list["EmbedStats"],
+    resumed: int,
+) -> BuildResult:
+    """The manifest of every shard written (by this build's processes or before it),
+    and a FAISS index where the backend is one."""
+    shards = written_shards(out, range(plan_shards(plan)))
+    if not shards:
+        raise DataError(f"{collection.description}: none of the images could be read")
+    manifest = Manifest(
+        feature_size=int(read_vectors(out, shards[0], None, settings.dtype).shape[1]),
+        count=sum(shard.count for shard in shards),
+        dtype=settings.dtype,
+        checkpoint=plan["checkpoint"],
+        model=run.record.model,
+        weights_sha256=plan["weights_sha256"],
+        classes=run.record.classes,
+        collection=collection.description,
+        next_id=len(collection.records),
+        shards=tuple(shards),
     )
+    manifest = with_backend(out, manifest, settings.backend, settings.nprobe)
+    write_manifest(out, manifest)
+    (out / BUILD_STATE_NAME).unlink()
+    total = EmbedStats.merge(stats)
+    return BuildResult(
+        out, manifest.count, total.embedded, total.seconds, manifest.backend, total.problems,
+        resumed,
+    )  # fmt: skip
 
 
 def check_new_folder(out: Path, resume: bool) -> None:
@@ -181,6 +244,22 @@ def shard_written(out: Path, number: int) -> bool:
     return (out / shard_file_names(number)["records"]).is_file()
 
 
+@dataclass(frozen=True)
+class EmbedStats:
+    embedded: int  # images embedded
+    seconds: float  # from the first batch read to the last shard written
+    problems: list[str]  # files that could not be read, one message each
+
+    @staticmethod
+    def merge(stats: list["EmbedStats"]) -> "EmbedStats":
+        """Of processes that ran side by side: the sum, the longest time, every problem."""
+        return EmbedStats(
+            sum(s.embedded for s in stats),
+            max(s.seconds for s in stats),
+            [problem for s in stats for problem in s.problems],
+        )
+
+
 def embed_shards(
     out: Path,
     run: Run,
@@ -188,36 +267,50 @@ def embed_shards(
     settings: BuildSettings,
     first_number: int,
     skip: frozenset[int] | set[int] = frozenset(),
-) -> tuple[list[Shard], int, float, list[str]]:
+) -> EmbedStats:
     """Embed ``collection`` into shards numbered from ``first_number``, leaving out the
-    numbers in ``skip`` (written before); returns every shard's entry, the number of
-    images embedded, the seconds it took and the files that could not be read."""
+    numbers in ``skip`` (written before, or by another process)."""
     embedder = Embedder(run, settings.batch_size)
     workers = default_workers() if settings.workers is None else settings.workers
-    size = settings.shard_size
-    groups = [collection.records[i : i + size] for i in range(0, len(collection.records), size)]
-    todo = sum(len(g) for n, g in enumerate(groups, first_number) if n not in skip)
-    bar = tqdm(total=todo, unit="img", desc="embedding", disable=not settings.progress)
+    plan = build_batches(collection.records, settings, first_number, skip)
+    left = Counter(batch.shard for batch in plan)  # batches of each shard still to come
+    bar = tqdm(total=sum(len(b.records) for b in plan), unit="img", desc="embedding",
+               disable=not settings.progress)  # fmt: skip
+    records: dict[int, list[Record]] = defaultdict(list)
+    parts: dict[int, list[Embedding]] = defaultdict(list)
     embedded, problems, start = 0, [], time.perf_counter()
-    for number, group in enumerate(groups, first_number):
-        if number in skip:
-            continue
-        records, parts = [], []
-        for batch in read_batches(collection, run, group, settings.batch_size, workers):
-            problems += batch.problems
-            if batch.records:
-                embedding = embedder(batch.images)
-                records += batch.records
-                parts.append(embedding)
-            bar.update(len(batch.records) + len(batch.problems))
-        if records:
-            write_shard(out, number, Embedding.concatenate(parts), records, settings.dtype)
-            embedded += len(records)
+    for batch in embedded_batches(run, collection, plan, embedder, workers):
+        problems += batch.problems
+        if batch.embedding is not None:
+            records[batch.shard] += batch.records
+            parts[batch.shard].append(batch.embedding)
+        bar.update(len(batch.records) + len(batch.problems))
+        left[batch.shard] -= 1
+        if not left[batch.shard] and records[batch.shard]:
+            shard = Embedding.concatenate(parts.pop(batch.shard))
+            write_shard(out, batch.shard, shard, records.pop(batch.shard), settings.dtype)
+            embedded += len(shard.vectors)
     bar.close()
-    seconds = time.perf_counter() - start
-    numbers = range(first_number, first_number + len(groups))
-    shards = [shard_entry(out, n) for n in numbers if shard_written(out, n)]
-    return shards, embedded, seconds, problems
+    return EmbedStats(embedded, time.perf_counter() - start, problems)
+
+
+def written_shards(out: Path, numbers: Iterable[int]) -> list[Shard]:
+    """The manifest entries of the shards among ``numbers`` that are written."""
+    return [shard_entry(out, n) for n in numbers if shard_written(out, n)]
+
+
+def build_batches(
+    records: list[Record], settings: BuildSettings, first: int, skip: frozenset[int] | set[int]
+) -> list[Planned]:
+    """The batches of every shard not in ``skip``: ``shard_size`` items a shard, each
+    cut into batches of ``batch_size`` from its start, the same in every build."""
+    size, batch = settings.shard_size, settings.batch_size
+    plan = []
+    for number, begin in enumerate(range(0, len(records), size), first):
+        if number not in skip:
+            shard = records[begin : begin + size]
+            plan += [Planned(number, shard[i : i + batch]) for i in range(0, len(shard), batch)]
+    return plan
 
 
 def read_vectors(out: Path, shard: Shard, dim: int | None, dtype: str) -> np.ndarray:

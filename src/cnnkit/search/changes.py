@@ -17,7 +17,13 @@ import numpy as np
 from cnnkit.errors import IndexFileError
 from cnnkit.files import FolderLock
 from cnnkit.runs import load_run
-from cnnkit.search.build import BuildResult, BuildSettings, embed_shards, with_backend
+from cnnkit.search.build import (
+    BuildResult,
+    BuildSettings,
+    embed_shards,
+    with_backend,
+    written_shards,
+)
 from cnnkit.search.collection import file_collection
 from cnnkit.search.embed import check_fingerprint
 from cnnkit.search.index import SearchIndex, open_index
@@ -47,12 +53,15 @@ def add_to_index(path: Path, files: list[Path], settings: BuildSettings = DEFAUL
         )
         first = max((shard.number for shard in manifest.shards), default=-1) + 1
         settings = replace(settings, shard_size=max(1, len(new)))  # one new shard
-        shards, embedded, seconds, problems = embed_shards(path, run, collection, settings, first)
+        stats = embed_shards(path, run, collection, settings, first)
+        shards = written_shards(path, [first])
         manifest = manifest.with_shards([*manifest.shards, *shards], ids.stop)
         manifest = updated_backend(path, index, manifest, changed=bool(shards))
         write_manifest(path, manifest)
         remove_unlisted(path, manifest)
-    return BuildResult(path, manifest.count, embedded, seconds, manifest.backend, problems)
+    return BuildResult(
+        path, manifest.count, stats.embedded, stats.seconds, manifest.backend, stats.problems
+    )
 
 
 @dataclass(frozen=True)

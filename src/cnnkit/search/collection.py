@@ -1,22 +1,12 @@
 """What an index holds: its items (``Record``), and the collections a build embeds,
-a data set's split or image files and folders, read in batches.
-
-Files are read by the run layer's one file-to-pixels path (``Run.read_file``: the one
-decoder, then the preparation the model's training images had), in DataLoader worker
-processes that each return a whole batch as one uint8 tensor, a quarter of the bytes
-of the float32 images a textbook loader sends, and normalised once per batch in the
-main process. A file that cannot be decoded is left out and named in the result, as
-the folder loader does in training.
+a data set's split or image files and folders (read by ``search.pipeline``).
 """
 
-import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, Dataset
 
 from cnnkit.data import load_dataset
 from cnnkit.data.image_files import IMAGE_SUFFIXES
@@ -24,7 +14,6 @@ from cnnkit.errors import ConfigError, DataError, ImageError, IndexFileError
 from cnnkit.runs import Run
 
 SPLITS = ("train", "test")
-MAX_DEFAULT_WORKERS = 8
 
 
 @dataclass(frozen=True)
@@ -118,61 +107,3 @@ def file_collection(paths: list[Path], limit: int | None = None, first_id: int =
     files = list_images(paths, limit)
     records = [Record(first_id + i, label, path=str(p)) for i, (p, label) in enumerate(files)]
     return Collection("files", records)
-
-
-@dataclass(frozen=True)
-class Batch:
-    records: list[Record]  # the items read, in order
-    images: torch.Tensor  # uint8 (N, C, H, W), one per record
-    problems: list[str]  # files that could not be read
-
-
-class FileBatches(Dataset):
-    """Item i: the i-th batch of files, read and prepared by ``run.read_file``."""
-
-    def __init__(self, run: Run, batches: list[list[Record]]) -> None:
-        self.run, self.batches = run, batches
-
-    def __len__(self) -> int:
-        return len(self.batches)
-
-    def __getitem__(self, i: int) -> Batch:
-        records, images, problems = [], [], []
-        for record in self.batches[i]:
-            try:
-                images.append(self.run.read_file(Path(str(record.path))))
-                records.append(record)
-            except ImageError as error:
-                problems.append(str(error))
-        shape = (0, *self.run.record.input_shape)
-        stacked = torch.stack(images) if images else torch.empty(shape, dtype=torch.uint8)
-        return Batch(records, stacked, problems)
-
-
-def default_workers() -> int:
-    return min(len(os.sched_getaffinity(0)), MAX_DEFAULT_WORKERS)
-
-
-def read_batches(
-    collection: Collection, run: Run, records: list[Record], batch_size: int, workers: int
-) -> Iterator[Batch]:
-    """``records`` of ``collection`` as batches of at most ``batch_size`` images, in order."""
-    groups = [records[i : i + batch_size] for i in range(0, len(records), batch_size)]
-    if collection.images is not None:
-        for group in groups:
-            positions = torch.tensor([record.index for record in group])
-            yield Batch(group, collection.images[positions], [])
-        return
-    loader = DataLoader(
-        FileBatches(run, groups),
-        batch_size=None,  # each item is a batch already
-        num_workers=min(workers, len(groups)),
-        worker_init_fn=one_thread,
-        prefetch_factor=4 if workers else None,
-    )
-    yield from loader
-
-
-def one_thread(worker: int) -> None:
-    """A worker decodes; intra-op threads there would only compete with the model's."""
-    torch.set_num_threads(1)
