@@ -50,9 +50,11 @@ def leave(code: str | int | None) -> NoReturn:
     else:  # sys.exit("message") prints the message and exits 1
         sys.stderr.write(f"{code}\n")
         status = 1
-    for thread in threading.enumerate():
-        if thread is not threading.current_thread() and not thread.daemon:
-            thread.join()
+    # What Python's own exit does first: stop thread pools (torch.compile's among them:
+    # their idle workers never end by themselves) and wait for the other threads.
+    shut_down_threads = getattr(threading, "_shutdown", None)
+    if shut_down_threads is not None:
+        shut_down_threads()
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         try:

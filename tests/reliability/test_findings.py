@@ -181,11 +181,13 @@ def test_a_signal_inside_an_import_stops_the_command(tmp_path, signum, status):
 @pytest.mark.parametrize("code, status, err", [("4", 4, ""), ("'gone'", 1, "gone\n")])
 def test_leaving_without_torch_s_teardown_still_exits_as_sys_exit(code, status, err):
     """A command that loaded torch skips its C++ teardown at exit; what Python does at
-    an exit still happens: other threads finish, exit handlers run, buffered output
-    is written, and the status is sys.exit's."""
+    an exit still happens: thread pools stop (torch.compile leaves idle ones), other
+    threads finish, exit handlers run, buffered output is written, and the status is
+    sys.exit's."""
     script = (
-        "import atexit, sys, threading, time, torch\n"
+        "import atexit, concurrent.futures, sys, threading, time, torch\n"
         "from cnnkit.entry import leave\n"
+        "concurrent.futures.ThreadPoolExecutor(2).submit(int).result()  # idle workers\n"
         "atexit.register(lambda: print('exit handler ran'))\n"
         "threading.Thread(target=lambda: (time.sleep(0.3), print('thread done'))).start()\n"
         "sys.stdout.write('buffered, no newline')\n"
