@@ -30,7 +30,12 @@ def read_image(path: Path | BinaryIO, channels: int = 3, name: str | None = None
     """uint8 (channels, H, W) pixels of the image file at ``path`` (or an open binary
     file, e.g. an upload's bytes in ``io.BytesIO``, called ``name`` in messages): one
     channel as luminance, three as RGB. Every problem is one ``ImageError`` naming it."""
-    return torch.from_numpy(read_pixels(path, channels, name).transpose(2, 0, 1).copy())
+    return chw_tensor(read_pixels(path, channels, name))
+
+
+def chw_tensor(pixels: np.ndarray) -> torch.Tensor:
+    """uint8 (H, W, C) pixels as a writable uint8 (C, H, W) tensor of their own."""
+    return torch.from_numpy(pixels.transpose(2, 0, 1).copy())
 
 
 def read_pixels(path: Path | BinaryIO, channels: int = 3, name: str | None = None) -> np.ndarray:

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from cnnkit.data import ImageSet, load_test_split
-from cnnkit.data.image_files import read_pixels
+from cnnkit.data.image_files import chw_tensor, read_pixels
 from cnnkit.errors import CheckpointError, ConfigError, ImageError
 from cnnkit.runs.checkpoint import Checkpoint, build_trained_model, load_checkpoint
 from cnnkit.runs.names import CHECKPOINT_NAME
@@ -74,7 +74,7 @@ class Run:
     def read_file(self, path: Path | BinaryIO, name: str | None = None) -> torch.Tensor:
         """One image file (a path, or an open binary file called ``name``) as uint8
         (C, H, W) at the size the training images had, prepared as they were."""
-        return torch.from_numpy(self._read_pixels(path, name).transpose(2, 0, 1).copy())
+        return chw_tensor(self._read_pixels(path, name))
 
     def read_files(self, paths: Sequence[Path]) -> "FileImages":
         """Image files as ``read_file`` reads each, as one uint8 (N, C, H, W) tensor
@@ -99,8 +99,7 @@ class Run:
             return mnist_style(pixels[:, :, 0])[:, :, None]
         if pixels.shape[:2] == tuple(self.record.image_size):
             return pixels  # what fit_size returns for an image at its size, without torch
-        image = torch.from_numpy(pixels.transpose(2, 0, 1).copy())
-        return fit_size(image, self.record.image_size).permute(1, 2, 0).numpy()
+        return fit_size(chw_tensor(pixels), self.record.image_size).permute(1, 2, 0).numpy()
 
     def prepare_files(self, paths: list[Path]) -> torch.Tensor:
         """Image files as uint8 (N, C, H, W) at the model's input; the first file that
