@@ -5,14 +5,19 @@ and renamed into place: a reader sees the old file or the new one, never half of
 whatever kills the writer (a signal, kill -9, a full disk). ``FolderLock`` makes a run
 or index folder one process's at a time with an OS lock (``fcntl.flock``), which the
 kernel releases when its holder dies, so a killed run never leaves a stale lock.
+``stop_signals_held`` keeps files that belong together (a checkpoint and the metrics
+of the same epoch) from being parted by a Ctrl-C or SIGTERM between their writes.
 """
 
 import errno
 import fcntl
 import os
 import shutil
+import signal
 import tempfile
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
@@ -76,6 +81,31 @@ def atomic_write_bytes(path: Path, data: bytes) -> Path:
 
 def atomic_write_text(path: Path, text: str) -> Path:
     return atomic_write_bytes(path, text.encode())
+
+
+@contextmanager
+def stop_signals_held() -> Iterator[None]:
+    """Hold back SIGINT and SIGTERM until the block is done, then deliver the ones that
+    came, to the handlers that were in place. Each write is atomic on its own; this
+    makes a group of writes atomic against a stop (kill -9 still parts them, which is
+    why a resumed run trusts the checkpoint). Outside the main thread, where handlers
+    cannot be changed, the block runs as it is."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    arrived: list[int] = []
+
+    def note(signum: int, frame: object) -> None:
+        arrived.append(signum)
+
+    handlers = {signum: signal.signal(signum, note) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for stop_signal, handler in handlers.items():
+            signal.signal(stop_signal, handler)
+        for signum in dict.fromkeys(arrived):  # each kind once, in the order they came
+            signal.raise_signal(signum)
 
 
 def current_umask() -> int:

@@ -102,6 +102,33 @@ def test_a_second_run_into_the_same_folder_is_refused(tmp_path):
         assert saved["config"]["seed"] == 0 and saved["epoch"] == epochs[-1]
 
 
+@pytest.mark.parametrize(
+    "signum, stop", [(signal.SIGINT, "KeyboardInterrupt"), (signal.SIGTERM, "Terminated")]
+)
+def test_a_stop_between_an_epochs_checkpoint_and_its_metrics_waits_for_both(tmp_path, signum, stop):
+    """CI caught a SIGTERM that landed between an epoch's two writes: the checkpoint
+    said epoch 11 and metrics.jsonl ended at 10. The stop now waits for both, then
+    reaches cnnkit's own handler, which is back in place."""
+    script = (
+        "import os, signal, sys\n"
+        "from pathlib import Path\n"
+        "from cnnkit.entry import handle_stop_signals, on_stop_signal\n"
+        "from cnnkit.files import atomic_write_text, stop_signals_held\n"
+        "handle_stop_signals()\n"
+        "folder = Path(sys.argv[1])\n"
+        "try:\n"
+        "    with stop_signals_held():\n"
+        f"        os.kill(os.getpid(), {int(signum)})\n"
+        "        atomic_write_text(folder / 'checkpoint', 'epoch 11')\n"
+        "        atomic_write_text(folder / 'metrics', 'epoch 11')\n"
+        "    print('not stopped')\n"
+        "except BaseException as stopped:\n"
+        f"    print(type(stopped).__name__, signal.getsignal({int(signum)}) is on_stop_signal)\n"
+    )
+    assert python_output(script, str(tmp_path)) == f"{stop} True\n"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["checkpoint", "metrics"]
+
+
 def test_a_full_disk_stops_training_with_one_line_and_the_last_checkpoint_intact(tmp_path):
     with full_disk(tmp_path / "disk", 800) as disk:  # one LeNet-5 checkpoint fits, not two
         result = run_cli(

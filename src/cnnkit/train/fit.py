@@ -15,7 +15,12 @@ from cnnkit.config import Recipe, TrainConfig
 from cnnkit.data import DIGIT_DATASETS, ImageSet, load_dataset
 from cnnkit.data.stream import StreamedSet, open_stream, stream_loaders
 from cnnkit.errors import CheckpointError, ConfigError, TrainingError
-from cnnkit.files import FolderLock, atomic_write_text, remove_stale_temporaries
+from cnnkit.files import (
+    FolderLock,
+    atomic_write_text,
+    remove_stale_temporaries,
+    stop_signals_held,
+)
 from cnnkit.models import model_input_size
 from cnnkit.models.fitting import build_for_images
 from cnnkit.runs import CHECKPOINT_NAME, METRICS_NAME, RunRecord, load_checkpoint, save_checkpoint
@@ -297,15 +302,16 @@ def run_epochs(
             lr = cast(float, state.scheduler.get_last_lr()[0])  # recipe.lr is a float
             state.history.append(epoch_record(epoch, stats, final, lr, epoch_start, start))
             if world.is_main:
-                save_checkpoint(
-                    {
-                        "record": describe_run(config, train_set, model).to_dict(),
-                        "config": config.to_dict(),
-                        **state.state_dict(),
-                    },
-                    config.out / CHECKPOINT_NAME,
-                )
-                write_metrics(config.out / METRICS_NAME, state.history)
+                with stop_signals_held():  # a stop between them would part epoch and metrics
+                    save_checkpoint(
+                        {
+                            "record": describe_run(config, train_set, model).to_dict(),
+                            "config": config.to_dict(),
+                            **state.state_dict(),
+                        },
+                        config.out / CHECKPOINT_NAME,
+                    )
+                    write_metrics(config.out / METRICS_NAME, state.history)
                 if on_epoch is not None:
                     on_epoch(state.history[-1])
         final = final or test_errors()
