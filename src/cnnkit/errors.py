@@ -54,6 +54,10 @@ class TrainingError(CnnkitError):
     """Training cannot go on (for example the loss became NaN)."""
 
 
+class DistributedError(CnnkitError):
+    """Processes working together (torchrun ranks) lost one another."""
+
+
 class InputSizeError(CnnkitError):
     """An input size an architecture cannot take (too small, or not the size it needs)."""
 

@@ -25,7 +25,7 @@ from torch import distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from cnnkit.errors import CnnkitError, ConfigError, TrainingError
+from cnnkit.errors import CnnkitError, ConfigError, DistributedError
 
 T = TypeVar("T")
 
@@ -71,7 +71,7 @@ def process_group(world: World, device: torch.device, timeout_seconds: float) ->
     """Join the other ranks for the duration of the block (nothing for one process).
 
     A collective that fails, because a rank died or stopped answering for
-    ``timeout_seconds``, becomes one ``TrainingError`` line naming this rank.
+    ``timeout_seconds``, becomes one ``DistributedError`` line naming this rank.
     """
     if world.size == 1:
         yield
@@ -91,7 +91,7 @@ def process_group(world: World, device: torch.device, timeout_seconds: float) ->
     except (dist.DistError, RuntimeError) as error:
         if not is_collective_failure(error):
             raise
-        raise TrainingError(
+        raise DistributedError(
             f"rank {world.rank} of {world.size}: lost the other processes "
             f"({collective_reason(error)}); one of them died or stopped answering "
             f"(--dist-timeout {timeout_seconds:g} s), see the launcher's report"
