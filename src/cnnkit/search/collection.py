@@ -2,6 +2,7 @@
 a data set's split or image files and folders (read by ``search.pipeline``).
 """
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -89,18 +90,48 @@ def list_images(paths: list[Path], limit: int | None = None) -> list[tuple[Path,
     for path in paths:
         path = Path(path).expanduser()
         if path.is_dir():
-            files = sorted(
-                p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
-            )
+            files = images_under(path)
             if not files:
                 raise DataError(f"{path}: no .jpg, .jpeg or .png images in this folder")
-            for file in files:
-                found.setdefault(file.resolve(), file.parent.name)
+            for file, label in files:
+                found.setdefault(file, label)
         elif path.is_file():
             found.setdefault(path.resolve(), None)
         else:
             raise ImageError(f"{path}: file not found")
     return list(found.items())[:limit]
+
+
+def images_under(folder: Path) -> list[tuple[Path, str]]:
+    """The image files under ``folder``, found as ``Path.rglob`` finds them (not in
+    linked folders; unreadable folders skipped), in its order, each with its real path
+    and the name of the folder that holds it. The folder is resolved once: below it a
+    file that is not a link is its own real path, which spares ``Path.resolve``'s
+    system calls for every file (5 of the 6 s that 50,000 files took)."""
+    root = folder.resolve()
+    found: list[tuple[tuple[str, ...], bool]] = []  # (the parts below root, whether a link)
+    pending: list[tuple[str, ...]] = [()]
+    while pending:
+        parts = pending.pop()
+        try:
+            with os.scandir(root.joinpath(*parts)) as entries:
+                for entry in entries:
+                    if entry.is_dir(follow_symlinks=False):
+                        pending.append((*parts, entry.name))
+                    elif os.path.splitext(entry.name)[1].lower() in IMAGE_SUFFIXES and (
+                        entry.is_file()
+                    ):
+                        found.append(((*parts, entry.name), entry.is_symlink()))
+        except PermissionError:
+            continue
+    found.sort()  # Path order: part by part
+    return [
+        (
+            root.joinpath(*parts).resolve() if link else root.joinpath(*parts),
+            parts[-2] if len(parts) > 1 else folder.name,
+        )
+        for parts, link in found
+    ]
 
 
 def file_collection(paths: list[Path], limit: int | None = None, first_id: int = 0) -> Collection:
