@@ -98,7 +98,11 @@ def stop_signals_held() -> Iterator[None]:
     def note(signum: int, frame: object) -> None:
         arrived.append(signum)
 
-    handlers = {signum: signal.signal(signum, note) for signum in (signal.SIGINT, signal.SIGTERM)}
+    handlers = {
+        signum: signal.signal(signum, note)
+        for signum in (signal.SIGINT, signal.SIGTERM)
+        if signal.getsignal(signum) is not None  # None: set outside Python, not restorable
+    }
     try:
         yield
     finally:
