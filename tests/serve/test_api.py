@@ -25,7 +25,7 @@ TOKEN = "test-token-7f3a"
 
 @pytest.fixture(scope="module")
 def model(serve_extra, digit_checkpoint):
-    from cnnkit.serve.worker import ModelProcess
+    from cnnkit.serve.model_process import ModelProcess
 
     process = ModelProcess.start(digit_checkpoint, "cpu")
     yield process

@@ -19,7 +19,7 @@ TOKEN = "search-token-51c2"
 
 @pytest.fixture(scope="module")
 def model(serve_extra, digit_checkpoint, digit_index):
-    from cnnkit.serve.worker import ModelProcess
+    from cnnkit.serve.model_process import ModelProcess
 
     process = ModelProcess.start(digit_checkpoint, "cpu", index=digit_index)
     yield process
@@ -122,10 +122,18 @@ def test_the_model_route_describes_the_index_and_the_token_guards_search(model):
     assert {"/v1/search", "/v1/thumbnails/{item_id}"} <= set(schema)
 
 
+def test_every_operation_has_its_route(client):
+    from cnnkit.serve.wire import Operation
+
+    schema = client.get("/openapi.json").json()["paths"]
+    for operation in Operation:
+        assert operation.method.lower() in schema[operation.path], operation
+
+
 def test_an_index_of_other_weights_refuses_to_start(
     serve_extra, digit_checkpoint, digit_index, tmp_path
 ):
-    from cnnkit.serve.worker import ModelProcess
+    from cnnkit.serve.model_process import ModelProcess
 
     state = torch.load(digit_checkpoint, weights_only=True)
     state["model_state"]["c1.weight"] += 0.01  # another run of the same architecture

@@ -8,7 +8,7 @@
   ``GET /metrics`` (Prometheus), ``GET /docs`` (OpenAPI), ``GET /`` (the page).
 
 The HTTP process reads requests and checks each image's format and header here; the
-batcher sends the images, in batches, to the model process (``worker``), which decodes
+batcher sends the images, in batches, to the model process (``model_process``), which decodes
 and classifies them while the event loop goes on with other requests. Every error is
 JSON ``{"error": MESSAGE}`` with the status of its cause (``STATUSES``).
 
@@ -47,10 +47,11 @@ from cnnkit.errors import (
 from cnnkit.serve.batcher import MicroBatcher
 from cnnkit.serve.metrics import Metrics, milliseconds_since
 from cnnkit.serve.middleware import RETRY_AFTER_S, Gate
+from cnnkit.serve.model_process import ModelProcess
 from cnnkit.serve.search_routes import no_search_routes, search_routes
 from cnnkit.serve.settings import ServeSettings
 from cnnkit.serve.uploads import read_images, top_parameter
-from cnnkit.serve.worker import INDEX_KINDS, MODEL_KINDS, ModelProcess
+from cnnkit.serve.wire import Operation
 
 # The status of each error, most specific first.
 STATUSES: tuple[tuple[type[CnnkitError], int], ...] = (
@@ -64,9 +65,6 @@ STATUSES: tuple[tuple[type[CnnkitError], int], ...] = (
     (ServerTimeoutError, 504),
 )
 DEFAULT_TOP = 5  # classes per image, as cnnkit predict shows
-# The uploads that wait for the model, which the Gate turns away when its queue is full.
-MODEL_PATHS = ("/v1/predict", "/v1/explain")
-SEARCH_PATHS = ("/v1/search",)
 UPLOAD_BODY = {
     "parameters": [
         {
@@ -132,13 +130,13 @@ def create_app(model: ModelProcess, settings: ServeSettings) -> Gate:
         observe=metrics.observe_batch,
     )
     metrics.queue_depth = lambda: batcher.depth
-    kinds = MODEL_KINDS + (INDEX_KINDS if model.index is not None else ())
     description = {**model.description, "search": model.index}
+    operations = Operation.served(model.index is not None)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         connection = await model.connect()
-        batcher.handlers = {kind: partial(connection.run_batch, kind) for kind in kinds}
+        batcher.handlers = {op: partial(connection.run_batch, op) for op in operations}
         batcher.start()
         yield
         await batcher.close()  # uvicorn has drained the requests in flight: nothing waits
@@ -163,7 +161,8 @@ def create_app(model: ModelProcess, settings: ServeSettings) -> Gate:
 
     app.add_api_route("/", index, include_in_schema=False)
     app.mount("/static", StaticFiles(packages=[("cnnkit.serve", "static")]), name="static")
-    waits_for_model = MODEL_PATHS + (SEARCH_PATHS if model.index is not None else ())
+    # The uploads that wait for the model, which the Gate turns away when its queue is full.
+    waits_for_model = {op.path for op in operations if op.takes_uploads}
 
     def overload(scope: Scope) -> str | None:
         if scope["method"] == "POST" and scope["path"] in waits_for_model:
@@ -202,13 +201,13 @@ def image_routes(
     router = APIRouter()
     name, classes = description["model"], description["classes"]
 
-    @router.post("/v1/predict", openapi_extra=UPLOAD_BODY)
+    @router.post(Operation.PREDICT.path, openapi_extra=UPLOAD_BODY)
     async def predict(request: Request) -> JSONResponse:
         """The top classes of each image, most probable first."""
         started = time.perf_counter()
         top = top_parameter(request, DEFAULT_TOP)
         uploads = await read_images(request, settings.max_images, model.max_pixels)
-        results = await batcher.submit_many("predict", uploads)
+        results = await batcher.submit_many(Operation.PREDICT, uploads)
         predictions = [
             {"name": upload.name, "top": top_classes(probs, classes, top)}
             for upload, probs in zip(uploads, results, strict=True)
@@ -216,13 +215,13 @@ def image_routes(
         answer = {"model": name, "predictions": predictions, "ms": milliseconds_since(started)}
         return JSONResponse(answer)
 
-    @router.post("/v1/explain", openapi_extra=UPLOAD_BODY)
+    @router.post(Operation.EXPLAIN.path, openapi_extra=UPLOAD_BODY)
     async def explain(request: Request) -> JSONResponse:
         """One image as the network received it and its first convolution's feature maps."""
         started = time.perf_counter()
         top = top_parameter(request, DEFAULT_TOP)
         (upload,) = await read_images(request, 1, model.max_pixels)
-        found = await batcher.submit("explain", upload)
+        found = await batcher.submit(Operation.EXPLAIN, upload)
         return JSONResponse(
             {
                 "model": name,

@@ -16,6 +16,7 @@ from typing import Any
 from cnnkit.errors import ImageError, IndexFileError, NotFoundError, UnknownNameError
 from cnnkit.search import Hit, SearchIndex, open_index
 from cnnkit.serve.uploads import Upload
+from cnnkit.serve.wire import Operation
 
 THUMBNAIL_SIZE = 96  # pixels on the longer side, as cnnkit search's result pages show them
 
@@ -28,7 +29,7 @@ def hit_json(hit: Hit, score_name: str) -> dict[str, Any]:
         "id": record.id,
         "label": record.label,
         "name": Path(record.source).name,  # the file's name, or "17" of mnist/train/17
-        "thumbnail": f"/v1/thumbnails/{record.id}",
+        "thumbnail": Operation.THUMBNAIL.path.format(item_id=record.id),
     }
 
 

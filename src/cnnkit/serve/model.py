@@ -21,7 +21,7 @@ from cnnkit.errors import ImageError
 from cnnkit.models import model_input_size
 from cnnkit.runs import Run
 from cnnkit.serve.uploads import Upload
-from cnnkit.serve.worker import Explanation
+from cnnkit.serve.wire import Explanation
 
 MAX_MAPS = 64  # feature maps shown per image: ResNet's conv1 has 64, the page has room for them
 
@@ -34,7 +34,7 @@ def first_convolution(model: nn.Module) -> tuple[str, nn.Module] | None:
     return None
 
 
-def png_bytes(pixels: np.ndarray) -> bytes:
+def pixels_png(pixels: np.ndarray) -> bytes:
     """uint8 (H, W) or (H, W, 3) pixels as a PNG file."""
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, format="PNG")
@@ -45,13 +45,13 @@ def map_png(feature_map: torch.Tensor) -> bytes:
     """One (H, W) float map as a grayscale PNG, its minimum black and maximum white."""
     low, high = feature_map.min(), feature_map.max()
     scaled = (feature_map - low) / (high - low) if high > low else torch.zeros_like(feature_map)
-    return png_bytes((scaled * 255).round().to(torch.uint8).numpy())
+    return pixels_png((scaled * 255).round().to(torch.uint8).numpy())
 
 
 def image_png(image: torch.Tensor) -> bytes:
     """A uint8 (C, H, W) image as a PNG file."""
     pixels = image.permute(1, 2, 0).numpy()
-    return png_bytes(pixels[:, :, 0] if pixels.shape[2] == 1 else pixels)
+    return pixels_png(pixels[:, :, 0] if pixels.shape[2] == 1 else pixels)
 
 
 @dataclass(frozen=True)
@@ -114,7 +114,7 @@ class ServedModel:
         height, width = self.run.record.image_size
         height, width = height + 1, width + 1  # not the stored size: photos get resized
         shape = (height, width) if self.run.record.in_channels == 1 else (height, width, 3)
-        self.predict([Upload("warm-up", png_bytes(np.zeros(shape, np.uint8)))])
+        self.predict([Upload("warm-up", pixels_png(np.zeros(shape, np.uint8)))])
 
     def describe(self) -> dict[str, Any]:
         """The model's name, data, classes, sizes and the size analyzer's totals."""

@@ -20,8 +20,9 @@ import uvicorn
 
 from cnnkit.errors import ConfigError
 from cnnkit.serve.app import create_app
+from cnnkit.serve.model_process import ModelProcess
 from cnnkit.serve.settings import ServeSettings
-from cnnkit.serve.worker import ModelProcess, freeze_imports
+from cnnkit.serve.worker import freeze_imports
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 DRAIN_GRACE_S = 5.0  # how much longer than the batcher's timeout a drain may take

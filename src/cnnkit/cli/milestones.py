@@ -1,4 +1,4 @@
-"""Comparisons: ``baseline hog-svm``, ``history`` (results over the years), ``bench``."""
+"""The lecture's comparisons: ``baseline hog-svm`` and ``history`` (results over the years)."""
 
 from pathlib import Path
 from typing import Any
@@ -92,7 +92,7 @@ def history(
     **options: Any,
 ) -> None:
     """Results over the years: HOG+SVM and a line of nets on one data set, head to head."""
-    from cnnkit.history import HistorySettings, render_table, run_history
+    from cnnkit.milestones import HistorySettings, render_table, run_history
     from cnnkit.runs import RUNS_DIR
 
     settings = HistorySettings(
@@ -113,60 +113,3 @@ def history(
     )
     click.echo(render_table(rows))
     click.echo(f"written: {settings.out / 'history.md'}, {settings.out / 'history.png'}")
-
-
-@click.command()
-@click.argument("model", default="lenet5")
-@click.option("--epochs", type=click.IntRange(min=1), help="Epoch budget [the model's recipe].")
-@click.option(
-    "--trainers",
-    default="cnnkit,in-memory,textbook,pytorch-examples",
-    show_default=True,
-    help="Which trainers to run, comma-separated (cnnkit, in-memory, textbook, "
-    "pytorch-examples); the first is the one the ratios compare with.",
-)
-@click.option("--workers", default=2, show_default=True, help="The textbook DataLoader's workers.")
-@click.option(
-    "--reference-epochs",
-    default=1,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Epochs of the pytorch/examples recipe (its script runs 14; about 80 s each here).",
-)
-@train_limit_option
-@test_limit_option
-def bench(
-    model: str,
-    epochs: int | None,
-    trainers: str,
-    workers: int,
-    reference_epochs: int,
-    train_limit: int | None,
-    test_limit: int | None,
-) -> None:
-    """Time MODEL's training on MNIST to 98.3% and 99.0% test accuracy: cnnkit against a
-    plain in-memory loop and the textbook DataLoader loop (same model and recipe) and
-    the pytorch/examples recipe; then inference images/s."""
-    from cnnkit import bench as benchmark
-
-    chosen = [name.strip() for name in trainers.split(",") if name.strip()]
-    report = benchmark.run_benchmark(
-        model,
-        epochs,
-        chosen,
-        workers,
-        lambda name: click.echo(f"running {name} ...", err=True),
-        benchmark.Limits(train_limit, test_limit),
-        reference_epochs,
-    )
-    recipe = report.recipe
-    click.echo(
-        f"{model}: {report.connections:,} multiply-adds per image forward; {recipe.epochs} "
-        f"epochs, batch {recipe.batch_size}, lr {recipe.lr}, augment {recipe.augment}; "
-        f"{report.threads} threads; fp32 matmul peak {report.peak_gflops:.0f} GFLOP/s"
-    )
-    click.echo(benchmark.render(report))
-    click.echo(
-        f"inference (evaluate, predict): {report.inference_images_per_second:,.0f} test "
-        "images/s in batches of 256"
-    )

@@ -1,0 +1,108 @@
+"""What the HTTP process and the model process say to each other: the operations the
+server can be asked for, the frames that carry them, and the messages that need a type
+of their own. Both processes import it; it imports no torch and no FastAPI.
+
+Each message is a frame: its length (``LENGTH_BYTES``, big-endian) and a pickle, between
+two processes of this package only. The child first sends ``("ready", {"description":
+..., "max_pixels": ..., "index": ...})`` or ``("error", CnnkitError)``; then it answers
+each batch ``(Operation, items)`` with a list of one result or ``CnnkitError`` per item,
+or with one exception for the whole batch (a bug).
+
+Adding an operation: a member of ``Operation`` here, its handler in ``worker.load``, its
+route (``app`` or ``search_routes``), and the page if it shows it.
+"""
+
+import asyncio
+import pickle
+import socket
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+import numpy as np
+
+LENGTH_BYTES = 8
+
+
+class Operation(str, Enum):
+    """What the model process computes for a batch, and the route that asks for it.
+
+    The value names it in frames and in the metrics' ``kind`` label; ``path`` is its
+    HTTP route (POST when it ``takes_uploads``, GET otherwise); ``needs_index``: only a
+    server started with an index (``cnnkit serve --index``) has it. The uploads of a
+    route that ``takes_uploads`` wait for the model, so the server turns them away
+    before reading the body when its queue is full.
+    """
+
+    path: str
+    needs_index: bool
+    takes_uploads: bool
+
+    def __new__(cls, value: str, path: str, needs_index: bool, takes_uploads: bool) -> "Operation":
+        operation = str.__new__(cls, value)
+        operation._value_ = value
+        operation.path = path
+        operation.needs_index = needs_index
+        operation.takes_uploads = takes_uploads
+        return operation
+
+    def __str__(self) -> str:
+        return self.value  # as StrEnum (Python 3.11) has it, on 3.10 too
+
+    @property
+    def method(self) -> str:
+        """Its route's HTTP method."""
+        return "POST" if self.takes_uploads else "GET"
+
+    @classmethod
+    def served(cls, with_index: bool) -> list["Operation"]:
+        """What a model process computes: every operation, an index's only with one."""
+        return [operation for operation in cls if with_index or not operation.needs_index]
+
+    # value, path, needs_index, takes_uploads; items -> one result each
+    PREDICT = "predict", "/v1/predict", False, True  # Upload -> probabilities (K,)
+    EXPLAIN = "explain", "/v1/explain", False, True  # Upload -> Explanation
+    SEARCH = "search", "/v1/search", True, True  # (Upload, top) -> hits
+    CLASS = "class", "/v1/search", True, False  # (class name, top) -> hits
+    THUMBNAIL = "thumbnail", "/v1/thumbnails/{item_id}", True, False  # item id -> PNG
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """The child's answer to explain for one image (defined here, without torch, for
+    the HTTP process to unpickle): the image as the network received it and its first
+    convolution's feature maps."""
+
+    input_png: bytes  # uint8 at the model's input size, after the run's preparation
+    layer: str | None  # the first convolution's name in the model; None when it has none
+    map_pngs: list[bytes]  # one grayscale PNG per feature map, each scaled to 0-255
+    probs: np.ndarray  # (K,) class probabilities
+
+
+def frame(message: Any) -> bytes:
+    """``message`` as one frame: its length, then its pickle."""
+    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    return len(data).to_bytes(LENGTH_BYTES, "big") + data
+
+
+def read_frame(sock: socket.socket) -> Any:
+    """The next message on a blocking socket; ``EOFError`` once the other end closed."""
+
+    def exactly(count: int) -> bytes:
+        chunks = []
+        while count:
+            chunk = sock.recv(min(count, 1 << 20))
+            if not chunk:
+                raise EOFError
+            chunks.append(chunk)
+            count -= len(chunk)
+        return b"".join(chunks)
+
+    return pickle.loads(exactly(int.from_bytes(exactly(LENGTH_BYTES), "big")))
+
+
+async def receive_frame(reader: asyncio.StreamReader) -> Any:
+    """The next message on an event loop's stream; ``asyncio.IncompleteReadError`` once
+    the other end closed."""
+    length = int.from_bytes(await reader.readexactly(LENGTH_BYTES), "big")
+    return pickle.loads(await reader.readexactly(length))
