@@ -1,24 +1,14 @@
-"""The command's entry point: signals are handled before anything large is imported,
-and a command that loaded torch leaves without torch's teardown.
-
-A Ctrl-C or SIGTERM ends with one line and exit status 130 or 143, wherever it lands:
-while the command line's modules are still being imported (on a busy machine, the
-first second of every run), during a lazy import inside a command, or later.
-"""
+"""The command's entry point: signals are handled (``stops``) before anything large is
+imported, and a command that loaded torch leaves without torch's teardown."""
 
 import atexit
 import os
-import signal
 import sys
 import threading
-from types import FrameType
 from typing import NoReturn
 
 from cnnkit.errors import Terminated
-
-# Commands that continue an interrupted run with --resume, so an interruption says so.
-RESUMABLE = ("train",)
-STOPS = {signal.SIGINT: ("interrupted", 130), signal.SIGTERM: ("terminated", 143)}
+from cnnkit.stops import INTERRUPTED, TERMINATED, exit_on, handle_stop_signals
 
 
 def main() -> None:
@@ -26,9 +16,9 @@ def main() -> None:
     try:
         from cnnkit.cli import main as run_command
     except KeyboardInterrupt:
-        stop("interrupted", 130)
+        exit_on(INTERRUPTED)
     except Terminated:
-        stop("terminated", 143)
+        exit_on(TERMINATED)
     try:
         run_command()
     except SystemExit as done:
@@ -62,47 +52,3 @@ def leave(code: str | int | None) -> NoReturn:
         except (OSError, ValueError):  # a closed pipe or stream: nothing more to say
             pass
     os._exit(status)
-
-
-def handle_stop_signals() -> None:
-    for signum in STOPS:
-        signal.signal(signum, on_stop_signal)
-
-
-def on_stop_signal(signum: int, frame: FrameType | None) -> None:
-    """Unwind with KeyboardInterrupt or ``Terminated``, so that files being written are
-    removed on the way out; but inside an import, stop at once. An exception raised
-    there is swallowed by importlib's lock callbacks (the run carries on) or leaves a
-    half-initialised module behind (a traceback later), and an import writes none of
-    the run's files: at worst a temporary file is left, which the next start removes,
-    as after kill -9."""
-    if importing(frame):
-        what, status = STOPS[signal.Signals(signum)]
-        sys.stdout.flush()
-        sys.stderr.write(stop_line(what))
-        sys.stderr.flush()
-        os._exit(status)
-    if signum == signal.SIGINT:
-        raise KeyboardInterrupt()
-    raise Terminated()
-
-
-def importing(frame: FrameType | None) -> bool:
-    while frame is not None:
-        if frame.f_code.co_filename.startswith("<frozen importlib"):
-            return True
-        frame = frame.f_back
-    return False
-
-
-def stop_line(what: str) -> str:
-    """The one line a stopped command ends with, with "; continue with --resume" for a
-    command that can continue where it stopped."""
-    words = [word for word in sys.argv[1:] if not word.startswith("-")]
-    hint = "; continue with --resume" if words[:1] and words[0] in RESUMABLE else ""
-    return f"cnnkit: {what}{hint}\n"
-
-
-def stop(what: str, status: int) -> None:
-    sys.stderr.write(stop_line(what))
-    sys.exit(status)

@@ -11,9 +11,9 @@ import warnings
 
 import click
 
-from cnnkit.cli import data, history, runs, search, search_index, serve, size, train
-from cnnkit.entry import handle_stop_signals, stop_line
+from cnnkit.cli import bench, data, milestones, runs, search, search_index, serve, size, train
 from cnnkit.errors import CnnkitError, Terminated
+from cnnkit.stops import INTERRUPTED, TERMINATED, handle_stop_signals, stop_line
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -33,9 +33,9 @@ for command in (
     serve.serve,
     size.size,
     data.data,
-    history.baseline,
-    history.history,
-    history.bench,
+    milestones.baseline,
+    milestones.history,
+    bench.bench,
     search_index.index,
     search.search,
 ):
@@ -49,11 +49,11 @@ def main() -> None:
     try:
         cli.main(standalone_mode=False)
     except (click.exceptions.Abort, KeyboardInterrupt):  # click turns Ctrl-C into Abort
-        click.echo(stop_line("interrupted"), err=True, nl=False)
-        sys.exit(130)
+        click.echo(stop_line(INTERRUPTED), err=True, nl=False)
+        sys.exit(INTERRUPTED.status)
     except Terminated:
-        click.echo(stop_line("terminated"), err=True, nl=False)
-        sys.exit(143)
+        click.echo(stop_line(TERMINATED), err=True, nl=False)
+        sys.exit(TERMINATED.status)
     except click.UsageError as error:  # a bad option or argument: one line, as errors are
         command = error.ctx.command_path if error.ctx else "cnnkit"
         hint = f" (see `{command} --help`)"
