@@ -39,7 +39,7 @@ from torchvision import transforms as T
 
 from cnnkit.data.folder import load_folder
 from cnnkit.data.stream import open_stream, stream_loaders
-from cnnkit.train.loop import steps_per_epoch
+from cnnkit.trainer.loop import steps_per_epoch
 from cnnkit.transforms import normalize
 from cnnkit.transforms.augment import build_augment
 

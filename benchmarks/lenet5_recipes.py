@@ -12,7 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from cnnkit.config import TrainConfig, recipe_for
-from cnnkit.train.fit import fit
+from cnnkit.trainer.fit import fit
 
 DEFAULT = recipe_for("lenet5")
 RECIPES = [

@@ -18,7 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from cnnkit.config import Recipe, TrainConfig, recipe_for
-from cnnkit.train.fit import fit
+from cnnkit.trainer.fit import fit
 
 VALIDATION_IMAGES = 10_000  # the last 10,000 of MNIST's training split
 

@@ -3,7 +3,7 @@
 
 One copy of each of ``--copies`` photos drawn (seeded) from FOLDER is planted, the
 edits in turn: JPEG quality 50, resized to half and back, shifted by a pixel,
-mirrored (``search.planted``). The copies are added to a copy of an index of FOLDER
+mirrored (``tools/planted.py``). The copies are added to a copy of an index of FOLDER
 (``cnnkit index add``), and the groups scored on the planted pairs; pairs of two
 originals are counted apart (CIFAR-10's own duplicates, Barz and Denzler 2020).
 
@@ -21,7 +21,9 @@ from pathlib import Path
 
 from cnnkit.search import find_dupes, open_index
 from cnnkit.search.dupes import DEFAULT_THRESHOLDS
-from cnnkit.search.planted import plant_copies, score_dupes
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository's tools/
+from tools.planted import plant_copies, score_dupes  # noqa: E402
 
 SWEEP = {"tiny": (0.9, 0.95, 0.97), "features": (0.98, 0.99, 0.995)}  # around the defaults
 

@@ -1,41 +1,15 @@
-"""Shared test helpers: the real CLI as a subprocess, real MNIST loaded once, and the
-inputs that the test command (``bash .ci/run``) installs: under ``CI=true`` a missing
-one fails its tests instead of skipping them."""
+"""Fixtures every test directory shares, each made once per session: real MNIST, a tree
+of real photos, and two runs trained through cnnkit's own front door (a digit model and
+a photo model) for the tests of what reads runs. Helpers are in ``tests.helpers``."""
 
-import importlib
-import os
-import subprocess
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
+from cnnkit.config import TrainOptions
 from cnnkit.data import ImageSet, load_dataset
-
-
-def run_cli(
-    *args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 600
-) -> subprocess.CompletedProcess:
-    """Run ``python -m cnnkit ARGS`` (the installed CLI) and capture its output."""
-    return subprocess.run(
-        [sys.executable, "-m", "cnnkit", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, **(env or {})},
-    )
-
-
-def python_output(code: str, *args: str, timeout: float = 120) -> str:
-    """Run ``code`` in a fresh interpreter (whose imports start from nothing) and return
-    what it printed; the test fails with its stderr if it fails."""
-    result = subprocess.run(
-        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=timeout
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout
+from tests.helpers import trained_checkpoint
+from tests.helpers.real_images import real_image_tree  # noqa: F401  (a fixture)
 
 
 @pytest.fixture(scope="session")
@@ -44,27 +18,32 @@ def mnist() -> tuple[ImageSet, ImageSet]:
     return load_dataset("mnist")
 
 
-IN_CI = os.environ.get("CI") == "true"
+@pytest.fixture(scope="session")
+def digit_run(tmp_path_factory) -> Path:
+    """LeNet-5, the default model, trained for one epoch of its recipe on all of MNIST
+    (about 97% right): the checkpoint of the tests that read a digit run (predict,
+    evaluate, export, the run layer, the server, search)."""
+    options = TrainOptions(
+        model="lenet5",
+        epochs=1,
+        test_limit=500,
+        out=tmp_path_factory.mktemp("digit-run"),
+        report=False,
+    )
+    return trained_checkpoint(options)
 
 
-def require_module(name: str, extra: str) -> ModuleType:
-    """Module ``name`` of cnnkit's ``extra``: imported (failing under CI when it is
-    missing, since the test command installs it), or the test skipped elsewhere."""
-    if IN_CI:
-        return importlib.import_module(name)
-    return pytest.importorskip(name, reason=f"the [{extra}] extra")
-
-
-def require_path(path: Path, what: str) -> Path:
-    """``path``, which the test command installs or CI provides: a failure under CI
-    when it is missing, a skip elsewhere."""
-    if not path.exists():
-        message = f"{path} not found ({what})"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
-
-
-# Below IN_CI, which tests.real_images reads: real photos for every test directory.
-from tests.real_images import real_image_tree  # noqa: E402, F401
+@pytest.fixture(scope="session")
+def photo_run(tmp_path_factory, real_image_tree) -> Path:  # noqa: F811
+    """ResNet-8 trained for two epochs on the real 32x32 photo tree (CIFAR-10's JPEGs)."""
+    options = TrainOptions(
+        model="resnet8",
+        dataset=f"folder:{real_image_tree}",
+        epochs=2,
+        batch_size=32,
+        lr=0.05,
+        augment="flip",
+        out=tmp_path_factory.mktemp("photo-run"),
+        report=False,
+    )
+    return trained_checkpoint(options)

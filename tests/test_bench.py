@@ -6,10 +6,9 @@ import re
 import pytest
 
 from cnnkit.analysis import size_report
-from cnnkit.bench import Epoch, TrainerResult
+from cnnkit.bench.harness import Epoch, TrainerResult
 from cnnkit.models import build_model
-from tests.conftest import run_cli
-from tests.test_cli_errors import assert_one_line_error
+from tests.helpers import assert_one_line_error, run_cli
 
 TRAINER_NAMES = (
     "cnnkit train",

@@ -5,8 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_cli
-from tests.real_images import real_image_tree  # noqa: F401
+from tests.helpers import run_cli
 
 
 @pytest.fixture

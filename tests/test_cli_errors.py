@@ -2,16 +2,7 @@
 
 import pytest
 
-from tests.conftest import run_cli
-
-
-def assert_one_line_error(result, *fragments):
-    assert result.returncode != 0
-    assert "Traceback" not in result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0]
+from tests.helpers import assert_one_line_error, run_cli
 
 
 def test_unknown_model():

@@ -10,13 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from cnnkit.config import TrainConfig, recipe_for, with_overrides
+from cnnkit.config import TrainOptions
 from cnnkit.errors import ExportError, MissingExtraError, UnknownNameError
 from cnnkit.export import UInt8Classifier, export_checkpoint
 from cnnkit.runs import load_run
-from cnnkit.train.fit import fit
-from tests.conftest import require_module, run_cli
-from tests.test_cli_errors import assert_one_line_error
+from tests.helpers import assert_one_line_error, require_module, run_cli, trained_checkpoint
 
 onnx = require_module("onnx", "export")
 onnxruntime = require_module("onnxruntime", "export")
@@ -26,24 +24,24 @@ TOLERANCE = 1e-4  # issue 6: ONNX logits within 1e-4 of PyTorch's
 # (model, training images): LeNet-5 with its custom layers, ResNet-18 built for 28x28
 # (a few steps, enough to move its batch-norm statistics) and the FC-heavy lenet5-modern
 # (96% of its weights in f5, f6 and the output layer).
-TRAINED = {"lenet5": 2000, "resnet18": 64, "lenet5-modern": 2000}
+TRAINED = {"resnet18": 64, "lenet5-modern": 2000}  # LeNet-5: the session's digit run
 
 
 @pytest.fixture(scope="module")
-def checkpoints(tmp_path_factory) -> dict:
+def checkpoints(tmp_path_factory, digit_run) -> dict:
     """Checkpoints written by cnnkit's own training, one short epoch each."""
-    paths = {}
+    paths = {"lenet5": digit_run}
     for model, images in TRAINED.items():
-        recipe = with_overrides(recipe_for(model), epochs=1, batch_size=32)
-        config = TrainConfig(
+        options = TrainOptions(
             model=model,
-            recipe=recipe,
+            epochs=1,
+            batch_size=32,
             out=tmp_path_factory.mktemp(model),
             train_limit=images,
             test_limit=100,
-            progress=False,
+            report=False,
         )
-        paths[model] = fit(config).checkpoint
+        paths[model] = trained_checkpoint(options)
     return paths
 
 

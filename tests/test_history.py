@@ -5,17 +5,17 @@ import json
 
 import pytest
 
-from cnnkit.config import HISTORY_LINE
-from cnnkit.history import MILESTONES, plan_epochs
-from cnnkit.models import model_names
-from tests.conftest import require_module, run_cli
+from cnnkit.milestones import plan_epochs
+from cnnkit.models import history_line, model_entry
+from tests.helpers import require_module, run_cli
 
 require_module("sklearn", "classic")
 
 
-def test_every_model_of_the_line_exists_and_has_a_year() -> None:
-    assert set(HISTORY_LINE) <= set(model_names())
-    assert all(name in MILESTONES for name in HISTORY_LINE)
+def test_the_line_goes_through_the_years_from_lenet5() -> None:
+    years = [model_entry(name).milestone.year for name in history_line()]
+    assert history_line()[0] == "lenet5" and years[0] == 1998  # LeCun et al. 1998
+    assert years == sorted(years) and len(set(years)) >= 4  # 1998, 2012, 2013, 2014, 2015
 
 
 @pytest.mark.parametrize(

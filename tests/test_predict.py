@@ -4,25 +4,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cnnkit.config import TrainConfig, recipe_for, with_overrides
-from cnnkit.train.fit import fit
 from cnnkit.transforms.digits import mnist_style
-from tests.conftest import run_cli
+from tests.helpers import run_cli
 
 COUNT = 20
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    """One epoch of LeNet-5's recipe on MNIST, trained in-process (what is tested is
-    ``cnnkit predict``, run through the CLI below)."""
-    config = TrainConfig(
-        recipe=with_overrides(recipe_for("lenet5"), epochs=1),
-        out=tmp_path_factory.mktemp("run"),
-        test_limit=500,
-        progress=False,
-    )
-    return fit(config).checkpoint
+def checkpoint(digit_run):
+    """The session's digit run (what is tested is ``cnnkit predict`` and ``evaluate``)."""
+    return digit_run
 
 
 def as_scan(digit: np.ndarray) -> Image.Image:

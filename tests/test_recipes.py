@@ -1,21 +1,24 @@
 """Every registered model has a recipe from a named rule with a source; recipes may
 depend on the data set; momentum's form is a recipe field."""
 
+import dataclasses
+from pathlib import Path
+
 import pytest
 import torch
 
-from cnnkit.config import Recipe, TrainConfig, recipe_for, recipe_rule_for
+from cnnkit.config import SHORT_SCHEDULE, Recipe, TrainConfig, TrainOptions
 from cnnkit.errors import UnknownNameError
-from cnnkit.models import model_names
-from cnnkit.train.fit import sgd_one_cycle
-from tests.conftest import run_cli
+from cnnkit.models import model_entry, model_names, recipe_for, recipe_rule_for
+from cnnkit.trainer.fit import sgd_one_cycle
+from tests.helpers import run_cli
 
 
 @pytest.mark.parametrize("dataset", ["mnist", "cifar10", "imagenet:/data/ilsvrc"])
 def test_every_model_has_a_recipe_with_a_source(dataset):
     for name in model_names():
         rule = recipe_rule_for(name, dataset)
-        assert name in rule.models and rule.recipe.source, name
+        assert rule in (*model_entry(name).recipes, SHORT_SCHEDULE) and rule.recipe.source, name
 
 
 def test_imagenet_recipes_are_the_papers():
@@ -42,7 +45,7 @@ def test_the_optimiser_takes_momentum_as_the_recipe_says(nesterov):
 
 
 def test_configs_saved_before_these_fields_keep_nesterov():
-    saved = TrainConfig().to_dict()
+    saved = TrainConfig("lenet5", "mnist", recipe_for("lenet5"), Path("runs/x")).to_dict()
     for field in ("nesterov", "source"):
         del saved["recipe"][field]  # as checkpoints written before them hold it
     assert TrainConfig.from_dict(saved).recipe.nesterov is True  # what they trained with
@@ -56,3 +59,16 @@ def test_recipes_command_prints_the_recipe_and_its_source():
         assert value in row
     imagenet = run_cli("recipes", "vgg16", "--dataset", "imagenet:/x")
     assert "Simonyan and Zisserman 2015" in imagenet.stdout and "classical" in imagenet.stdout
+
+
+def test_train_options_are_the_command_line_options_with_the_same_defaults():
+    """``cnnkit train``'s options and ``TrainOptions`` are one declaration: every option
+    is a field with the same default, and every field but the Python-only ones is an
+    option. The command's values are parsed from no arguments, before any callback."""
+    from cnnkit.cli.train import train as train_command
+
+    fields = {field.name: field.default for field in dataclasses.fields(TrainOptions)}
+    parsed = train_command.make_context("train", [], resilient_parsing=True).params
+    assert set(fields) - set(parsed) == {"recipe", "holdout"}  # from Python only
+    assert set(parsed) <= set(fields)
+    assert TrainOptions(**parsed) == TrainOptions()

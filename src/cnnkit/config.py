@@ -2,11 +2,9 @@
 the choices that the command line offers (torch-free, so that ``cnnkit --help`` and
 option parsing never import torch)."""
 
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
-
-from cnnkit.errors import UnknownNameError
 
 # The choices, each defined once; the modules that act on them check against these.
 DEVICES = ("auto", "cpu", "cuda", "mps")  # runtime.device
@@ -53,146 +51,113 @@ class Recipe:
 
 @dataclass(frozen=True)
 class RecipeRule:
-    """The recipe of some models on some data sets: ``datasets`` are names or
-    prefixes ending in ``:`` (``imagenet:``); empty means every data set."""
+    """A model's recipe on some data sets, with its name: ``datasets`` are names or
+    prefixes ending in ``:`` (``imagenet:``); empty means every data set. A model's
+    rules are part of its registration (``models.registry``)."""
 
     name: str
-    models: tuple[str, ...]
     recipe: Recipe
     datasets: tuple[str, ...] = ()
 
-    def covers(self, model: str, dataset: str) -> bool:
-        named = not self.datasets or any(
+    def covers(self, dataset: str) -> bool:
+        return not self.datasets or any(
             dataset == d or (d.endswith(":") and dataset.startswith(d)) for d in self.datasets
         )
-        return model in self.models and named
 
 
-IMAGENET_MODELS = {
-    "alexnet": ("alexnet", "alexnet-onetower"),
-    "zfnet": ("zfnet",),
-    "vgg": ("vgg11", "vgg16", "vgg19"),
-    "googlenet": ("googlenet",),
-    "resnet": ("resnet18", "resnet34", "resnet50", "resnet50-v1.5", "resnet101", "resnet152"),
-}
-SMALL_IMAGE_MODELS = (
-    "lenet1",
-    "alexnet-small",
-    "zfnet-small",
-    "vgg-small",
-    "googlenet-small",
-    "resnet8",
-    "resnet20",
-)
-SHORT_SOURCE = (
-    "cnnkit: a short schedule to try a model on a CPU (4 epochs, one-cycle), with the "
-    "momentum and weight decay of Krizhevsky et al. 2012, Sec. 5; no paper's full schedule"
-)
-
-# Chosen in advance on the training split alone, never by peeking at test error
-# within a reported run; the figures they reach are in README.md. The first rule that
-# covers a (model, data set) gives its recipe; every registered model is covered.
-RECIPE_RULES: tuple[RecipeRule, ...] = (
-    RecipeRule(
-        "lenet5",
-        ("lenet5",),
-        # The RBF output's squared distances make gradients ~10x those of a linear
-        # softmax layer, hence the lower rate; 15 epochs with shifts reach 99.2% where
-        # 20 without reach 98.98%.
-        Recipe(
-            epochs=15,
-            lr=0.01,
-            augment="shift",
-            source="cnnkit, chosen on MNIST (README, 'Choosing the LeNet-5 recipe'); the "
-            "paper trained 20 passes with its second-order method (LeCun et al. 1998, Sec. III)",
-        ),
-    ),
-    RecipeRule(
-        "lenet5-modern",
-        ("lenet5-modern",),
-        # 8 epochs: Fashion-MNIST passes 90% (89.6% after 4); MNIST 99.1% after 2.
-        Recipe(epochs=8, lr=0.05, source="cnnkit, chosen on MNIST and Fashion-MNIST"),
-    ),
-    RecipeRule(
-        "AlexNet on ImageNet",
-        IMAGENET_MODELS["alexnet"],
-        Recipe(
-            epochs=90,
-            batch_size=128,
-            lr=0.01,
-            nesterov=False,
-            weight_decay=5e-4,
-            augment="alexnet",
-            source="Krizhevsky et al. 2012, Sec. 4.1 and 5 (about 90 passes, batch 128, lr "
-            "0.01, momentum 0.9, weight decay 5e-4); one-cycle instead of their manual steps",
-        ),
-        ("imagenet:",),
-    ),
-    RecipeRule(
-        "ZFNet on ImageNet",
-        IMAGENET_MODELS["zfnet"],
-        Recipe(
-            epochs=70,
-            batch_size=128,
-            lr=0.01,
-            nesterov=False,
-            augment="crop,flip",
-            source="Zeiler and Fergus 2014, Sec. 3 (70 epochs, batch 128, lr 0.01, momentum "
-            "0.9); weight decay as AlexNet's",
-        ),
-        ("imagenet:",),
-    ),
-    RecipeRule(
-        "VGG on ImageNet",
-        IMAGENET_MODELS["vgg"],
-        Recipe(
-            epochs=74,
-            batch_size=256,
-            lr=0.01,
-            nesterov=False,
-            augment="crop,flip",
-            source="Simonyan and Zisserman 2015, Sec. 3.1 (74 epochs, batch 256, lr 0.01, "
-            "momentum 0.9, weight decay 5e-4)",
-        ),
-        ("imagenet:",),
-    ),
-    RecipeRule(
-        "ResNet and GoogLeNet on ImageNet",
-        IMAGENET_MODELS["resnet"] + IMAGENET_MODELS["googlenet"],
-        Recipe(
-            epochs=90,
-            batch_size=256,
-            lr=0.1,
-            nesterov=False,
-            weight_decay=1e-4,
-            augment="alexnet",
-            source="He et al. 2016, Sec. 3.4 (batch 256, lr 0.1, momentum 0.9, weight decay "
-            "1e-4, 60e4 steps = about 90 epochs); GoogLeNet's paper gives no rate (Szegedy et "
-            "al. 2015, Sec. 6), so it takes these",
-        ),
-        ("imagenet:",),
-    ),
-    RecipeRule(
-        "short schedule",
-        SMALL_IMAGE_MODELS + sum(IMAGENET_MODELS.values(), ()),
-        Recipe(source=SHORT_SOURCE),
+# Every model's recipe where none of its own covers the data set. Recipes are chosen in
+# advance on the training split alone, never by peeking at test error within a reported
+# run; the figures they reach are in docs/performance.md.
+SHORT_SCHEDULE = RecipeRule(
+    "short schedule",
+    Recipe(
+        source="cnnkit: a short schedule to try a model on a CPU (4 epochs, one-cycle), with "
+        "the momentum and weight decay of Krizhevsky et al. 2012, Sec. 5; no paper's full "
+        "schedule"
     ),
 )
 
 
-def recipe_rule_for(model: str, dataset: str = "mnist") -> RecipeRule:
-    """The rule that gives ``model`` its recipe on ``dataset``."""
-    for rule in RECIPE_RULES:
-        if rule.covers(model, dataset):
-            return rule
-    covered = sorted({name for rule in RECIPE_RULES for name in rule.models})
-    raise UnknownNameError.of("model (no recipe)", model, covered)
+# Named recipes, with their sources; each model's registration (models.registry) says
+# which of them it trains with, before the short schedule.
+# Chosen on MNIST's training split (docs/performance.md, "Choosing the LeNet-5 recipe"):
+# the RBF output's squared distances make gradients ~10x those of a linear softmax
+# layer, hence the lower rate; 15 epochs with shifts reach 99.2% where 20 without reach
+# 98.98%.
+LENET5_RECIPE = RecipeRule(
+    "lenet5",
+    Recipe(
+        epochs=15,
+        lr=0.01,
+        augment="shift",
+        source="cnnkit, chosen on MNIST (docs/performance.md, 'Choosing the LeNet-5 recipe'); "
+        "the paper trained 20 passes with its second-order method (LeCun et al. 1998, Sec. III)",
+    ),
+)
 
+# 8 epochs: Fashion-MNIST passes 90% (89.6% after 4); MNIST 99.1% after 2.
+LENET5_MODERN_RECIPE = RecipeRule(
+    "lenet5-modern", Recipe(epochs=8, lr=0.05, source="cnnkit, chosen on MNIST and Fashion-MNIST")
+)
 
-def recipe_for(model: str, dataset: str = "mnist", optimizer: str = "sgd") -> Recipe:
-    if optimizer == "sdlm":
-        return SDLM_RECIPE
-    return recipe_rule_for(model, dataset).recipe
+ALEXNET_IMAGENET = RecipeRule(
+    "AlexNet on ImageNet",
+    Recipe(
+        epochs=90,
+        batch_size=128,
+        lr=0.01,
+        nesterov=False,
+        weight_decay=5e-4,
+        augment="alexnet",
+        source="Krizhevsky et al. 2012, Sec. 4.1 and 5 (about 90 passes, batch 128, lr "
+        "0.01, momentum 0.9, weight decay 5e-4); one-cycle instead of their manual steps",
+    ),
+    ("imagenet:",),
+)
+
+ZFNET_IMAGENET = RecipeRule(
+    "ZFNet on ImageNet",
+    Recipe(
+        epochs=70,
+        batch_size=128,
+        lr=0.01,
+        nesterov=False,
+        augment="crop,flip",
+        source="Zeiler and Fergus 2014, Sec. 3 (70 epochs, batch 128, lr 0.01, momentum "
+        "0.9); weight decay as AlexNet's",
+    ),
+    ("imagenet:",),
+)
+
+VGG_IMAGENET = RecipeRule(
+    "VGG on ImageNet",
+    Recipe(
+        epochs=74,
+        batch_size=256,
+        lr=0.01,
+        nesterov=False,
+        augment="crop,flip",
+        source="Simonyan and Zisserman 2015, Sec. 3.1 (74 epochs, batch 256, lr 0.01, "
+        "momentum 0.9, weight decay 5e-4)",
+    ),
+    ("imagenet:",),
+)
+
+RESNET_IMAGENET = RecipeRule(
+    "ResNet and GoogLeNet on ImageNet",
+    Recipe(
+        epochs=90,
+        batch_size=256,
+        lr=0.1,
+        nesterov=False,
+        weight_decay=1e-4,
+        augment="alexnet",
+        source="He et al. 2016, Sec. 3.4 (batch 256, lr 0.1, momentum 0.9, weight decay "
+        "1e-4, 60e4 steps = about 90 epochs); GoogLeNet's paper gives no rate (Szegedy et "
+        "al. 2015, Sec. 6), so it takes these",
+    ),
+    ("imagenet:",),
+)
 
 
 # LeNet-5 trained the paper's way: 20 passes of stochastic diagonal Levenberg-Marquardt
@@ -210,26 +175,59 @@ SDLM_RECIPE = Recipe(
 )
 
 
-# The nets `cnnkit history` trains after the HOG+SVM baseline, one per milestone of
-# the lecture's "results over the years": LeNet-5 (1998), then small-image versions of
-# the ImageNet winners of 2012-2014 and the smallest of the ResNet paper's CIFAR family.
-HISTORY_LINE = (
-    "lenet5",
-    "alexnet-small",
-    "zfnet-small",
-    "vgg-small",
-    "googlenet-small",
-    "resnet8",
-)
+@dataclass(frozen=True)
+class TrainOptions:
+    """What a user asks of training, declared once: ``cnnkit train``'s options are
+    these fields (a test holds them to it, defaults included) and ``training.train``
+    takes them. ``None`` leaves a setting to the model's recipe."""
+
+    model: str = "lenet5"
+    dataset: str = "mnist"
+    # The recipe's settings that the command line overrides one by one.
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    weight_decay: float | None = None
+    label_smoothing: float | None = None
+    augment: str | None = None
+    optimizer: str = "sgd"  # "sdlm": LeNet-5's own method and the paper's recipe
+    seed: int = 0
+    out: Path | None = None  # [runs/MODEL-DATASET, numbered]
+    resume: bool = False
+    data_dir: Path | None = None
+    train_limit: int | None = None
+    test_limit: int | None = None
+    progress: bool | None = None  # [when stderr is a terminal]
+    tta: str = "none"
+    report: bool = True
+    tensorboard: bool = False
+    stream: bool = False
+    workers: int | None = None
+    device: str = "auto"
+    precision: str = "fp32"
+    compile: bool = False
+    dist_timeout: float = 300.0
+    # From Python only: a whole recipe in place of the model's (the overrides above still
+    # apply), and the last N training images held out as the test split.
+    recipe: Recipe | None = None
+    holdout: int = 0
+
+
+# The settings of ``TrainOptions`` that override the recipe's, one by one.
+RECIPE_OVERRIDES = ("epochs", "batch_size", "lr", "weight_decay", "label_smoothing", "augment")
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    model: str = "lenet5"
-    dataset: str = "mnist"
-    recipe: Recipe = field(default_factory=Recipe)
+    """The settings a run trains with, resolved from ``TrainOptions`` over the model's
+    recipe (``training.train_config``) and saved in its checkpoint; no defaults for what
+    only the options can decide (the model, its recipe, the folder)."""
+
+    model: str
+    dataset: str
+    recipe: Recipe
+    out: Path
     seed: int = 0
-    out: Path = Path("runs/lenet5-mnist")
     resume: bool = False
     data_dir: Path | None = None
     train_limit: int | None = None  # use only the first N training images

@@ -31,7 +31,7 @@ from cnnkit.config import EXPORT_FORMATS, QUANTIZATIONS
 from cnnkit.errors import ExportError, UnknownNameError, import_extra
 from cnnkit.files import atomic_write_bytes
 from cnnkit.metrics import topk_correct
-from cnnkit.models import model_input_size
+from cnnkit.models import Classifier
 from cnnkit.runs import RunRecord, load_run
 from cnnkit.transforms import fit_to_input
 
@@ -72,7 +72,7 @@ class UInt8Classifier(nn.Module):
     scale: torch.Tensor  # buffers (torch types them as Tensor | Module)
     shift: torch.Tensor
 
-    def __init__(self, model: nn.Module, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+    def __init__(self, model: Classifier, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
         super().__init__()
         self.model = model
         channels = len(mean)
@@ -83,7 +83,7 @@ class UInt8Classifier(nn.Module):
         self.register_buffer("shift", shift.view(1, channels, 1, 1))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        x = fit_to_input(images, model_input_size(self.model)).float()
+        x = fit_to_input(images, self.model.input_size).float()
         return self.model(torch.addcmul(self.shift, x, self.scale))
 
 

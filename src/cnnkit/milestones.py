@@ -13,44 +13,35 @@ a model interrupted mid-run resumes from its checkpoint.
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 from torch.nn import functional as F
 
+from cnnkit import plots
 from cnnkit.analysis import size_report
 from cnnkit.baseline import train_hog_svm
-from cnnkit.config import HISTORY_LINE, TrainConfig, recipe_for
+from cnnkit.config import TrainOptions
 from cnnkit.data import ImageSet, load_dataset
 from cnnkit.files import atomic_write_bytes, atomic_write_text
-from cnnkit.models import check_model_name, model_input_size
+from cnnkit.models import Milestone, check_model_name, history_line, model_entry, recipe_for
 from cnnkit.models.fitting import build_for_images
-from cnnkit.reports import plots
-from cnnkit.runs import CHECKPOINT_NAME, load_checkpoint
-from cnnkit.train.fit import fit
+from cnnkit.runs import CHECKPOINT_NAME
+from cnnkit.training import train
 from cnnkit.transforms import fit_to_input, normalize
 
 BASELINE = "hog-svm"
-# The year each design won or was published, and how the table names it.
-MILESTONES: dict[str, tuple[int, str]] = {
-    "lenet5": (1998, "LeNet-5"),
-    "lenet5-modern": (1998, "LeNet-5 (ReLU, max pooling)"),
-    BASELINE: (2010, "HOG + linear SVM"),
-    "alexnet-small": (2012, "AlexNet-style"),
-    "zfnet-small": (2013, "ZFNet-style"),
-    "vgg-small": (2014, "VGG-style"),
-    "googlenet-small": (2014, "GoogLeNet-style"),
-    "resnet20": (2015, "ResNet-20"),
-    "resnet8": (2015, "ResNet-8"),
-}
+# The classical method's row; the nets' years and titles are their registrations'
+# (``models.Milestone``).
+BASELINE_MILESTONE = Milestone(2010, "HOG + linear SVM")
 RESULT_NAME = "result.json"
 
 
 @dataclass(frozen=True)
 class HistorySettings:
     dataset: str = "mnist"
-    models: tuple[str, ...] = HISTORY_LINE
+    models: tuple[str, ...] = field(default_factory=history_line)
     epochs: int = 3  # passes over the training split per net (at most, under a budget)
     budget: float | None = None  # seconds for all nets together, planned from their speed
     out: Path = Path("runs/history-mnist")
@@ -84,9 +75,9 @@ def baseline_row(settings: HistorySettings) -> HistoryRow:
         settings.dataset, settings.data_dir, settings.train_limit, settings.test_limit
     )
     row = HistoryRow(
-        year=MILESTONES[BASELINE][0],
+        year=BASELINE_MILESTONE.year,
         model=BASELINE,
-        title=MILESTONES[BASELINE][1],
+        title=BASELINE_MILESTONE.title,
         parameters=result.parameters,
         connections=result.connections,
         train_images=result.train_images,
@@ -104,7 +95,7 @@ def measure_speed(model_name: str, train_set: ImageSet, batch_size: int) -> tupl
     """Training and test images per second of a fresh ``model_name`` on this machine,
     timed on a few real batches (after one warm-up step)."""
     model = build_for_images(model_name, train_set.image_shape, len(train_set.classes))
-    images = fit_to_input(train_set.images[: 2 * batch_size], model_input_size(model))
+    images = fit_to_input(train_set.images[: 2 * batch_size], model.input_size)
     x = normalize(images, train_set.mean, train_set.std)
     labels = train_set.labels[: 2 * batch_size]
     optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
@@ -154,40 +145,44 @@ def net_row(
     if path.is_file():
         return HistoryRow(**json.loads(path.read_text()))
     recipe = recipe_for(model_name, settings.dataset)
+    epochs, images = settings.epochs, len(train_set)
+    # A resumed run keeps the plan it was started with (its checkpoint's config).
     resume = (run_dir / CHECKPOINT_NAME).is_file()
-    if resume:  # keep the plan the interrupted run was started with
-        config = TrainConfig.from_dict(load_checkpoint(run_dir / CHECKPOINT_NAME).config or {})
-    else:
-        epochs, images = settings.epochs, len(train_set)
-        if seconds is not None:
-            train_speed, test_speed = measure_speed(model_name, train_set, recipe.batch_size)
-            epochs, images = plan_epochs(
-                seconds, train_speed, test_speed, len(train_set), test_size, settings.epochs,
-                recipe.batch_size,
-            )  # fmt: skip
-        config = TrainConfig(
-            model=model_name,
-            dataset=settings.dataset,
-            recipe=replace(recipe, epochs=epochs),
-            seed=settings.seed,
-            out=run_dir,
-            data_dir=settings.data_dir,
-            train_limit=images,
-            test_limit=settings.test_limit,
-        )
-    result = fit(replace(config, resume=resume, progress=settings.progress, out=run_dir))
-    model = build_for_images(model_name, train_set.image_shape, len(train_set.classes))
-    size = size_report(model, model_input_size(model), model_name).totals
-    images = min(result.config.train_limit or len(train_set), len(train_set))
-    row = HistoryRow(
-        year=MILESTONES.get(model_name, (0, model_name))[0],
+    if seconds is not None and not resume:
+        train_speed, test_speed = measure_speed(model_name, train_set, recipe.batch_size)
+        epochs, images = plan_epochs(
+            seconds, train_speed, test_speed, len(train_set), test_size, settings.epochs,
+            recipe.batch_size,
+        )  # fmt: skip
+    options = TrainOptions(
         model=model_name,
-        title=MILESTONES.get(model_name, (0, model_name))[1],
+        dataset=settings.dataset,
+        epochs=epochs,
+        seed=settings.seed,
+        out=run_dir,
+        resume=resume,
+        data_dir=settings.data_dir,
+        train_limit=images,
+        test_limit=settings.test_limit,
+        progress=settings.progress,
+        report=False,  # the history's own table and chart compare the nets
+    )
+    outcome = train(options)
+    assert outcome is not None  # one process: it writes
+    result = outcome.result
+    model = build_for_images(model_name, train_set.image_shape, len(train_set.classes))
+    size = size_report(model, model.input_size, model_name).totals
+    images = min(result.config.train_limit or len(train_set), len(train_set))
+    milestone = model_entry(model_name).milestone or Milestone(0, model_name)
+    row = HistoryRow(
+        year=milestone.year,
+        model=model_name,
+        title=milestone.title,
         parameters=size.parameters,
         connections=size.connections,
         train_images=images,
         epochs=len(result.history),
-        train_seconds=sum(images / r["images_per_second"] for r in result.history),
+        train_seconds=sum(images / r.images_per_second for r in result.history),
         top1_error=result.final.top1_error,
         top5_error=result.final.top5_error,
     )

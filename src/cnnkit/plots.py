@@ -13,6 +13,7 @@ import torch
 from matplotlib.figure import Figure
 
 from cnnkit.files import atomic_write_bytes
+from cnnkit.runs import EpochRecord
 
 
 def png_bytes(figure: Figure, dpi: int = 100) -> bytes:
@@ -22,18 +23,18 @@ def png_bytes(figure: Figure, dpi: int = 100) -> bytes:
     return buffer.getvalue()
 
 
-def learning_curves(history: list[dict]) -> Figure:
+def learning_curves(history: list[EpochRecord]) -> Figure:
     """Train loss and test top-1 / top-5 error (%) per epoch, side by side."""
-    epochs = [record["epoch"] for record in history]
+    epochs = [record.epoch for record in history]
     figure = Figure(figsize=(9, 3.4))
     loss_axes, error_axes = figure.subplots(1, 2)
-    loss_axes.plot(epochs, [r["train_loss"] for r in history], "o-", color="tab:blue")
+    loss_axes.plot(epochs, [r.train_loss for r in history], "o-", color="tab:blue")
     loss_axes.set(xlabel="epoch", ylabel="train loss", title="Training loss")
     error_axes.plot(
-        epochs, [100 * r["test_top1_error"] for r in history], "o-", label="top-1", color="tab:red"
+        epochs, [100 * r.test_top1_error for r in history], "o-", label="top-1", color="tab:red"
     )
     error_axes.plot(
-        epochs, [100 * r["test_top5_error"] for r in history], "s--", label="top-5", color="gray"
+        epochs, [100 * r.test_top5_error for r in history], "s--", label="top-5", color="gray"
     )
     error_axes.set(xlabel="epoch", ylabel="test error (%)", title="Test error")
     error_axes.legend()

@@ -1,53 +1,22 @@
-"""The main job, ``cnnkit train``: the user's choices made into a config over the
-model's recipe, ``fit`` under torchrun's world when there is one, the epochs logged
-for TensorBoard when asked, and the report drawn at the end."""
+"""The one front door for training, ``train(options)``: the user's options made into a
+config over the model's recipe, the trainer (``trainer.fit``) under torchrun's world
+when there is one, the epochs logged for TensorBoard when asked, a warning for a run
+that stayed at chance, and the report drawn at the end. ``cnnkit train``, ``cnnkit
+history``, the benchmarks and the tests all train through it."""
 
 import math
+import sys
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from cnnkit.config import TrainConfig, recipe_for, with_overrides
+from cnnkit.config import RECIPE_OVERRIDES, TrainConfig, TrainOptions, with_overrides
 from cnnkit.errors import ConfigError
-from cnnkit.models import check_model_name
-from cnnkit.runs import default_run_dir
+from cnnkit.models import check_model_name, recipe_for
+from cnnkit.runs import EpochRecord, default_run_dir
 from cnnkit.runtime.distributed import World, world_from_env
-from cnnkit.train.fit import FitResult, fit
-
-
-@dataclass(frozen=True)
-class TrainRequest:
-    """What the user asked for; ``None`` leaves a setting to the model's recipe."""
-
-    model: str = "lenet5"
-    dataset: str = "mnist"
-    epochs: int | None = None
-    batch_size: int | None = None
-    lr: float | None = None
-    weight_decay: float | None = None
-    label_smoothing: float | None = None
-    augment: str | None = None
-    seed: int = 0
-    out: Path | None = None  # [runs/MODEL-DATASET, numbered]
-    resume: bool = False
-    data_dir: Path | None = None
-    train_limit: int | None = None
-    test_limit: int | None = None
-    progress: bool = False
-    tta: str = "none"
-    report: bool = True
-    tensorboard: bool = False
-    stream: bool = False
-    workers: int | None = None
-    device: str = "auto"
-    precision: str = "fp32"
-    dist_timeout: float = 300.0
-    compile: bool = False
-    optimizer: str = "sgd"  # "sdlm": LeNet-5's own method and the paper's recipe
-
-
-OVERRIDES = ("epochs", "batch_size", "lr", "weight_decay", "label_smoothing", "augment")
+from cnnkit.trainer import FitResult, fit
 
 
 @dataclass(frozen=True)
@@ -57,55 +26,62 @@ class TrainOutcome:
     report_skipped: str | None = None  # why none was drawn although asked for
 
 
-def train_config(request: TrainRequest) -> TrainConfig:
-    """The config of ``request``: the model's recipe on the data set, overridden
-    where the user said so."""
-    check_model_name(request.model)
-    for key in OVERRIDES:
-        value = getattr(request, key)
+def train_config(options: TrainOptions) -> TrainConfig:
+    """The config of ``options``: the model's recipe on the data set (or the options'
+    own), overridden where the user said so."""
+    check_model_name(options.model)
+    for key in RECIPE_OVERRIDES:
+        value = getattr(options, key)
         if isinstance(value, float) and not math.isfinite(value):  # click lets nan through
             raise ConfigError(f"--{key.replace('_', '-')} {value}: not a finite number")
     recipe = with_overrides(
-        recipe_for(request.model, request.dataset, request.optimizer),
-        **{key: getattr(request, key) for key in OVERRIDES},
+        options.recipe or recipe_for(options.model, options.dataset, options.optimizer),
+        **{key: getattr(options, key) for key in RECIPE_OVERRIDES},
     )
-    shared = {f.name for f in fields(TrainConfig)} & {f.name for f in fields(TrainRequest)}
+    shared = {f.name for f in fields(TrainConfig)} & {f.name for f in fields(TrainOptions)}
+    given = {key: getattr(options, key) for key in shared - {"out", "recipe", "progress"}}
     return TrainConfig(
-        **{key: getattr(request, key) for key in shared - {"out"}},
+        **given,
         recipe=recipe,
-        out=request.out or default_run_dir(request.model, request.dataset, request.resume),
+        out=options.out or default_run_dir(options.model, options.dataset, options.resume),
+        progress=sys.stderr.isatty() if options.progress is None else options.progress,
     )
 
 
-def run_training(
-    request: TrainRequest,
-    on_start: Callable[[TrainConfig, World], None],
-    on_epoch: Callable[[dict], None],
+def train(
+    options: TrainOptions,
+    on_start: Callable[[TrainConfig, World], None] | None = None,
+    on_epoch: Callable[[EpochRecord], None] | None = None,
 ) -> TrainOutcome | None:
-    """Train as ``request`` says; ``None`` on the ranks of torchrun that do not write.
+    """Train as ``options`` say; ``None`` on the ranks of torchrun that do not write.
     ``on_start`` gets the config that runs (a resumed run's own) before the first
     epoch, ``on_epoch`` each epoch's record; both on the writing rank only."""
-    config, world = train_config(request), world_from_env()
+    config, world = train_config(options), world_from_env()
     logger = None
-    if request.tensorboard and world.is_main:
+    if options.tensorboard and world.is_main:
         from cnnkit.reports.tensorboard import EpochLogger
 
         logger = EpochLogger(config.out / "tensorboard")
 
-    def log_epoch(record: dict) -> None:
-        on_epoch(record)
+    def log_epoch(record: EpochRecord) -> None:
+        if on_epoch is not None:
+            on_epoch(record)
         if logger is not None:
             logger(record)
 
+    def log_start(used: TrainConfig) -> None:
+        if on_start is not None:
+            on_start(used, world)
+
     try:
-        result = fit(config, log_epoch, world, on_start=lambda used: on_start(used, world))
+        result = fit(config, log_epoch, world, on_start=log_start)
     finally:
         if logger is not None:
             logger.close()
     if not world.is_main:
         return None
     warn_if_at_chance(result)
-    if not request.report:
+    if not options.report:
         return TrainOutcome(result, None)
     if config.stream:  # the report decodes the data set into memory
         reason = (
@@ -115,7 +91,7 @@ def run_training(
         return TrainOutcome(result, None, reason)
     from cnnkit.reports import build_report
 
-    return TrainOutcome(result, build_report(result.config.out, request.data_dir))
+    return TrainOutcome(result, build_report(result.config.out, options.data_dir))
 
 
 def warn_if_at_chance(result: FitResult) -> None:
@@ -124,7 +100,7 @@ def warn_if_at_chance(result: FitResult) -> None:
     stays near ln K)."""
     classes = result.final.confusion.shape[0]
     chance_error = 1 - 1 / classes
-    diverged = result.history[-1]["train_loss"] > 2 * math.log(classes)
+    diverged = result.history[-1].train_loss > 2 * math.log(classes)
     if diverged and result.final.top1_error >= chance_error - 0.01:  # within a point
         warnings.warn(
             f"the test error ended at {100 * result.final.top1_error:.1f}%, no better than "

@@ -2,7 +2,7 @@
 
 import json
 
-from tests.conftest import run_cli
+from tests.helpers import run_cli
 
 
 def test_size_json_through_the_cli() -> None:

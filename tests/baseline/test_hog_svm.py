@@ -3,7 +3,7 @@
 import numpy as np
 
 from cnnkit.baseline import HogSettings, hog_features, train_hog_svm
-from tests.conftest import require_module, run_cli
+from tests.helpers import require_module, run_cli
 
 skimage_feature = require_module("skimage.feature", "classic")
 

@@ -14,7 +14,7 @@ from PIL import Image
 from cnnkit.data import load_dataset
 from cnnkit.data.cifar import CIFAR10, CIFAR100, load_cifar
 from cnnkit.errors import DataError
-from tests.conftest import run_cli
+from tests.helpers import run_cli
 
 
 def _decode_tree(root: Path, split: str) -> tuple[np.ndarray, list[int], list[str]]:

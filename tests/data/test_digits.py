@@ -4,7 +4,7 @@ import numpy as np
 import torch
 
 from cnnkit.data import load_dataset
-from tests.conftest import require_module
+from tests.helpers import require_module
 
 sklearn_datasets = require_module("sklearn.datasets", "digits")
 

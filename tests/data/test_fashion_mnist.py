@@ -7,7 +7,7 @@ import torch
 
 from cnnkit.data import load_dataset
 from cnnkit.data.mnist import FASHION_MNIST
-from tests.conftest import require_path
+from tests.helpers import require_path
 
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 

@@ -12,7 +12,7 @@ from PIL import Image
 from cnnkit.data import load_dataset
 from cnnkit.data.folder import load_folder
 from cnnkit.errors import DataError, SkippedImagesWarning
-from tests.conftest import require_module
+from tests.helpers import require_module
 
 
 @pytest.fixture(autouse=True)

@@ -9,13 +9,13 @@ import pytest
 import torch
 from PIL import Image
 
-from cnnkit.config import Recipe, TrainConfig
+from cnnkit.config import Recipe, TrainOptions
 from cnnkit.data.folder import load_folder
 from cnnkit.data.stream import open_stream, stream_loaders
 from cnnkit.errors import ConfigError, SkippedImagesWarning
-from cnnkit.train.fit import fit
+from cnnkit.runs import EpochRecord
 from cnnkit.transforms.augment import build_augment
-from tests.conftest import run_cli
+from tests.helpers import run_cli, trained
 
 
 @pytest.fixture(scope="module")
@@ -94,24 +94,24 @@ def test_cli_trains_through_a_corrupt_jpeg_and_warns_once(real_image_tree: Path,
 
 
 def test_resumed_stream_ends_like_an_uninterrupted_one(real_image_tree: Path, tmp_path) -> None:
-    def config(out: str, resume: bool = False) -> TrainConfig:
+    def options(out: str, resume: bool = False) -> TrainOptions:
         recipe = Recipe(epochs=2, batch_size=25, lr=0.05, augment="crop,flip")
-        return TrainConfig(
-            "lenet5-modern", f"folder:{real_image_tree}", recipe, seed=2, out=tmp_path / out,
-            resume=resume, progress=False, stream=True, workers=2,
+        return TrainOptions(
+            "lenet5-modern", f"folder:{real_image_tree}", recipe=recipe, seed=2,
+            out=tmp_path / out, resume=resume, stream=True, workers=2, report=False,
         )  # fmt: skip
 
     class Interrupted(Exception):
         pass
 
-    def stop(record: dict) -> None:
+    def stop(record: EpochRecord) -> None:
         raise Interrupted
 
-    whole = fit(config("whole"))
+    whole = trained(options("whole"))
     with pytest.raises(Interrupted):
-        fit(config("parts"), on_epoch=stop)
-    resumed = fit(config("parts", resume=True))
-    assert [r["train_loss"] for r in resumed.history] == [r["train_loss"] for r in whole.history]
+        trained(options("parts"), on_epoch=stop)
+    resumed = trained(options("parts", resume=True))
+    assert [r.train_loss for r in resumed.history] == [r.train_loss for r in whole.history]
     assert torch.equal(resumed.final.confusion, whole.final.confusion)
 
 

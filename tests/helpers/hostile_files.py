@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import IN_CI
+from tests.helpers import IN_CI
 
 
 def png_chunk(kind: bytes, data: bytes) -> bytes:

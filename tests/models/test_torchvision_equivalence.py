@@ -15,8 +15,8 @@ from PIL import Image
 from torch.nn import functional as F
 
 from cnnkit.models import build_model
-from tests.conftest import require_path
-from tests.real_images import CIFAR_JPEG_ARCHIVE
+from tests.helpers import require_path
+from tests.helpers.real_images import CIFAR_JPEG_ARCHIVE
 
 CIFAR_JPEGS = CIFAR_JPEG_ARCHIVE  # ../shared/data beside the repository
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)

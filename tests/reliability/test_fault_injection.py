@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from tests.conftest import run_cli
+from tests.helpers import run_cli
 
 FAULTS = int(os.environ.get("CNNKIT_FAULTS", "20"))
 RUN = ["train", "lenet5-modern", "--epochs", "3", "--batch-size", "64", "--train-limit", "1024"]

@@ -16,28 +16,16 @@ import pytest
 import torch
 from PIL import Image
 
-from cnnkit.config import TrainConfig, recipe_for, with_overrides
-from cnnkit.train.fit import fit
-from tests.conftest import python_output, run_cli
-from tests.reliability.files import bomb_png, full_disk, truncated_png
-from tests.test_cli_errors import assert_one_line_error
+from tests.helpers import assert_one_line_error, python_output, run_cli
+from tests.helpers.hostile_files import bomb_png, full_disk, truncated_png
 
 QUICK = ["--train-limit", "512", "--test-limit", "128", "--no-progress"]
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
-    """A short real run, trained in-process (the commands under test run as processes)."""
-    config = TrainConfig(
-        model="lenet5-modern",
-        recipe=with_overrides(recipe_for("lenet5-modern"), epochs=1),
-        out=tmp_path_factory.mktemp("run"),
-        train_limit=512,
-        test_limit=128,
-        progress=False,
-    )
-    result = fit(config)
-    return result.checkpoint
+def checkpoint(digit_run) -> Path:
+    """The session's digit run, for the commands under test."""
+    return digit_run
 
 
 def photo_tree(root: Path, real_image_tree: Path, extra: dict[str, bytes]) -> Path:
@@ -112,7 +100,7 @@ def test_a_stop_between_an_epochs_checkpoint_and_its_metrics_waits_for_both(tmp_
     script = (
         "import os, signal, sys\n"
         "from pathlib import Path\n"
-        "from cnnkit.entry import handle_stop_signals, on_stop_signal\n"
+        "from cnnkit.stops import handle_stop_signals, on_stop_signal\n"
         "from cnnkit.files import atomic_write_text, stop_signals_held\n"
         "handle_stop_signals()\n"
         "folder = Path(sys.argv[1])\n"
@@ -191,7 +179,7 @@ def test_a_signal_inside_an_import_stops_the_command(tmp_path, signum, status):
     (tmp_path / "signals_itself.py").write_text(
         f"import os, time\nos.kill(os.getpid(), {int(signum)})\ntime.sleep(0.5)\n"
     )
-    script = "from cnnkit.entry import handle_stop_signals\n"
+    script = "from cnnkit.stops import handle_stop_signals\n"
     script += "handle_stop_signals()\nimport signals_itself\nprint('carried on')\n"
     result = subprocess.run(
         [sys.executable, "-c", script, "train"],

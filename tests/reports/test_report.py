@@ -10,7 +10,9 @@ import pytest
 from PIL import Image
 
 from cnnkit.reports.report import FIGURE_NAMES, REPORT_NAME
-from tests.conftest import require_module, run_cli
+from cnnkit.runs import EpochRecord, write_metrics
+from tests.helpers import require_module, run_cli
+from tests.helpers.browser import CHROMIUM_FLAGS, chromium
 
 # Smallest sizes at which each figure shows something: the confusion matrix of ten
 # classes and the 24-image grid are larger than the one-row filter grid of LeNet-5.
@@ -20,16 +22,6 @@ MIN_SIZES = {
     "first_layer_filters.png": (200, 50),
     "worst_misclassified.png": (500, 300),
 }
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 @pytest.fixture(scope="module")
@@ -63,12 +55,6 @@ def test_report_is_self_contained_and_matches_the_metrics(run_dir: Path) -> None
     final = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[-1])
     assert f"{100 * final['test_top1_error']:.2f}%" in page  # the summary agrees with the log
     assert final["test_top1_error"] < 0.3  # and the run learned (chance: 0.9)
-
-
-def chromium() -> str:
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    assert path, "chromium is not installed (CI installs it: apt-get install -y chromium)"
-    return path
 
 
 def test_report_renders_in_headless_chromium(run_dir: Path, tmp_path: Path) -> None:
@@ -141,8 +127,7 @@ def test_report_errors_are_one_line(tmp_path: Path, setup: str, message: str) ->
     if setup != "missing":
         run.mkdir()
     if setup == "metrics only":
-        record = {"epoch": 1, "train_loss": 1.0, "test_top1_error": 0.5}
-        (run / "metrics.jsonl").write_text(json.dumps(record) + "\n")
+        write_metrics(run / "metrics.jsonl", [EpochRecord(1, 1.0, 0.5, 0.1)])
     result = run_cli("report", str(run))
     assert result.returncode == 1
     assert message in result.stderr

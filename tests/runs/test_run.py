@@ -8,30 +8,19 @@ import pytest
 import torch
 from PIL import Image
 
-from cnnkit.config import Recipe, TrainConfig
 from cnnkit.data.folder import decode_file
 from cnnkit.errors import CheckpointError
 from cnnkit.evaluate import evaluate_checkpoint
 from cnnkit.models.fitting import build_for_images
 from cnnkit.predict import predict_files
 from cnnkit.runs import RunRecord, load_checkpoint, load_run, save_checkpoint
-from cnnkit.train.fit import fit
-from tests.conftest import python_output, run_cli
-from tests.test_cli_errors import assert_one_line_error
+from tests.helpers import assert_one_line_error, python_output, run_cli
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """A real LeNet-5 run on MNIST: one short epoch."""
-    out = tmp_path_factory.mktemp("lenet5")
-    config = TrainConfig(
-        recipe=Recipe(epochs=1, batch_size=64, lr=0.01),
-        out=out,
-        train_limit=2000,
-        test_limit=300,
-        progress=False,
-    )
-    return fit(config).checkpoint
+def trained(digit_run):
+    """A real LeNet-5 run on MNIST, the session's digit run."""
+    return digit_run
 
 
 def as_format_1(checkpoint, path):
@@ -204,7 +193,7 @@ def test_consumers_do_not_load_the_trainer():
         "import sys, cnnkit.predict, cnnkit.evaluate, cnnkit.export, cnnkit.reports, "
         "cnnkit.reports.report, cnnkit.runs, cnnkit.serve.server, cnnkit.serve.model, "
         "cnnkit.serve.index, cnnkit.search\n"
-        "print(sorted(m for m in sys.modules if m.startswith('cnnkit.train')))"
+        "print(sorted(m for m in sys.modules if m.startswith('cnnkit.trainer')))"
     )
     stdout = python_output(code)
     assert json.loads(stdout.replace("'", '"')) == []

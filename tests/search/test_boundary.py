@@ -1,6 +1,6 @@
 """Search is a consumer of runs: it never loads the trainer, and its --help no torch."""
 
-from tests.conftest import python_output
+from tests.helpers import python_output
 
 
 def test_help_of_the_search_commands_imports_no_torch():
@@ -18,11 +18,11 @@ def test_help_of_the_search_commands_imports_no_torch():
 def test_search_does_not_load_the_trainer(mnist_index, digit_files):
     # Not only the imports: a query loads the run and embeds through it.
     code = (
-        "import sys, cnnkit.search, cnnkit.search.page, cnnkit.search.planted\n"
+        "import sys, cnnkit.search, cnnkit.search.page\n"
         f"hits = cnnkit.search.open_index({str(mnist_index)!r}).query_files("
         f"[{str(digit_files[0])!r}], top=3)[0]\n"
         "assert len(hits) == 3, hits\n"
-        "print([m for m in sys.modules if m.startswith('cnnkit.train')])"
+        "print([m for m in sys.modules if m.startswith('cnnkit.trainer')])"
     )
     stdout = python_output(code)
     assert stdout.strip() == "[]"

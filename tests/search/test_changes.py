@@ -7,9 +7,8 @@ import numpy as np
 import pytest
 
 from cnnkit.search import open_index
-from tests.conftest import require_module, run_cli
-from tests.search.conftest import cli, folder_digest
-from tests.test_cli_errors import assert_one_line_error
+from tests.helpers import assert_one_line_error, require_module, run_cli
+from tests.helpers.search import folder_digest
 
 
 def class_folders(tree):
@@ -37,7 +36,7 @@ def test_add_embeds_only_the_new_files(photo_index, real_image_tree):
     }
     old_shards = {k: v for k, v in folder_digest(photo_index).items() if k.startswith("shard-")}
     rest = class_folders(real_image_tree)[5:]
-    added = cli("index", "add", str(photo_index), *map(str, rest))
+    added = run_cli("index", "add", str(photo_index), *map(str, rest))
     assert added.returncode == 0, added.stderr
     assert "added 100 images" in added.stdout and "holds 200 items" in added.stdout
     after_digest = folder_digest(photo_index)
@@ -49,7 +48,7 @@ def test_add_embeds_only_the_new_files(photo_index, real_image_tree):
     new_photo = sorted(rest[0].glob("*.jpg"))[3]
     (hits,) = after.query_files([new_photo], top=1)
     assert hits[0].record.path == str(new_photo.resolve()) and hits[0].score > 0.9999
-    again = cli("index", "add", str(photo_index), str(rest[0]))
+    again = run_cli("index", "add", str(photo_index), str(rest[0]))
     assert "added 0 images" in again.stdout and "holds 200 items" in again.stdout
 
 
@@ -57,7 +56,7 @@ def test_remove_files_and_folders(photo_index, real_image_tree):
     folders = class_folders(real_image_tree)
     one = sorted(folders[0].glob("*.jpg"))[0]
     before = open_index(photo_index)
-    removed = cli("index", "remove", str(photo_index), str(one), str(folders[1]))
+    removed = run_cli("index", "remove", str(photo_index), str(one), str(folders[1]))
     assert removed.returncode == 0, removed.stderr
     assert "removed 21 items" in removed.stdout and "holds 79" in removed.stdout
     after = open_index(photo_index)
@@ -70,7 +69,9 @@ def test_remove_files_and_folders(photo_index, real_image_tree):
     # An item that is not there: one line, and the index as it was.
     digest = folder_digest(photo_index)
     assert_one_line_error(
-        cli("index", "remove", str(photo_index), str(one)), "holds no item", "nothing was removed"
+        run_cli("index", "remove", str(photo_index), str(one)),
+        "holds no item",
+        "nothing was removed",
     )
     assert folder_digest(photo_index) == digest
 
@@ -79,11 +80,11 @@ def test_faiss_follows_adds_and_removes(tmp_path, photo_run, real_image_tree):
     require_module("faiss", "faiss")
     out = tmp_path / "flat"
     folders = class_folders(real_image_tree)
-    built = cli("index", "build", str(photo_run), *map(str, folders[:3]), "--backend", "flat",
+    built = run_cli("index", "build", str(photo_run), *map(str, folders[:3]), "--backend", "flat",
                 "--out", str(out))  # fmt: skip
     assert built.returncode == 0, built.stderr
-    assert cli("index", "add", str(out), str(folders[3])).returncode == 0
-    assert cli("index", "remove", str(out), str(folders[0])).returncode == 0
+    assert run_cli("index", "add", str(out), str(folders[3])).returncode == 0
+    assert run_cli("index", "remove", str(out), str(folders[0])).returncode == 0
     index = open_index(out)
     assert len(index) == index.approximate.index.ntotal == 60
     assert sorted(out.glob("faiss-*.index")) == [out / index.manifest.backend.file.name]
@@ -91,9 +92,9 @@ def test_faiss_follows_adds_and_removes(tmp_path, photo_run, real_image_tree):
     features = index.embed_files(queries)
     by_faiss, by_exact = index.search(features, 10), index.search(features, 10, "exact")
     assert np.allclose(by_faiss[0], by_exact[0], atol=1e-5)
-    info = json.loads(cli("index", "info", str(out), "--format", "json").stdout)
+    info = json.loads(run_cli("index", "info", str(out), "--format", "json").stdout)
     assert info["manifest"]["backend"]["name"] == "flat" and info["items"] == 60
-    table = cli("index", "info", str(out)).stdout.splitlines()
+    table = run_cli("index", "info", str(out)).stdout.splitlines()
     assert [line.split() for line in table if line.startswith(("backend", "recall@10"))] == [
         ["backend", "flat"],
         ["recall@10", f"{info['manifest']['backend']['recall_at_10']:.3f}", "against", "exact",

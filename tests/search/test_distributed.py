@@ -11,8 +11,8 @@ import sys
 from cnnkit.runs import load_run
 from cnnkit.search import BuildSettings, dataset_collection
 from cnnkit.search.build import build_plan
-from tests.conftest import run_cli
-from tests.search.conftest import folder_digest
+from tests.helpers import run_cli
+from tests.helpers.search import folder_digest
 
 ENV = {"OMP_NUM_THREADS": "1"}  # one thread per process: two ranks on a 2-core machine
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]

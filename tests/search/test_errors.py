@@ -7,8 +7,8 @@ import shutil
 
 import pytest
 
-from tests.search.conftest import cli, folder_digest
-from tests.test_cli_errors import assert_one_line_error
+from tests.helpers import assert_one_line_error, run_cli
+from tests.helpers.search import folder_digest
 
 
 @pytest.fixture
@@ -28,8 +28,10 @@ def test_a_truncated_vector_file(damaged, digit_files):
     path.write_bytes(path.read_bytes()[:-100])
     for command in (("index", "info"), ("search", "class")):
         args = [*command, str(damaged)] + (["3"] if command[1] == "class" else [])
-        assert_one_line_error(cli(*args), str(path), "truncated")
-    assert_one_line_error(cli("search", "query", str(damaged), str(digit_files[0])), "truncated")
+        assert_one_line_error(run_cli(*args), str(path), "truncated")
+    assert_one_line_error(
+        run_cli("search", "query", str(damaged), str(digit_files[0])), "truncated"
+    )
 
 
 def test_a_corrupt_vector_file_of_the_same_size(damaged):
@@ -37,13 +39,13 @@ def test_a_corrupt_vector_file_of_the_same_size(damaged):
     data = bytearray(path.read_bytes())
     data[-10] ^= 0xFF
     path.write_bytes(bytes(data))
-    assert_one_line_error(cli("index", "info", str(damaged)), str(path), "damaged or changed")
+    assert_one_line_error(run_cli("index", "info", str(damaged)), str(path), "damaged or changed")
 
 
 def test_a_records_file_that_is_not_json(damaged):
     path = sorted(damaged.glob("shard-*.records.jsonl"))[0]
     path.write_text("not json\n")
-    assert_one_line_error(cli("index", "info", str(damaged)), str(path))
+    assert_one_line_error(run_cli("index", "info", str(damaged)), str(path))
 
 
 def edit_manifest(index, change):
@@ -71,17 +73,17 @@ def edit_manifest(index, change):
 )
 def test_a_tampered_manifest(damaged, change, fragment):
     edit_manifest(damaged, change)
-    assert_one_line_error(cli("index", "info", str(damaged)), str(damaged), fragment)
+    assert_one_line_error(run_cli("index", "info", str(damaged)), str(damaged), fragment)
 
 
 def test_a_manifest_that_is_not_json(damaged):
     (damaged / "manifest.json").write_text("{ truncated")
-    assert_one_line_error(cli("index", "info", str(damaged)), "damaged manifest (not JSON")
+    assert_one_line_error(run_cli("index", "info", str(damaged)), "damaged manifest (not JSON")
 
 
 def test_another_models_checkpoint_is_refused(mnist_index, other_lenet, digit_files):
     digest = folder_digest(mnist_index)
-    result = cli("search", "query", str(mnist_index), str(digit_files[0]),
+    result = run_cli("search", "query", str(mnist_index), str(digit_files[0]),
                  "--checkpoint", str(other_lenet))  # fmt: skip
     assert_one_line_error(result, str(other_lenet), "weights differ", "build a new index")
     assert folder_digest(mnist_index) == digest
@@ -91,44 +93,50 @@ def test_an_unreadable_query_image(mnist_index, tmp_path):
     bad = tmp_path / "photo.jpg"
     bad.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
     assert_one_line_error(
-        cli("search", "query", str(mnist_index), str(bad)), str(bad), "not a readable image"
+        run_cli("search", "query", str(mnist_index), str(bad)), str(bad), "not a readable image"
     )
     missing = tmp_path / "missing.png"
-    assert_one_line_error(cli("search", "query", str(mnist_index), str(missing)), "file not found")
+    assert_one_line_error(
+        run_cli("search", "query", str(mnist_index), str(missing)), "file not found"
+    )
 
 
 def test_an_empty_folder_writes_nothing(lenet, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     out = tmp_path / "index"
-    result = cli("index", "build", str(lenet), str(empty), "--out", str(out))
+    result = run_cli("index", "build", str(lenet), str(empty), "--out", str(out))
     assert_one_line_error(result, str(empty), "no .jpg, .jpeg or .png images")
     assert not out.exists()
 
 
 def test_an_index_folder_that_exists_is_left_intact(mnist_index, lenet, tmp_path):
     digest = folder_digest(mnist_index)
-    again = cli("index", "build", str(lenet), "--dataset", "mnist", "--limit", "50",
+    again = run_cli("index", "build", str(lenet), "--dataset", "mnist", "--limit", "50",
                 "--out", str(mnist_index))  # fmt: skip
     assert_one_line_error(again, str(mnist_index), "an index exists here")
     other = tmp_path / "other"
     other.mkdir()
     (other / "notes.txt").write_text("mine")
-    busy = cli("index", "build", str(lenet), "--dataset", "mnist", "--out", str(other))
+    busy = run_cli("index", "build", str(lenet), "--dataset", "mnist", "--out", str(other))
     assert_one_line_error(busy, "exists and is not empty")
     assert (other / "notes.txt").read_text() == "mine" and len(list(other.iterdir())) == 1
     assert folder_digest(mnist_index) == digest
 
 
 def test_not_an_index(tmp_path):
-    assert_one_line_error(cli("index", "info", str(tmp_path / "nowhere")), "no such index folder")
-    assert_one_line_error(cli("index", "info", str(tmp_path)), "not a cnnkit search index")
+    assert_one_line_error(
+        run_cli("index", "info", str(tmp_path / "nowhere")), "no such index folder"
+    )
+    assert_one_line_error(run_cli("index", "info", str(tmp_path)), "not a cnnkit search index")
     assert not (tmp_path / "nowhere").exists()
-    assert_one_line_error(cli("index", "add", str(tmp_path / "nowhere"), str(tmp_path)), "no such")
+    assert_one_line_error(
+        run_cli("index", "add", str(tmp_path / "nowhere"), str(tmp_path)), "no such"
+    )
     assert not (tmp_path / "nowhere").exists()
 
 
 def test_sources_and_dataset_together_is_a_usage_error(lenet, tmp_path):
-    result = cli("index", "build", str(lenet), str(tmp_path), "--dataset", "mnist",
+    result = run_cli("index", "build", str(lenet), str(tmp_path), "--dataset", "mnist",
                  "--out", str(tmp_path / "x"))  # fmt: skip
     assert_one_line_error(result, "not both")

@@ -5,15 +5,13 @@ import json
 
 from PIL import Image
 
-from tests.conftest import require_module
-from tests.search.conftest import cli
-from tests.test_cli_errors import assert_one_line_error
+from tests.helpers import assert_one_line_error, require_module, run_cli
 
 
 def test_conv_features_retrieve_better_than_pixels_and_hog(lenet, tmp_path):
     require_module("skimage", "classic")
     png = tmp_path / "map.png"
-    result = cli(
+    result = run_cli(
         "search", "eval", str(lenet), "--dataset", "mnist", "--query-limit", "300",
         "--collection-limit", "3000", "--whiten", "--format", "json", "--png", str(png),
     )  # fmt: skip
@@ -31,9 +29,9 @@ def test_conv_features_retrieve_better_than_pixels_and_hog(lenet, tmp_path):
 
 
 def test_the_table_and_a_bad_method(lenet):
-    table = cli("search", "eval", str(lenet), "--dataset", "mnist", "--methods", "pixels,conv",
+    table = run_cli("search", "eval", str(lenet), "--dataset", "mnist", "--methods", "pixels,conv",
                 "--query-limit", "50", "--collection-limit", "500")  # fmt: skip
     assert table.returncode == 0, table.stderr
     assert "mAP@100" in table.stdout and "conv" in table.stdout
-    bad = cli("search", "eval", str(lenet), "--dataset", "mnist", "--methods", "sift")
+    bad = run_cli("search", "eval", str(lenet), "--dataset", "mnist", "--methods", "sift")
     assert_one_line_error(bad, "unknown retrieval method 'sift'", "pixels, hog, conv")

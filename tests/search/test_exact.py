@@ -9,7 +9,7 @@ import torch
 
 from cnnkit.metrics import average_precision, precision_at, recall_at
 from cnnkit.search import evaluate, exact
-from tests.conftest import require_module
+from tests.helpers import require_module
 
 
 def unit_rows(rng, rows, dim):

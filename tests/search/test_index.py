@@ -10,22 +10,21 @@ import pytest
 from PIL import Image
 
 from cnnkit.search import open_index
-from tests.conftest import require_module, run_cli
-from tests.search.conftest import MNIST_ITEMS, cli, label_of
-from tests.test_cli_errors import assert_one_line_error
+from tests.helpers import assert_one_line_error, require_module, run_cli
+from tests.helpers.search import MNIST_ITEMS, label_of
 
 
 def test_info_prints_the_manifest_and_counts(mnist_index, lenet):
-    shown = cli("index", "info", str(mnist_index), "--format", "json")
+    shown = run_cli("index", "info", str(mnist_index), "--format", "json")
     assert shown.returncode == 0, shown.stderr
     info = json.loads(shown.stdout)
     manifest = info["manifest"]
     assert info["items"] == manifest["count"] == MNIST_ITEMS and info["shards"] == 4
     assert manifest["feature_size"] == 84  # LeNet-5's F6
-    assert manifest["model"] == "lenet5-modern" and manifest["metric"] == "cosine"
+    assert manifest["model"] == "lenet5" and manifest["metric"] == "cosine"
     assert manifest["checkpoint"] == str(lenet.resolve()) and len(manifest["weights_sha256"]) == 64
     assert sum(info["labels"].values()) == MNIST_ITEMS and set(info["labels"]) == set("0123456789")
-    table = cli("index", "info", str(mnist_index))
+    table = run_cli("index", "info", str(mnist_index))
     assert "2,000" in table.stdout and "lenet5" in table.stdout
     rows = [line.split() for line in table.stdout.splitlines()]
     assert ["backend", "exact"] in rows and not any(r[:1] == ["recall@10"] for r in rows)
@@ -47,7 +46,7 @@ def test_query_by_example_finds_the_same_digit(mnist_index, digit_files):
         assert all(h["dataset"] == "mnist" and h["split"] == "train" for h in hits)
         precision.append(np.mean([h["label"] == label_of(path) for h in hits]))
     assert np.mean(precision) >= 0.85, precision  # chance: 0.1
-    table = cli("search", "query", str(mnist_index), str(digit_files[0]), "--top", "3")
+    table = run_cli("search", "query", str(mnist_index), str(digit_files[0]), "--top", "3")
     assert "similarity" in table.stdout and "mnist/train/" in table.stdout
 
 
@@ -59,14 +58,14 @@ def test_an_indexed_digit_finds_itself(mnist_index, mnist, tmp_path):
 
 
 def test_search_by_class(mnist_index):
-    result = cli("search", "class", str(mnist_index), "3", "--top", "20", "--format", "json")
+    result = run_cli("search", "class", str(mnist_index), "3", "--top", "20", "--format", "json")
     assert result.returncode == 0, result.stderr
     hits = json.loads(result.stdout)
     assert len(hits) == 20 and sum(h["label"] == "3" for h in hits) >= 19
     probabilities = [h["probability"] for h in hits]
     assert probabilities == sorted(probabilities, reverse=True) and probabilities[0] > 0.9
     assert_one_line_error(
-        cli("search", "class", str(mnist_index), "dog"), "unknown class 'dog'", "0, 1, 2"
+        run_cli("search", "class", str(mnist_index), "dog"), "unknown class 'dog'", "0, 1, 2"
     )
 
 
@@ -81,14 +80,14 @@ def same_neighbours(a, b):
 
 
 def query_json(index, files, *options):
-    result = cli("search", "query", str(index), *map(str, files), "--format", "json", *options)
+    result = run_cli("search", "query", str(index), *map(str, files), "--format", "json", *options)
     assert result.returncode == 0, result.stderr
     return [q["hits"] for q in json.loads(result.stdout)]
 
 
 def test_exhaustive_faiss_gives_the_exact_neighbours(lenet, digit_files, tmp_path):
     require_module("faiss", "faiss")
-    built = cli(
+    built = run_cli(
         "index", "build", str(lenet), "--dataset", "mnist", "--limit", str(MNIST_ITEMS),
         "--backend", "flat", "--out", str(tmp_path / "flat"),
     )  # fmt: skip
@@ -100,7 +99,7 @@ def test_exhaustive_faiss_gives_the_exact_neighbours(lenet, digit_files, tmp_pat
     exact_hits = query_json(tmp_path / "flat", digit_files, "--backend", "exact")
     same_neighbours(faiss_hits, exact_hits)
     # IVF visiting every cell is exhaustive too.
-    built = cli(
+    built = run_cli(
         "index", "build", str(lenet), "--dataset", "mnist", "--limit", str(MNIST_ITEMS),
         "--backend", "ivf", "--nprobe", "10000", "--out", str(tmp_path / "ivf"),
     )  # fmt: skip
@@ -112,7 +111,7 @@ def test_exhaustive_faiss_gives_the_exact_neighbours(lenet, digit_files, tmp_pat
 def test_approximate_backends_report_their_recall(lenet, digit_files, tmp_path, kind, least_recall):
     require_module("faiss", "faiss")
     out = tmp_path / kind
-    built = cli(
+    built = run_cli(
         "index", "build", str(lenet), "--dataset", "mnist", "--limit", str(MNIST_ITEMS),
         "--backend", kind, "--out", str(out),
     )  # fmt: skip
@@ -125,7 +124,7 @@ def test_approximate_backends_report_their_recall(lenet, digit_files, tmp_path, 
 
 def test_float16_vectors_rank_as_float32(lenet, mnist_index, digit_files, tmp_path):
     out = tmp_path / "half"
-    built = cli(
+    built = run_cli(
         "index", "build", str(lenet), "--dataset", "mnist", "--limit", str(MNIST_ITEMS),
         "--dtype", "float16", "--out", str(out),
     )  # fmt: skip

@@ -3,8 +3,8 @@ headless Chromium with no console errors, and the PNG grid beside it has a cell 
 
 from PIL import Image
 
-from tests.conftest import run_cli
-from tests.reports.test_report import CHROMIUM_FLAGS, chromium
+from tests.helpers import run_cli
+from tests.helpers.browser import CHROMIUM_FLAGS, chromium
 
 TOP = 5
 

@@ -10,8 +10,7 @@ import time
 import numpy as np
 
 from cnnkit.search import open_index
-from tests.search.conftest import cli
-from tests.test_cli_errors import assert_one_line_error
+from tests.helpers import assert_one_line_error, run_cli
 
 ITEMS, SHARD = 6_000, 250  # 24 shards: the kill lands well before the end
 
@@ -40,29 +39,32 @@ def test_a_killed_build_resumes_to_the_same_vectors(lenet, tmp_path):
     assert process.returncode == -signal.SIGKILL, process.stderr.read().decode()
     written = sorted(out.glob("shard-*.records.jsonl"))
     assert 1 <= len(written) < ITEMS // SHARD and not (out / "manifest.json").exists()
-    assert_one_line_error(cli("index", "info", str(out)), "unfinished build", "--resume")
+    assert_one_line_error(run_cli("index", "info", str(out)), "unfinished build", "--resume")
     assert_one_line_error(
-        cli(*build_command(lenet, out)[3:]), "holds an unfinished build; continue it with --resume"
+        run_cli(*build_command(lenet, out)[3:]),
+        "holds an unfinished build; continue it with --resume",
     )
 
-    resumed = cli(*build_command(lenet, out, "--resume")[3:])
+    resumed = run_cli(*build_command(lenet, out, "--resume")[3:])
     assert resumed.returncode == 0, resumed.stderr
     assert (
         f"holds {ITEMS:,} items" in resumed.stdout and "shards kept from before" in resumed.stdout
     )
     assert not list(out.glob("*.tmp")) and not (out / "build.json").exists()
 
-    whole = cli(*build_command(lenet, tmp_path / "whole")[3:])
+    whole = run_cli(*build_command(lenet, tmp_path / "whole")[3:])
     assert whole.returncode == 0, whole.stderr
     a, b = open_index(out), open_index(tmp_path / "whole")
     assert np.array_equal(all_vectors(a), all_vectors(b))  # bit for bit
     assert [r.to_json() for r in a.records] == [r.to_json() for r in b.records]
-    assert_one_line_error(cli(*build_command(lenet, out, "--resume")[3:]), "an index exists here")
+    assert_one_line_error(
+        run_cli(*build_command(lenet, out, "--resume")[3:]), "an index exists here"
+    )
 
 
 def test_resume_refuses_a_changed_plan(lenet, tmp_path):
     out = tmp_path / "changed"
     (out).mkdir()
     (out / "build.json").write_text('{"items": 5}')
-    result = cli(*build_command(lenet, out, "--resume")[3:])
+    result = run_cli(*build_command(lenet, out, "--resume")[3:])
     assert_one_line_error(result, "cannot resume", "changed since the build began")

@@ -1,15 +1,7 @@
-"""Fixtures of the server's tests: a real LeNet-5 run on MNIST, an untrained CIFAR-shaped
+"""Fixtures of the server's tests: the session's LeNet-5 run on MNIST, an untrained CIFAR-shaped
 run, real MNIST test digits as PNG files, and ``cnnkit serve`` as a subprocess."""
 
 import io
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,16 +9,10 @@ import pytest
 import torch
 from PIL import Image
 
-from cnnkit.config import Recipe, TrainConfig
 from cnnkit.models.fitting import build_for_images
 from cnnkit.runs import RunRecord, save_checkpoint
-from cnnkit.serve.settings import TOKEN_ENV
-from tests.conftest import require_module
-from tests.real_images import real_image_tree  # noqa: F401
-
-CIFAR_CLASSES = (
-    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
-)  # fmt: skip
+from tests.helpers import require_module
+from tests.helpers.serving import CIFAR_CLASSES
 
 
 @pytest.fixture(scope="session")
@@ -38,19 +24,9 @@ def serve_extra():
 
 
 @pytest.fixture(scope="session")
-def digit_checkpoint(tmp_path_factory) -> Path:
-    """LeNet-5 trained for one epoch on 6,000 real MNIST digits (about 95% right)."""
-    from cnnkit.train.fit import fit  # tests may train; the server never imports it
-
-    out = tmp_path_factory.mktemp("lenet5")
-    config = TrainConfig(
-        recipe=Recipe(epochs=1, batch_size=64, lr=0.01),
-        out=out,
-        train_limit=6000,
-        test_limit=500,
-        progress=False,
-    )
-    return fit(config).checkpoint
+def digit_checkpoint(digit_run) -> Path:
+    """The session's digit run: LeNet-5 trained for an epoch on real MNIST."""
+    return digit_run
 
 
 @pytest.fixture(scope="session")
@@ -110,70 +86,3 @@ def digits(mnist, tmp_path_factory) -> list[Digit]:
         path.write_bytes(buffer.getvalue())
         result.append(Digit(int(test.labels[index]), buffer.getvalue(), path))
     return result
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@dataclass
-class Served:
-    """A ``cnnkit serve`` subprocess on loopback."""
-
-    process: subprocess.Popen
-    url: str
-
-    def get(self, path: str) -> tuple[int, bytes]:
-        try:
-            with urllib.request.urlopen(self.url + path, timeout=30) as response:
-                return response.status, response.read()
-        except urllib.error.HTTPError as error:
-            return error.code, error.read()
-
-    def refuses_connections(self) -> bool:
-        host, port = self.url.removeprefix("http://").split(":")
-        try:
-            socket.create_connection((host, int(port)), timeout=5).close()
-        except ConnectionRefusedError:
-            return True
-        return False
-
-    def stop(self) -> tuple[int, str]:
-        """SIGTERM; the exit status and stderr."""
-        self.process.send_signal(signal.SIGTERM)
-        _, stderr = self.process.communicate(timeout=60)
-        return self.process.returncode, stderr
-
-
-@contextmanager
-def serving(checkpoint: Path, *options: str):
-    """``cnnkit serve CHECKPOINT`` on a free loopback port, ready (its /readyz is 200)."""
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "cnnkit", "serve", str(checkpoint), "--port", str(port), *options],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={key: value for key, value in os.environ.items() if key != TOKEN_ENV},
-    )
-    served = Served(process, f"http://127.0.0.1:{port}")
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"cnnkit serve exited: {process.communicate()[1]}")
-            try:
-                if served.get("/readyz")[0] == 200:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("cnnkit serve did not get ready in 120 s")
-            time.sleep(0.2)
-        yield served
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()

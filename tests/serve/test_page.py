@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from tests.conftest import require_module, require_path
-from tests.serve.conftest import CIFAR_CLASSES, serving
+from tests.helpers import require_module, require_path
+from tests.helpers.serving import CIFAR_CLASSES, serving
 
 CHROMIUM_ARGS = [
     "--headless",

@@ -7,9 +7,8 @@ import socket
 import time
 
 from cnnkit.serve.settings import ServeSettings, exposure_warning
-from tests.conftest import python_output, run_cli
-from tests.serve.conftest import free_port, serving
-from tests.test_cli_errors import assert_one_line_error
+from tests.helpers import assert_one_line_error, python_output, run_cli
+from tests.helpers.serving import free_port, serving
 
 BOUNDARY = "cnnkit-test-boundary"
 

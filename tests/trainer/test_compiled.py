@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.helpers import run_cli
 
 SHORT_RUN = (
     "train", "lenet5-modern", "--epochs", "1", "--train-limit", "2048", "--batch-size", "32",

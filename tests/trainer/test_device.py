@@ -1,19 +1,19 @@
 """Devices and precisions: the one update path against a plain torch loop, bf16 and
 fp16 loss scaling and channels_last on the CPU, and clear refusals."""
 
+from pathlib import Path
+
 import pytest
 import torch
 from torch.nn import functional as F
 
-from cnnkit.config import TrainConfig, recipe_for, with_overrides
+from cnnkit.config import TrainConfig, TrainOptions
 from cnnkit.errors import ConfigError, UnknownNameError
-from cnnkit.models import build_model
+from cnnkit.models import build_model, recipe_for
 from cnnkit.runtime.device import CPU, Placement, choose_placement, to_cpu
-from cnnkit.train.fit import fit
-from cnnkit.train.loop import shuffled_batches, train_one_epoch
+from cnnkit.trainer.loop import shuffled_batches, train_one_epoch
 from cnnkit.transforms import normalize
-from tests.conftest import run_cli
-from tests.test_cli_errors import assert_one_line_error
+from tests.helpers import assert_one_line_error, run_cli, trained
 
 ENV = {"OMP_NUM_THREADS": "1"}
 MEAN, STD = (0.1307,), (0.3081,)
@@ -110,17 +110,18 @@ def test_bf16_on_the_cpu_learns_like_fp32(tmp_path):
     # 500 steps: past the early plateau where rounding moves the error by points.
     errors = {}
     for precision in ("fp32", "bf16"):
-        config = TrainConfig(
+        options = TrainOptions(
             model="lenet5-modern",
-            recipe=with_overrides(recipe_for("lenet5-modern"), epochs=2, batch_size=32),
+            epochs=2,
+            batch_size=32,
             out=tmp_path / precision,
             train_limit=8000,
             test_limit=1000,
-            progress=False,
+            report=False,
             device="cpu",
             precision=precision,
         )
-        result = fit(config)
+        result = trained(options)
         assert result.device == "cpu" and result.config.precision == precision
         errors[precision] = result.final.top1_error
     assert errors["bf16"] < 0.06  # chance: 0.90
@@ -135,7 +136,7 @@ def test_checkpoint_state_moves_to_the_cpu_with_its_metadata():
 
 
 def test_configs_of_older_checkpoints_load_with_the_new_defaults():
-    saved = TrainConfig().to_dict()
+    saved = TrainConfig("lenet5", "mnist", recipe_for("lenet5"), Path("runs/x")).to_dict()
     for name in ("device", "precision", "dist_timeout"):
         del saved[name]
     config = TrainConfig.from_dict(saved)

@@ -20,7 +20,7 @@ from cnnkit.runtime.distributed import (
     is_collective_failure,
     world_from_env,
 )
-from tests.conftest import run_cli
+from tests.helpers import run_cli
 
 # One thread per process: two ranks on a 2-core machine.
 ENV = {"OMP_NUM_THREADS": "1"}
@@ -141,7 +141,7 @@ def test_a_killed_rank_fails_the_run_quickly_and_it_resumes(runs, tmp_path):
     assert launcher.returncode != 0
     assert time.monotonic() - killed < 60, "the surviving rank waited for the dead one"
     assert "Signal 9 (SIGKILL)" in stderr  # torchrun's report names the failed rank
-    assert "cnnkit/train/" not in stderr  # the surviving rank shows no traceback
+    assert "cnnkit/trainer/" not in stderr  # the surviving rank shows no traceback
     assert torch.load(out / "checkpoint.pt", weights_only=True)["epoch"] < 3, "finished first"
 
     resumed = torchrun("train", "--resume", "--out", str(out), *RUN)

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from cnnkit.train.schedule import OneCycle, one_cycle
+from cnnkit.trainer.schedule import OneCycle, one_cycle
 
 
 def test_warm_up_then_cosine_to_zero():

@@ -9,7 +9,7 @@ from torch.func import functional_call, jacrev
 
 from cnnkit.models import build_model
 from cnnkit.models.layers import ScaledTanh
-from cnnkit.train.sdlm import SDLM, PaperEtaSchedule, gauss_newton_diagonal
+from cnnkit.trainer.sdlm import SDLM, PaperEtaSchedule, gauss_newton_diagonal
 
 
 class OneLayer(nn.Module):

@@ -9,7 +9,7 @@ import time
 import pytest
 import torch
 
-from tests.conftest import run_cli
+from tests.helpers import run_cli
 
 SUBSET = ["--train-limit", "6000", "--test-limit", "2000", "--no-progress"]
 

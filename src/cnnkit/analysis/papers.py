@@ -15,78 +15,9 @@ from dataclasses import dataclass
 
 from cnnkit.analysis.report import SizeReport, model_size
 from cnnkit.errors import UnknownNameError
+from cnnkit.models import REGISTRY, PaperFacts
 
 OPERATIONS_PER_CONNECTION = 3  # 1 forward, 2 backward
-
-
-@dataclass(frozen=True)
-class PaperFacts:
-    network: str  # as the lecture names it
-    task: str
-    categories: int
-    image_size: str  # as the paper's data come, before any padding or cropping
-    training_examples: int
-    epochs: int  # passes through the training set
-    source: str  # where the training facts are stated
-
-
-PAPER_FACTS: dict[str, PaperFacts] = {
-    "lenet1": PaperFacts(
-        "LeNet (1989)",
-        "digits",
-        10,
-        "16x16",
-        7_291,
-        23,
-        "LeCun et al. 1989 (7,291 training digits; 23 passes, 167,693 presentations)",
-    ),
-    "lenet5": PaperFacts(
-        "LeNet (1998)",
-        "digits",
-        10,
-        "28x28",
-        60_000,
-        20,
-        "LeCun et al. 1998, Sec. III (MNIST's 60,000 training digits; 20 passes)",
-    ),
-    "alexnet": PaperFacts(
-        "AlexNet (2012)",
-        "objects",
-        1000,
-        "256x256x3",
-        1_200_000,
-        90,
-        "Krizhevsky et al. 2012, Sec. 2 (1.2 million images) and Sec. 5 (roughly 90 cycles)",
-    ),
-    "zfnet": PaperFacts(
-        "ZFNet (2013)",
-        "objects",
-        1000,
-        "256x256x3",
-        1_300_000,
-        70,
-        "Zeiler and Fergus 2013, Sec. 3 (1.3 million images, stopped after 70 epochs)",
-    ),
-    "vgg16": PaperFacts(
-        "VGG-16 (2014)",
-        "objects",
-        1000,
-        "256x256x3 to 512x512x3",
-        1_300_000,
-        74,
-        "Simonyan and Zisserman 2014, Sec. 4 (1.3 million images) and 3.1 (74 epochs)",
-    ),
-    "resnet50": PaperFacts(
-        "ResNet-50 (2015)",
-        "objects",
-        1000,
-        "256x256x3 to 480x480x3",
-        1_280_000,
-        120,
-        "He et al. 2015, Sec. 3.4 and 4.1 (1.28 million images; 60e4 iterations of "
-        "256 images = 120 epochs)",
-    ),
-}
 
 
 @dataclass(frozen=True)
@@ -113,8 +44,10 @@ class PaperComparison:
 
 
 def compare_models(names: list[str]) -> list[PaperComparison]:
-    """The comparison columns for registry models whose papers' facts we hold."""
+    """The comparison columns for registry models whose papers' facts we hold (their
+    registrations' ``paper``)."""
+    with_facts = {entry.name: entry.paper for entry in REGISTRY.values() if entry.paper}
     for name in names:
-        if name not in PAPER_FACTS:
-            raise UnknownNameError.of("model to compare (no paper facts)", name, PAPER_FACTS)
-    return [PaperComparison(name, PAPER_FACTS[name], model_size(name)) for name in names]
+        if name not in with_facts:
+            raise UnknownNameError.of("model to compare (no paper facts)", name, with_facts)
+    return [PaperComparison(name, with_facts[name], model_size(name)) for name in names]

@@ -24,7 +24,7 @@ from cnnkit.analysis.counting import (
     layer_kind,
 )
 from cnnkit.errors import InputSizeError, UncountedLayerError
-from cnnkit.models import build_model, model_input_size
+from cnnkit.models import build_model
 
 BYTES_PER_NUMBER = 4  # float32
 RULES_OF_THUMB = (
@@ -143,7 +143,7 @@ def model_size(
         options = {"in_channels": input_shape[0], "image_size": tuple(input_shape[1:])}
     with FloatsOnMeta():  # AlexNet at 2000x2000 would allocate 16 GB of fc6 weights
         model = build_model(name, num_classes=num_classes, **options)
-    return size_report(model.to("meta"), input_shape or model_input_size(model), name)
+    return size_report(model.to("meta"), input_shape or model.input_size, name)
 
 
 class FloatsOnMeta(TorchFunctionMode):

@@ -7,7 +7,7 @@ pytorch/examples MNIST recipe, in one run, judged by time to accuracy.
    permutation, no DataLoader.
 3. The textbook loop: torchvision's ``MNIST`` data set, Pad/ToTensor/Normalize
    transforms and a shuffling ``DataLoader`` with worker processes.
-4. The pytorch/examples recipe (``cnnkit.reference_mnist``): its own network,
+4. The pytorch/examples recipe (``cnnkit.bench.pytorch_examples``): its own network,
    Adadelta and StepLR, in a subprocess, for ``reference_epochs`` epochs.
 
 The first three train the same model (the registry's) with the same recipe (SGD with
@@ -39,12 +39,11 @@ from torch.nn import functional as F
 from cnnkit.config import Recipe
 from cnnkit.data import ImageSet, load_dataset
 from cnnkit.data.locate import PACKAGE_FILES
-from cnnkit.models import model_input_size
+from cnnkit.models import Classifier
 from cnnkit.models.fitting import build_for_images
-from cnnkit.runs import METRICS_NAME
+from cnnkit.runs import read_metrics
 from cnnkit.runtime.inference import flush_denormals, predict_logits
-from cnnkit.train.fit import sgd_one_cycle
-from cnnkit.train.loop import steps_per_epoch
+from cnnkit.trainer import sgd_one_cycle, steps_per_epoch
 from cnnkit.transforms import fit_to_input
 from cnnkit.transforms.augment import random_crop
 
@@ -102,7 +101,9 @@ class TrainerResult:
         return next((e.elapsed for e in self.epochs if e.accuracy >= accuracy), None)
 
 
-def mnist_model(model_name: str, limits: Limits = Limits()) -> tuple[nn.Module, ImageSet, ImageSet]:
+def mnist_model(
+    model_name: str, limits: Limits = Limits()
+) -> tuple[Classifier, ImageSet, ImageSet]:
     """``model_name`` seeded and built for MNIST as ``cnnkit train`` builds it (at its
     paper's input where padding reaches it, else at 28x28), with both splits."""
     train, test = load_dataset("mnist")
@@ -122,12 +123,12 @@ def run_cnnkit_train(model_name: str, recipe: Recipe, limits: Limits) -> Trainer
             stdout=subprocess.DEVNULL,
         )  # fmt: skip
         wall = time.perf_counter() - start
-        records = [json.loads(line) for line in (Path(out) / METRICS_NAME).open()]
+        records = read_metrics(Path(out))
     # An epoch ended when the process ended minus the later epochs' time.
-    later = [sum(r["seconds"] for r in records[i + 1 :]) for i in range(len(records))]
+    later = [sum(r.seconds for r in records[i + 1 :]) for i in range(len(records))]
     images = steps_per_epoch(limits.train_images, recipe.batch_size) * recipe.batch_size
     epochs = tuple(
-        Epoch(images / r["images_per_second"], images, 1 - r["test_top1_error"], wall - rest)
+        Epoch(images / r.images_per_second, images, r.test_accuracy, wall - rest)
         for r, rest in zip(records, later, strict=True)
     )
     return TrainerResult("cnnkit train", epochs, wall)
@@ -167,11 +168,9 @@ def run_in_memory(model_name: str, recipe: Recipe, limits: Limits) -> TrainerRes
     start = time.perf_counter()
     flush_denormals()
     model, train, test = mnist_model(model_name, limits)
-    size = model_input_size(model)[-1]
-    train_images = fit_to_input(train.images, model_input_size(model))  # uint8, padded
-    x_test = (
-        fit_to_input(test.images, model_input_size(model)).float() / 255 - MNIST_MEAN
-    ) / MNIST_STD
+    size = model.input_size[-1]
+    train_images = fit_to_input(train.images, model.input_size)  # uint8, padded
+    x_test = (fit_to_input(test.images, model.input_size).float() / 255 - MNIST_MEAN) / MNIST_STD
     steps = steps_per_epoch(len(train_images), recipe.batch_size)
 
     def batches() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -213,7 +212,7 @@ def run_textbook(model_name: str, recipe: Recipe, workers: int, limits: Limits) 
     start = time.perf_counter()
     with torchvision_mnist_root() as root:
         model, _, _ = mnist_model(model_name)
-        size = model_input_size(model)[-1]
+        size = model.input_size[-1]
         pad = [transforms.Pad((size - 28) // 2)]  # 28 -> 32 for LeNet-5, none for 28
         shift = [transforms.RandomCrop(size, padding=2)] if recipe.augment == "shift" else []
         tensor = [transforms.ToTensor(), transforms.Normalize((MNIST_MEAN,), (MNIST_STD,))]
@@ -242,13 +241,13 @@ def run_textbook(model_name: str, recipe: Recipe, workers: int, limits: Limits) 
 def run_reference(epochs: int, limits: Limits) -> TrainerResult:
     """The pytorch/examples recipe as its own process, timed from its launch."""
     from cnnkit.analysis import size_report
-    from cnnkit.reference_mnist import ExamplesNet
+    from cnnkit.bench.pytorch_examples import ExamplesNet
 
     with torchvision_mnist_root() as root:
         launched, start = time.time(), time.perf_counter()
         done = subprocess.run(
-            [sys.executable, "-m", "cnnkit.reference_mnist", str(root), "--epochs", str(epochs),
-             *limits.cli_options()],
+            [sys.executable, "-m", "cnnkit.bench.pytorch_examples", str(root),
+             "--epochs", str(epochs), *limits.cli_options()],
             check=True,
             capture_output=True,
             text=True,
@@ -266,7 +265,7 @@ def inference_speed(model_name: str, repeats: int = 3) -> float:
     """Test images per second through ``predict_logits`` (batches of 256), best of
     ``repeats`` passes over MNIST's test set; the weights do not change the time."""
     model, _, test = mnist_model(model_name)
-    images = fit_to_input(test.images, model_input_size(model))
+    images = fit_to_input(test.images, model.input_size)
     best = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
@@ -362,15 +361,16 @@ def run_benchmark(
     """Train ``model_name`` on MNIST with each of ``trainers`` (of ``TRAINERS``), one
     after the other, and time inference; ``on_trainer`` hears each one's name first."""
     from cnnkit.analysis import size_report
-    from cnnkit.config import recipe_for, with_overrides
+    from cnnkit.config import with_overrides
     from cnnkit.errors import UnknownNameError
+    from cnnkit.models import recipe_for
 
     unknown = [name for name in trainers if name not in TRAINERS] or ([] if trainers else [""])
     if unknown:
         raise UnknownNameError.of("trainer", unknown[0], TRAINERS)
     recipe = with_overrides(recipe_for(model_name), epochs=epochs)
     network, _, _ = mnist_model(model_name)
-    connections = size_report(network, model_input_size(network)).totals.connections
+    connections = size_report(network, network.input_size).totals.connections
     runs = {
         "cnnkit": lambda: run_cnnkit_train(model_name, recipe, limits),
         "in-memory": lambda: run_in_memory(model_name, recipe, limits),

@@ -8,7 +8,7 @@ trained with Adadelta (lr 1.0) under StepLR (gamma 0.7 after every epoch) on bat
 and a shuffling ``DataLoader`` (no worker processes on a CPU), tested in batches of 1000
 after every epoch; seed 1, 14 epochs.
 
-Run as ``python -m cnnkit.reference_mnist ROOT``: it prints one JSON line per epoch with
+Run as ``python -m cnnkit.bench.pytorch_examples ROOT``: it prints one JSON line per epoch with
 the wall-clock time (``time.time``) at the end of that epoch's test, so that the caller
 measures from its own launch of the process, start-up and imports included.
 """

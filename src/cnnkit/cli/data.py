@@ -70,6 +70,6 @@ def info(name: str, data_dir: Path | None) -> None:
 @data_dir_option
 def show(name: str, out: Path, count: int, split: str, seed: int, data_dir: Path | None) -> None:
     """Write a grid of random sample images of data set NAME with their labels."""
-    from cnnkit.reports.plots import save_sample_grid
+    from cnnkit.plots import save_sample_grid
 
     click.echo(f"wrote {save_sample_grid(name, split, count, seed, out, data_dir)}")

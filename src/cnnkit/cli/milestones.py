@@ -13,7 +13,6 @@ from cnnkit.cli.options import (
     test_limit_option,
     train_limit_option,
 )
-from cnnkit.config import HISTORY_LINE
 
 
 @click.group()
@@ -69,9 +68,8 @@ def hog_svm(
 )
 @click.option(
     "--models",
-    default=",".join(HISTORY_LINE),
-    show_default=True,
-    help="Comma-separated nets to train after the HOG+SVM baseline.",
+    help="Comma-separated nets to train after the HOG+SVM baseline [lenet5 and the "
+    "small-image versions of the ImageNet winners: the models registered in the line].",
 )
 @click.option(
     "--out",
@@ -87,17 +85,19 @@ def history(
     dataset: str,
     epochs: int,
     budget: float | None,
-    models: str,
+    models: str | None,
     out: Path | None,
     **options: Any,
 ) -> None:
     """Results over the years: HOG+SVM and a line of nets on one data set, head to head."""
     from cnnkit.milestones import HistorySettings, render_table, run_history
+    from cnnkit.models import history_line
     from cnnkit.runs import RUNS_DIR
 
     settings = HistorySettings(
         dataset=dataset,
-        models=tuple(name.strip() for name in models.split(",") if name.strip()),
+        models=tuple(name.strip() for name in (models or "").split(",") if name.strip())
+        or history_line(),
         epochs=epochs,
         budget=budget,
         out=out or RUNS_DIR / f"history-{dataset}",

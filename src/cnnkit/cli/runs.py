@@ -58,7 +58,7 @@ def evaluate(
     confusion = [[short[i]] + row for i, row in enumerate(stats.confusion.tolist())]
     click.echo(tabulate(confusion, headers=["true \\ pred"] + short, tablefmt="simple"))
     if confusion_png is not None:
-        from cnnkit.reports.plots import save_confusion_png
+        from cnnkit.plots import save_confusion_png
 
         click.echo(f"wrote {save_confusion_png(stats.confusion, classes, confusion_png)}")
 

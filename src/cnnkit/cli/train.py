@@ -1,20 +1,22 @@
 """``cnnkit train`` and ``cnnkit recipes``."""
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from cnnkit.cli.options import (
     data_dir_option,
     dataset_option,
-    progress_option,
     seed_option,
     test_limit_option,
     train_limit_option,
     tta_option,
 )
 from cnnkit.config import DEVICES, OPTIMIZERS, PRECISIONS
+
+if TYPE_CHECKING:  # the run layer imports torch; the CLI only names its types
+    from cnnkit.runs import EpochRecord
 
 
 @click.command()
@@ -46,7 +48,11 @@ from cnnkit.config import DEVICES, OPTIMIZERS, PRECISIONS
 @data_dir_option
 @train_limit_option
 @test_limit_option
-@progress_option
+@click.option(
+    "--progress/--no-progress",
+    default=None,  # TrainOptions' own: when stderr is a terminal
+    help="Show progress bars on stderr [when stderr is a terminal].",
+)
 @click.option(
     "--augment",
     help="Training augmentation: none, alexnet (crop+flip+pca), modern, or steps "
@@ -114,7 +120,8 @@ def train(**options: Any) -> None:
     Under ``torchrun --nproc-per-node N -m cnnkit train ...`` N processes share each
     batch (docs/distributed.md); only the first prints and writes files.
     """
-    from cnnkit.training import TrainRequest, run_training
+    from cnnkit.config import TrainOptions
+    from cnnkit.training import train as train_model
 
     epochs = {}
 
@@ -122,8 +129,8 @@ def train(**options: Any) -> None:
         epochs["total"] = config.recipe.epochs
         click.echo(header_line(config, world.size))
 
-    outcome = run_training(
-        TrainRequest(**options),
+    outcome = train_model(
+        TrainOptions(**options),
         on_start,
         lambda record: click.echo(epoch_line(record, epochs["total"])),
     )
@@ -146,12 +153,12 @@ def header_line(config, processes: int) -> str:
     )
 
 
-def epoch_line(record: dict, epochs: int) -> str:
+def epoch_line(record: "EpochRecord", epochs: int) -> str:
     return (
-        f"epoch {record['epoch']}/{epochs}  train loss {record['train_loss']:.4f}  "
-        f"test top-1 error {100 * record['test_top1_error']:.2f}%  "
-        f"top-5 error {100 * record['test_top5_error']:.2f}%  "
-        f"{record['images_per_second']:,.0f} img/s  {record['seconds']:.1f} s"
+        f"epoch {record.epoch}/{epochs}  train loss {record.train_loss:.4f}  "
+        f"test top-1 error {100 * record.test_top1_error:.2f}%  "
+        f"top-5 error {100 * record.test_top5_error:.2f}%  "
+        f"{record.images_per_second:,.0f} img/s  {record.seconds:.1f} s"
     )
 
 
@@ -183,8 +190,7 @@ def recipes(model: str | None, dataset: str) -> None:
     with where its settings come from."""
     from tabulate import tabulate
 
-    from cnnkit.config import recipe_rule_for
-    from cnnkit.models import model_names
+    from cnnkit.models import model_names, recipe_rule_for
 
     rows = []
     for name in [model] if model else model_names():

@@ -8,10 +8,13 @@ architecture, Sec. 4.2 dropout, Sec. 5 the initialisation.
 import torch
 from torch import nn
 
+from cnnkit.config import ALEXNET_IMAGENET
+from cnnkit.models.interface import Classifier
 from cnnkit.models.layers import final_map_size, local_response_norm, pair
+from cnnkit.models.registry import PaperFacts, register_model
 
 
-class AlexNet(nn.Module):
+class AlexNet(Classifier):
     """AlexNet as published (Krizhevsky et al. 2012, Sec. 3.5, Fig. 2).
 
     Five convolutional and three fully connected layers; ReLU after each
@@ -82,11 +85,11 @@ class AlexNet(nn.Module):
         x = self.drop6(self.relu6(self.fc6(x)))
         return self.drop7(self.relu7(self.fc7(x)))  # (N, 4096)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc8(self.forward_features(x))
+    def classify(self, features: torch.Tensor) -> torch.Tensor:
+        return self.fc8(features)
 
 
-class AlexNetOneTower(nn.Module):
+class AlexNetOneTower(Classifier):
     """torchvision's ``alexnet``: one tower, with torchvision's state_dict keys.
 
     Krizhevsky, "One weird trick for parallelizing convolutional neural
@@ -140,16 +143,31 @@ class AlexNetOneTower(nn.Module):
         x = self.avgpool(self.features(x)).flatten(1)  # (N, 9216)
         return self.classifier[:6](x)  # (N, 4096)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier[6](self.forward_features(x))
+    def classify(self, features: torch.Tensor) -> torch.Tensor:
+        return self.classifier[6](features)
 
 
+@register_model(
+    "alexnet",
+    test_input=(3, 67, 67),  # the smallest that leaves a 1x1 map after pool5
+    recipes=(ALEXNET_IMAGENET,),
+    paper=PaperFacts(
+        "AlexNet (2012)",
+        "objects",
+        1000,
+        "256x256x3",
+        1_200_000,
+        90,
+        "Krizhevsky et al. 2012, Sec. 2 (1.2 million images) and Sec. 5 (roughly 90 cycles)",
+    ),
+)
 def alexnet(
     num_classes: int = 1000, in_channels: int = 3, image_size: int | tuple = 227
 ) -> AlexNet:
     return AlexNet(num_classes=num_classes, in_channels=in_channels, image_size=image_size)
 
 
+@register_model("alexnet-onetower", test_input=(3, 63, 63), recipes=(ALEXNET_IMAGENET,))
 def alexnet_onetower(
     num_classes: int = 1000, in_channels: int = 3, image_size: int | tuple = 224
 ) -> AlexNetOneTower:

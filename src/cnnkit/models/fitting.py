@@ -1,9 +1,7 @@
 """Which size a model is built at for a data set: its paper's input where the data
 reach it by padding or cropping, else the data's own image size."""
 
-from torch import nn
-
-from cnnkit.models import build_model, model_input_size
+from cnnkit.models import Classifier, build_model
 
 PAD_LIMIT = 4  # pixels per side: LeNet-5 pads MNIST's 28x28 to 32x32 (LeCun et al. 1998)
 
@@ -25,11 +23,11 @@ def fits_by_padding_or_cropping(
 
 def build_for_images(
     model_name: str, image_shape: tuple[int, int, int], num_classes: int
-) -> nn.Module:
+) -> Classifier:
     """``model_name`` at its paper's input size where images of ``image_shape`` fit it,
     else built for their own size (e.g. LeNet-1989, made for 16x16, on 28x28 MNIST)."""
     sizes = {"num_classes": num_classes, "in_channels": image_shape[0]}
     model = build_model(model_name, **sizes)
-    if fits_by_padding_or_cropping(model_input_size(model), image_shape):
+    if fits_by_padding_or_cropping(model.input_size, image_shape):
         return model
     return build_model(model_name, image_size=image_shape[1:], **sizes)

@@ -9,7 +9,10 @@ whole network, Sec. 5 the auxiliary classifiers.
 import torch
 from torch import nn
 
+from cnnkit.config import RESNET_IMAGENET
+from cnnkit.models.interface import Classifier, Convolution
 from cnnkit.models.layers import final_map_size, local_response_norm, output_size_after, pair
+from cnnkit.models.registry import register_model
 
 # Table 1: #1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj.
 INCEPTION_WIDTHS: dict[str, tuple[int, int, int, int, int, int]] = {
@@ -72,7 +75,7 @@ class AuxiliaryClassifier(nn.Module):
         return self.fc2(self.dropout(self.relu(self.fc1(x))))
 
 
-class GoogLeNet(nn.Module):
+class GoogLeNet(Classifier):
     """GoogLeNet, the 22-layer network of Szegedy et al. (2014), Table 1 and Fig. 3.
 
     ``forward`` returns the main classifier's logits, in training as in testing,
@@ -142,6 +145,13 @@ class GoogLeNet(nn.Module):
         x = self.relu(self.conv2(self.relu(self.conv2_reduce(x))))
         return self.pool2(self.norm2(x))  # (N, 192, 28, 28)
 
+    def convolutions(self) -> list[tuple[str, Convolution]]:
+        """Those ``forward`` applies: the auxiliary heads' run in training only."""
+        heads = ("aux1.", "aux2.")
+        return [
+            (name, layer) for name, layer in super().convolutions() if not name.startswith(heads)
+        ]
+
     def forward_with_aux(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(logits, aux1 logits, aux2 logits), for training with the auxiliary losses."""
         x = self.inception3b(self.inception3a(self.stem(x)))
@@ -161,10 +171,13 @@ class GoogLeNet(nn.Module):
             x = block(x)
         return self.head(self.inception4e(self.inception4d(x)))  # (N, 1024)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.dropout(self.forward_features(x)))
+    def classify(self, features: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.dropout(features))
 
 
+# The auxiliary 5x5 pools need 5x5 maps after 4a; the paper gives no learning rate, so
+# GoogLeNet trains with the ResNet paper's recipe.
+@register_model("googlenet", test_input=(3, 79, 79), recipes=(RESNET_IMAGENET,))
 def googlenet(
     num_classes: int = 1000, in_channels: int = 3, image_size: int | tuple = 224
 ) -> GoogLeNet:

@@ -8,7 +8,9 @@ connections, Appendix A the squashing function, Fig. 3 the RBF code bitmaps.
 import torch
 from torch import nn
 
+from cnnkit.config import LENET5_MODERN_RECIPE, LENET5_RECIPE
 from cnnkit.errors import InputSizeError
+from cnnkit.models.interface import Classifier
 from cnnkit.models.layers import (
     EuclideanRBF,
     FullConv2d,
@@ -18,6 +20,7 @@ from cnnkit.models.layers import (
     init_lecun_uniform,
     pair,
 )
+from cnnkit.models.registry import Milestone, PaperFacts, register_model
 
 # Table I: which S2 feature maps (rows) each C3 feature map (columns) combines.
 C3_TABLE_I = """
@@ -60,7 +63,7 @@ def rbf_codes() -> torch.Tensor:
     return torch.tensor([[1.0 if bit == "#" else -1.0 for bit in bitmap] for bitmap in bitmaps])
 
 
-class LeNet5(nn.Module):
+class LeNet5(Classifier):
     """LeNet-5 as LeCun et al. (1998), Sec. II-B, describe it.
 
     32x32 input (MNIST's 28x28 padded by 2 on each side); 60,000 trainable
@@ -111,11 +114,11 @@ class LeNet5(nn.Module):
         x = self.c5_act(self.c5(x)).flatten(1)
         return self.f6_act(self.f6(x))  # (N, 84)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.output(self.forward_features(x))
+    def classify(self, features: torch.Tensor) -> torch.Tensor:
+        return self.output(features)
 
 
-class LeNet5Modern(nn.Module):
+class LeNet5Modern(Classifier):
     """LeNet-5 as the lecture's size table describes it: full C3, ReLU, max pooling,
     fully connected F5 (400 -> 120), F6 and a linear output layer.
 
@@ -146,8 +149,8 @@ class LeNet5Modern(nn.Module):
         x = self.f5_act(self.f5(x))
         return self.f6_act(self.f6(x))  # (N, 84)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.output(self.forward_features(x))
+    def classify(self, features: torch.Tensor) -> torch.Tensor:
+        return self.output(features)
 
 
 def check_lenet5_size(name: str, image_size: int | tuple[int, int]) -> None:
@@ -157,6 +160,21 @@ def check_lenet5_size(name: str, image_size: int | tuple[int, int]) -> None:
         raise InputSizeError(f"{name} takes 32x32 inputs, not {height}x{width}")
 
 
+@register_model(
+    "lenet5",
+    test_input=(1, 32, 32),
+    recipes=(LENET5_RECIPE,),
+    paper=PaperFacts(
+        "LeNet (1998)",
+        "digits",
+        10,
+        "28x28",
+        60_000,
+        20,
+        "LeCun et al. 1998, Sec. III (MNIST's 60,000 training digits; 20 passes)",
+    ),
+    milestone=Milestone(1998, "LeNet-5", in_history_line=True),
+)
 def lenet5(
     num_classes: int = 10, in_channels: int = 1, image_size: int | tuple[int, int] = 32
 ) -> LeNet5:
@@ -164,6 +182,12 @@ def lenet5(
     return LeNet5(num_classes=num_classes, in_channels=in_channels)
 
 
+@register_model(
+    "lenet5-modern",
+    test_input=(1, 32, 32),
+    recipes=(LENET5_MODERN_RECIPE,),
+    milestone=Milestone(1998, "LeNet-5 (ReLU, max pooling)"),
+)
 def lenet5_modern(
     num_classes: int = 10, in_channels: int = 1, image_size: int | tuple[int, int] = 32
 ) -> LeNet5Modern:

@@ -9,6 +9,7 @@ connections and 9,760 independent parameters.
 import torch
 from torch import nn
 
+from cnnkit.models.interface import Classifier
 from cnnkit.models.layers import (
     ScaledTanh,
     TableConv2d,
@@ -17,6 +18,7 @@ from cnnkit.models.layers import (
     init_lecun_uniform,
     pair,
 )
+from cnnkit.models.registry import PaperFacts, register_model
 
 H2_MAPS_SEEN = 8  # each H2 unit "combines local information coming from 8 of the 12" H1 maps
 
@@ -34,7 +36,7 @@ def h2_connection_table(maps: int = 12, seen: int = H2_MAPS_SEEN) -> torch.Tenso
     return table
 
 
-class LeNet1989(nn.Module):
+class LeNet1989(Classifier):
     """The 1989 zip-code network (LeCun et al. 1989, Sec. 5, Fig. 3).
 
     - input: 16x16 normalised digit (256 units);
@@ -93,10 +95,23 @@ class LeNet1989(nn.Module):
         x = self.h2_act(self.h2(self.h1_act(self.h1(x)))).flatten(1)  # (N, 192)
         return self.h3_act(self.h3(x))  # (N, 30)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.output(self.forward_features(x))
+    def classify(self, features: torch.Tensor) -> torch.Tensor:
+        return self.output(features)
 
 
+@register_model(
+    "lenet1",
+    test_input=(1, 16, 16),
+    paper=PaperFacts(
+        "LeNet (1989)",
+        "digits",
+        10,
+        "16x16",
+        7_291,
+        23,
+        "LeCun et al. 1989 (7,291 training digits; 23 passes, 167,693 presentations)",
+    ),
+)
 def lenet1(
     num_classes: int = 10, in_channels: int = 1, image_size: int | tuple[int, int] = 16
 ) -> LeNet1989:

@@ -11,7 +11,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from cnnkit.config import RESNET_IMAGENET
+from cnnkit.models.interface import Classifier
 from cnnkit.models.layers import check_input_size, pair
+from cnnkit.models.registry import PaperFacts, register_model
 
 
 def conv3x3(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
@@ -83,7 +86,7 @@ def projection(in_channels: int, out_channels: int, stride: int) -> nn.Sequentia
     return nn.Sequential(conv1x1(in_channels, out_channels, stride), nn.BatchNorm2d(out_channels))
 
 
-class ResNet(nn.Module):
+class ResNet(Classifier):
     """A residual network of Table 1 (He et al. 2015).
 
     conv1 7x7/2 with 64 filters, 3x3/2 max pooling, four stages (conv2_x to
@@ -145,8 +148,8 @@ class ResNet(nn.Module):
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         return self.avgpool(x).flatten(1)  # (N, 512 or 2048)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.forward_features(x))
+    def classify(self, features: torch.Tensor) -> torch.Tensor:
+        return self.fc(features)
 
 
 DEPTHS: dict[int, tuple[type[BasicBlock] | type[Bottleneck], tuple[int, int, int, int]]] = {
@@ -164,28 +167,51 @@ def resnet(layers: int, **options: Any) -> ResNet:
     return ResNet(block, depths, **options)
 
 
+@register_model("resnet18", test_input=(3, 32, 32), recipes=(RESNET_IMAGENET,))
 def resnet18(**options: Any) -> ResNet:
     return resnet(18, **options)
 
 
+@register_model("resnet34", test_input=(3, 32, 32), recipes=(RESNET_IMAGENET,))
 def resnet34(**options: Any) -> ResNet:
     return resnet(34, **options)
 
 
+@register_model(
+    "resnet50",
+    test_input=(3, 32, 32),
+    recipes=(RESNET_IMAGENET,),
+    paper=PaperFacts(
+        "ResNet-50 (2015)",
+        "objects",
+        1000,
+        "256x256x3 to 480x480x3",
+        1_280_000,
+        120,
+        "He et al. 2015, Sec. 3.4 and 4.1 (1.28 million images; 60e4 iterations of "
+        "256 images = 120 epochs)",
+    ),
+)
 def resnet50(**options: Any) -> ResNet:
     return resnet(50, **options)
 
 
-def resnet101(**options: Any) -> ResNet:
-    return resnet(101, **options)
-
-
-def resnet152(**options: Any) -> ResNet:
-    return resnet(152, **options)
-
-
+@register_model("resnet50-v1.5", test_input=(3, 32, 32), recipes=(RESNET_IMAGENET,))
 def resnet50_v1_5(**options: Any) -> ResNet:
     """ResNet-50 with the stride in the 3x3 convolution of each downsampling
     bottleneck ("v1.5", torchvision's layout), so torchvision's weights give
     torchvision's outputs. Deviation from He et al. 2015, kept under its own name."""
     return resnet(50, stride_in_3x3=True, **options)
+
+
+# 64: layer4's maps are 2x2, so that BatchNorm's statistics over a batch of two are not
+# of two numbers; at 32 (1x1 maps) two SGD steps sent the deepest nets to 3e9 (ResNet-101)
+# and inf (ResNet-152) in eval mode.
+@register_model("resnet101", test_input=(3, 64, 64), recipes=(RESNET_IMAGENET,))
+def resnet101(**options: Any) -> ResNet:
+    return resnet(101, **options)
+
+
+@register_model("resnet152", test_input=(3, 64, 64), recipes=(RESNET_IMAGENET,))
+def resnet152(**options: Any) -> ResNet:
+    return resnet(152, **options)

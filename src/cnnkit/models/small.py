@@ -35,13 +35,15 @@ import torch
 from torch import nn
 
 from cnnkit.models.googlenet import Inception
+from cnnkit.models.interface import Classifier
 from cnnkit.models.layers import final_map_size, local_response_norm, pair
+from cnnkit.models.registry import Milestone, register_model
 from cnnkit.models.resnet import BasicBlock
 
 OVERLAPPING_POOL = (3, 2, 0, False)  # kernel, stride, padding, ceil_mode (AlexNet Sec. 3.4)
 
 
-class AlexNetSmall(nn.Module):
+class AlexNetSmall(Classifier):
     """AlexNet's pattern at 28x28 (see the module docstring for the sources).
 
     ``dense=True`` is ZFNet's one-tower variant with a 3x3 instead of a 5x5 conv1.
@@ -96,11 +98,11 @@ class AlexNetSmall(nn.Module):
         x = self.drop6(self.relu6(self.fc6(x)))
         return self.drop7(self.relu7(self.fc7(x)))  # (N, 256)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc8(self.forward_features(x))
+    def classify(self, features: torch.Tensor) -> torch.Tensor:
+        return self.fc8(features)
 
 
-class VGGSmall(nn.Module):
+class VGGSmall(Classifier):
     """VGG's 3x3 stacks at 28x28: [16, M, 32, M, 64, 64, M], fc6 and fc7 of 256."""
 
     config: tuple[int | str, ...] = (16, "M", 32, "M", 64, 64, "M")
@@ -137,11 +139,11 @@ class VGGSmall(nn.Module):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier[:6](self.features(x).flatten(1))  # (N, 256)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier[6](self.forward_features(x))
+    def classify(self, features: torch.Tensor) -> torch.Tensor:
+        return self.classifier[6](features)
 
 
-class GoogLeNetSmall(nn.Module):
+class GoogLeNetSmall(Classifier):
     """GoogLeNet's stem, three Inception modules about a sixth as wide as 3a, 3b and
     4a (Table 1), global average pooling, dropout 0.4 and a linear classifier."""
 
@@ -180,11 +182,11 @@ class GoogLeNetSmall(nn.Module):
         x = self.pool3(self.inception3b(self.inception3a(x)))
         return self.dropout(self.avgpool(self.inception4a(x)).flatten(1))  # (N, 112)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.forward_features(x))
+    def classify(self, features: torch.Tensor) -> torch.Tensor:
+        return self.fc(features)
 
 
-class CifarResNet(nn.Module):
+class CifarResNet(Classifier):
     """He et al. 2015, Sec. 4.2: conv1 3x3 with 16 filters, three stages of n basic
     blocks (16, 32, 64 wide; the second and third start with stride 2), global
     average pooling and a fully connected layer; BN after every conv. 6n + 2 layers."""
@@ -224,30 +226,54 @@ class CifarResNet(nn.Module):
         x = self.layer3(self.layer2(self.layer1(x)))
         return self.avgpool(x).flatten(1)  # (N, 64)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.forward_features(x))
+    def classify(self, features: torch.Tensor) -> torch.Tensor:
+        return self.fc(features)
 
 
+@register_model(
+    "alexnet-small",
+    test_input=(1, 28, 28),
+    milestone=Milestone(2012, "AlexNet-style", in_history_line=True),
+)
 def alexnet_small(**options: Any) -> AlexNetSmall:
     return AlexNetSmall(**options)
 
 
+@register_model(
+    "zfnet-small",
+    test_input=(1, 28, 28),
+    milestone=Milestone(2013, "ZFNet-style", in_history_line=True),
+)
 def zfnet_small(**options: Any) -> AlexNetSmall:
     return AlexNetSmall(dense=True, **options)
 
 
+@register_model(
+    "vgg-small",
+    test_input=(1, 28, 28),
+    milestone=Milestone(2014, "VGG-style", in_history_line=True),
+)
 def vgg_small(**options: Any) -> VGGSmall:
     return VGGSmall(**options)
 
 
+@register_model(
+    "googlenet-small",
+    test_input=(1, 28, 28),
+    milestone=Milestone(2014, "GoogLeNet-style", in_history_line=True),
+)
 def googlenet_small(**options: Any) -> GoogLeNetSmall:
     return GoogLeNetSmall(**options)
 
 
+@register_model("resnet20", test_input=(1, 28, 28), milestone=Milestone(2015, "ResNet-20"))
 def resnet20(**options: Any) -> CifarResNet:
     return CifarResNet(blocks_per_stage=3, **options)
 
 
+@register_model(
+    "resnet8", test_input=(1, 28, 28), milestone=Milestone(2015, "ResNet-8", in_history_line=True)
+)
 def resnet8(**options: Any) -> CifarResNet:
     return CifarResNet(blocks_per_stage=1, **options)
 

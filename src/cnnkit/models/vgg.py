@@ -10,7 +10,10 @@ from typing import cast
 import torch
 from torch import nn
 
+from cnnkit.config import VGG_IMAGENET
+from cnnkit.models.interface import Classifier
 from cnnkit.models.layers import check_input_size, pair
+from cnnkit.models.registry import PaperFacts, register_model
 
 POOL = "M"
 # Table 1: output channels of each 3x3 convolution; "M" is 2x2 max pooling with stride 2.
@@ -23,7 +26,7 @@ CONFIGS: dict[str, list[int | str]] = {
 }
 
 
-class VGG(nn.Module):
+class VGG(Classifier):
     """A VGG configuration of Table 1 (Simonyan and Zisserman 2014, Sec. 2.1-2.2).
 
     3x3 convolutions with stride 1 and padding 1, each followed by ReLU; five
@@ -81,17 +84,33 @@ class VGG(nn.Module):
         x = self.avgpool(self.features(x)).flatten(1)  # (N, 25088)
         return self.classifier[:6](x)  # (N, 4096)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier[6](self.forward_features(x))
+    def classify(self, features: torch.Tensor) -> torch.Tensor:
+        return self.classifier[6](features)
 
 
+@register_model("vgg11", test_input=(3, 32, 32), recipes=(VGG_IMAGENET,))  # 5 2x2 poolings
 def vgg11(num_classes: int = 1000, in_channels: int = 3, image_size: int | tuple = 224) -> VGG:
     return VGG("A", num_classes=num_classes, in_channels=in_channels, image_size=image_size)
 
 
+@register_model(
+    "vgg16",
+    test_input=(3, 32, 32),
+    recipes=(VGG_IMAGENET,),
+    paper=PaperFacts(
+        "VGG-16 (2014)",
+        "objects",
+        1000,
+        "256x256x3 to 512x512x3",
+        1_300_000,
+        74,
+        "Simonyan and Zisserman 2014, Sec. 4 (1.3 million images) and 3.1 (74 epochs)",
+    ),
+)
 def vgg16(num_classes: int = 1000, in_channels: int = 3, image_size: int | tuple = 224) -> VGG:
     return VGG("D", num_classes=num_classes, in_channels=in_channels, image_size=image_size)
 
 
+@register_model("vgg19", test_input=(3, 32, 32), recipes=(VGG_IMAGENET,))
 def vgg19(num_classes: int = 1000, in_channels: int = 3, image_size: int | tuple = 224) -> VGG:
     return VGG("E", num_classes=num_classes, in_channels=in_channels, image_size=image_size)

@@ -8,10 +8,13 @@ training, Sec. 4.1 the changes from AlexNet that visualisation suggested.
 import torch
 from torch import nn
 
+from cnnkit.config import ZFNET_IMAGENET
+from cnnkit.models.interface import Classifier
 from cnnkit.models.layers import final_map_size, local_response_norm, pair
+from cnnkit.models.registry import PaperFacts, register_model
 
 
-class ZFNet(nn.Module):
+class ZFNet(Classifier):
     """The 8-layer network of Zeiler and Fergus (2013), Fig. 3.
 
     AlexNet with a smaller first layer (96 kernels of 7x7 with stride 2 instead of
@@ -80,9 +83,23 @@ class ZFNet(nn.Module):
         x = self.drop6(self.relu6(self.fc6(x)))
         return self.drop7(self.relu7(self.fc7(x)))  # (N, 4096)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc8(self.forward_features(x))
+    def classify(self, features: torch.Tensor) -> torch.Tensor:
+        return self.fc8(features)
 
 
+@register_model(
+    "zfnet",
+    test_input=(3, 63, 63),
+    recipes=(ZFNET_IMAGENET,),
+    paper=PaperFacts(
+        "ZFNet (2013)",
+        "objects",
+        1000,
+        "256x256x3",
+        1_300_000,
+        70,
+        "Zeiler and Fergus 2013, Sec. 3 (1.3 million images, stopped after 70 epochs)",
+    ),
+)
 def zfnet(num_classes: int = 1000, in_channels: int = 3, image_size: int | tuple = 224) -> ZFNet:
     return ZFNet(num_classes=num_classes, in_channels=in_channels, image_size=image_size)

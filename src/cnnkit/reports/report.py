@@ -9,21 +9,19 @@ embeds the same PNGs as base64 data URIs, so it opens offline and can be mailed.
 
 import base64
 import html
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torch import nn
 
+from cnnkit import plots
 from cnnkit.analysis import size_report
 from cnnkit.data import ImageSet
-from cnnkit.errors import CnnkitError
 from cnnkit.files import atomic_write_bytes, atomic_write_text
 from cnnkit.metrics import confusion_matrix, per_class_accuracy, topk_correct
-from cnnkit.models import model_input_size
-from cnnkit.reports import plots
-from cnnkit.runs import METRICS_NAME, Run, load_run
+from cnnkit.models import Classifier
+from cnnkit.models.interface import kernels
+from cnnkit.runs import EpochRecord, Run, load_run, read_metrics
 
 REPORT_NAME = "report.html"
 FIGURE_NAMES = {
@@ -44,24 +42,8 @@ class RunEvaluation:
     logits: torch.Tensor  # (N, K)
 
     @property
-    def model(self) -> nn.Module:
+    def model(self) -> Classifier:
         return self.run.model
-
-
-def read_history(run_dir: Path) -> list[dict]:
-    """The per-epoch records of ``metrics.jsonl``; a ``CnnkitError`` if there are none."""
-    if not run_dir.is_dir():
-        raise CnnkitError(f"{run_dir}: no such run folder")
-    path = run_dir / METRICS_NAME
-    if not path.is_file():
-        raise CnnkitError(f"{path}: not found; is {run_dir} a folder of `cnnkit train --out`?")
-    try:
-        history = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    except json.JSONDecodeError as error:
-        raise CnnkitError(f"{path}: not JSON lines ({error})") from None
-    if not history:
-        raise CnnkitError(f"{path}: no finished epoch yet")
-    return history
 
 
 def evaluate_run(run_dir: Path, data_dir: Path | None = None) -> RunEvaluation:
@@ -72,14 +54,6 @@ def evaluate_run(run_dir: Path, data_dir: Path | None = None) -> RunEvaluation:
     data_dir = data_dir or (Path(config["data_dir"]) if config.get("data_dir") else None)
     test_set = run.test_set(data_dir=data_dir, limit=config.get("test_limit"))
     return RunEvaluation(run, test_set, run.logits(test_set.images))
-
-
-def first_conv_weight(model: nn.Module) -> tuple[str, torch.Tensor] | None:
-    """The name and (out, in, k, k) weight of the first 2-D convolution the model defines."""
-    for name, module in model.named_modules():
-        if isinstance(module, nn.Conv2d):
-            return name, module.weight
-    return None
 
 
 def worst_misclassified(
@@ -93,7 +67,7 @@ def worst_misclassified(
     return wrong[order[:count]]
 
 
-def draw_figures(history: list[dict], run: RunEvaluation) -> dict[str, bytes]:
+def draw_figures(history: list[EpochRecord], run: RunEvaluation) -> dict[str, bytes]:
     """The report's figures as PNG bytes, keyed like ``FIGURE_NAMES``."""
     classes = run.test_set.classes
     labels = run.test_set.labels
@@ -104,9 +78,10 @@ def draw_figures(history: list[dict], run: RunEvaluation) -> dict[str, bytes]:
             confusion_matrix(predicted, labels, len(classes)), classes
         ),
     }
-    first = first_conv_weight(run.model)
-    if first is not None:
-        name, weight = first
+    convolutions = run.model.convolutions()
+    if convolutions:
+        name, first = convolutions[0]
+        weight = kernels(first)
         figures["filters"] = plots.filter_grid(
             weight,
             f"First layer ({name}): {weight.shape[0]} filters, {weight.shape[2]}x{weight.shape[3]}",
@@ -128,7 +103,7 @@ def draw_figures(history: list[dict], run: RunEvaluation) -> dict[str, bytes]:
 def build_report(run_dir: Path, data_dir: Path | None = None) -> Path:
     """Write the PNGs and ``report.html`` into ``run_dir``; return the HTML's path."""
     run_dir = Path(run_dir)
-    history = read_history(run_dir)
+    history = read_metrics(run_dir)
     run = evaluate_run(run_dir, data_dir)
     pngs = draw_figures(history, run)
     for key, data in pngs.items():  # each whole or not at all, even on a full disk
@@ -136,20 +111,20 @@ def build_report(run_dir: Path, data_dir: Path | None = None) -> Path:
     return atomic_write_text(run_dir / REPORT_NAME, render_html(run_dir, history, run, pngs))
 
 
-def summary_rows(history: list[dict], run: RunEvaluation) -> list[tuple[str, str]]:
+def summary_rows(history: list[EpochRecord], run: RunEvaluation) -> list[tuple[str, str]]:
     record, labels = run.run.record, run.test_set.labels
-    size = size_report(run.model, model_input_size(run.model), record.model).totals
+    size = size_report(run.model, run.model.input_size, record.model).totals
     top1, top5 = topk_correct(run.logits, labels, (1, 5))
     count = len(labels)
-    channels, height, width = model_input_size(run.model)
+    channels, height, width = run.model.input_size
     return [
         ("model", record.model),
         ("data set", f"{record.dataset} ({len(run.test_set.classes)} classes)"),
         ("input", f"{channels} x {height} x {width}"),
         ("parameters", f"{size.parameters:,}"),
         ("connections (multiply-adds per image)", f"{size.connections:,}"),
-        ("epochs", str(history[-1]["epoch"])),
-        ("training time", f"{sum(r['seconds'] for r in history):.1f} s"),
+        ("epochs", str(history[-1].epoch)),
+        ("training time", f"{sum(r.seconds for r in history):.1f} s"),
         ("test images", f"{count:,}"),
         ("test top-1 error", f"{100 * (1 - top1 / count):.2f}%"),
         ("test top-5 error", f"{100 * (1 - top5 / count):.2f}%"),
@@ -157,7 +132,7 @@ def summary_rows(history: list[dict], run: RunEvaluation) -> list[tuple[str, str
 
 
 def render_html(
-    run_dir: Path, history: list[dict], run: RunEvaluation, pngs: dict[str, bytes]
+    run_dir: Path, history: list[EpochRecord], run: RunEvaluation, pngs: dict[str, bytes]
 ) -> str:
     """The page: a summary table, the figures as data URIs, per-epoch and per-class tables."""
     esc = html.escape
@@ -166,9 +141,9 @@ def render_html(
         f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in summary_rows(history, run)
     )
     epochs = "".join(
-        f"<tr><td>{r['epoch']}</td><td>{r['train_loss']:.4f}</td>"
-        f"<td>{100 * r['test_top1_error']:.2f}</td><td>{100 * r['test_top5_error']:.2f}</td>"
-        f"<td>{r.get('lr', float('nan')):.4g}</td><td>{r['seconds']:.1f}</td></tr>"
+        f"<tr><td>{r.epoch}</td><td>{r.train_loss:.4f}</td>"
+        f"<td>{100 * r.test_top1_error:.2f}</td><td>{100 * r.test_top5_error:.2f}</td>"
+        f"<td>{r.lr:.4g}</td><td>{r.seconds:.1f}</td></tr>"
         for r in history
     )
     confusion = confusion_matrix(

@@ -8,11 +8,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cnnkit.errors import import_extra
+from cnnkit.runs import EpochRecord
 
 if TYPE_CHECKING:
     from torch.utils.tensorboard import SummaryWriter
 
-SCALARS = {
+SCALARS = {  # EpochRecord's fields and their tags
     "train_loss": "loss/train",
     "test_top1_error": "error/test_top1",
     "test_top5_error": "error/test_top5",
@@ -35,10 +36,9 @@ class EpochLogger:
     def __init__(self, log_dir: Path) -> None:
         self.writer = summary_writer(log_dir)
 
-    def __call__(self, record: dict) -> None:
+    def __call__(self, record: EpochRecord) -> None:
         for key, tag in SCALARS.items():
-            if key in record:
-                self.writer.add_scalar(tag, record[key], global_step=record["epoch"])
+            self.writer.add_scalar(tag, getattr(record, key), global_step=record.epoch)
         self.writer.flush()
 
     def close(self) -> None:

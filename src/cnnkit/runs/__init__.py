@@ -1,8 +1,9 @@
 """The run layer: a trained model and its typed record (``load_run``), the one reader
 and writer of checkpoints, and the names of a run folder's files. Training writes
-runs; every consumer reads them through here and never imports ``cnnkit.train``."""
+runs; every consumer reads them through here and never imports ``cnnkit.trainer``."""
 
 from cnnkit.runs.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from cnnkit.runs.epochs import EpochRecord, read_metrics, write_metrics
 from cnnkit.runs.names import CHECKPOINT_NAME, METRICS_NAME, RUNS_DIR, default_run_dir
 from cnnkit.runs.record import RunRecord
 from cnnkit.runs.run import FileImages, Run, load_run
@@ -12,11 +13,14 @@ __all__ = [
     "METRICS_NAME",
     "RUNS_DIR",
     "Checkpoint",
+    "EpochRecord",
     "FileImages",
     "Run",
     "RunRecord",
     "default_run_dir",
     "load_checkpoint",
     "load_run",
+    "read_metrics",
     "save_checkpoint",
+    "write_metrics",
 ]

@@ -13,11 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 from cnnkit.errors import CheckpointError, CnnkitError
 from cnnkit.files import atomic_write
-from cnnkit.models import build_model, model_input_size
+from cnnkit.models import Classifier, build_model
 from cnnkit.runs.record import RunRecord
 
 # 2: the run's record under "record"; 1 (cnnkit before the run layer): its fields at
@@ -84,12 +83,12 @@ def legacy_input_size(state: dict, path: Path) -> tuple[int, int]:
     if "image_size" in state:
         return tuple(state["image_size"])
     try:
-        return model_input_size(build_model(str(state["model"])))[1:]
+        return build_model(str(state["model"])).input_size[1:]
     except CnnkitError as error:
         raise CheckpointError(f"{path}: {error}") from None
 
 
-def build_trained_model(checkpoint: Checkpoint) -> nn.Module:
+def build_trained_model(checkpoint: Checkpoint) -> Classifier:
     """The checkpoint's model with its weights, in eval mode, on the CPU, rebuilt at
     the size it was trained at (a net built for its data's size, ResNet-18 on 28x28
     MNIST, would otherwise come back at its paper's input size)."""

@@ -17,21 +17,30 @@ Three kinds of input, one path each:
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 import torch
-from torch import nn
 
 from cnnkit.data import ImageSet, load_test_split
 from cnnkit.data.image_files import chw_tensor, read_pixels
 from cnnkit.errors import CheckpointError, ConfigError, ImageError
+from cnnkit.models import Classifier
 from cnnkit.runs.checkpoint import Checkpoint, build_trained_model, load_checkpoint
 from cnnkit.runs.names import CHECKPOINT_NAME
 from cnnkit.runs.record import RunRecord
 from cnnkit.runtime.device import CPU, Placement, choose_placement
-from cnnkit.runtime.inference import EvalStats, evaluate, predict_features, predict_logits
+from cnnkit.runtime.inference import (
+    EvalStats,
+    FusedForInference,
+    evaluate,
+    fuse_for_inference,
+    predict_features,
+    predict_features_and_logits,
+    predict_logits,
+)
 from cnnkit.transforms import fit_to_input
 from cnnkit.transforms.digits import mnist_style
 from cnnkit.transforms.resize import fit_size
@@ -51,7 +60,7 @@ class FileImages:
 @dataclass(frozen=True)
 class Run:
     checkpoint: Checkpoint
-    model: nn.Module  # in eval mode, on placement.device
+    model: Classifier  # in eval mode, on placement.device
     placement: Placement = CPU
 
     @property
@@ -116,6 +125,28 @@ class Run:
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """float32 penultimate-layer features (N, D) on the CPU (``forward_features``)."""
         return self._infer(predict_features, images)
+
+    @cached_property
+    def fused(self) -> FusedForInference:
+        """The model with its batch normalisation folded, for ``features_and_logits``;
+        made on first use (a DataLoader worker forked after it shares it)."""
+        return fuse_for_inference(self.model)
+
+    def features_and_logits(
+        self, images: torch.Tensor, batch_size: int = BATCH_SIZE
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """float32 features (N, D) and logits (N, K) on the CPU of uint8 images (stored or
+        prepared size), from one pass of the fused model: what search embeds."""
+        batch = self.prepare(images).to(self.placement.device)
+        features, logits = predict_features_and_logits(
+            self.fused,
+            batch,
+            mean=self.record.mean,
+            std=self.record.std,
+            batch_size=batch_size,
+            placement=self.placement,
+        )
+        return features.cpu(), logits.cpu()
 
     def _infer(self, infer: Callable[..., torch.Tensor], images: torch.Tensor) -> torch.Tensor:
         batch = self.prepare(images).to(self.placement.device)

@@ -12,6 +12,7 @@ help (README, "Performance"), so there the layout stays as it is.
 
 import copy
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 
@@ -20,6 +21,8 @@ from cnnkit.errors import ConfigError, UnknownNameError
 
 # fp32, bf16, fp16: None means float32 throughout, no autocast.
 AUTOCAST_DTYPES = dict(zip(PRECISIONS, (None, torch.bfloat16, torch.float16), strict=True))
+
+ModelT = TypeVar("ModelT", bound=torch.nn.Module)
 
 
 @dataclass(frozen=True)
@@ -42,7 +45,7 @@ class Placement:
         enabled = self.autocast_dtype == torch.float16
         return torch.amp.GradScaler(self.device.type, enabled=enabled)
 
-    def prepare(self, model: torch.nn.Module) -> torch.nn.Module:
+    def prepare(self, model: ModelT) -> ModelT:
         """``model`` moved to the device in this memory format (in place)."""
         # Module.to takes both at runtime; torch's overloads list them only one at a time.
         return model.to(self.device, memory_format=self.memory_format)  # type: ignore[call-overload]

@@ -192,7 +192,7 @@ def bar_chart_png(evaluation: RetrievalEvaluation, path: Path) -> Path:
     from matplotlib.figure import Figure
 
     from cnnkit.files import atomic_write_bytes
-    from cnnkit.reports.plots import png_bytes
+    from cnnkit.plots import png_bytes
 
     names = [m.method for m in evaluation.methods]
     x = np.arange(len(names))

@@ -14,24 +14,14 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
-from torch import nn
 
 from cnnkit.analysis import size_report
 from cnnkit.errors import ImageError
-from cnnkit.models import model_input_size
 from cnnkit.runs import Run
 from cnnkit.serve.uploads import Upload
 from cnnkit.serve.wire import Explanation
 
 MAX_MAPS = 64  # feature maps shown per image: ResNet's conv1 has 64, the page has room for them
-
-
-def first_convolution(model: nn.Module) -> tuple[str, nn.Module] | None:
-    """The name and module of the first 2-D convolution the model defines."""
-    for name, module in model.named_modules():
-        if isinstance(module, nn.Conv2d):
-            return name, module
-    return None
 
 
 def pixels_png(pixels: np.ndarray) -> bytes:
@@ -87,7 +77,7 @@ class ServedModel:
         """The model input, first convolution's output and probabilities of each image,
         the maps caught by a forward hook during one ordinary forward pass."""
         inputs = self.run.prepare(images)
-        first = first_convolution(self.run.model)
+        first = next(iter(self.run.model.convolutions()), None)
         captured: list[torch.Tensor] = []
         handle = None
         if first is not None:
@@ -119,8 +109,8 @@ class ServedModel:
     def describe(self) -> dict[str, Any]:
         """The model's name, data, classes, sizes and the size analyzer's totals."""
         record, model = self.run.record, self.run.model
-        totals = size_report(model, model_input_size(model), record.model).totals
-        first = first_convolution(model)
+        totals = size_report(model, model.input_size, record.model).totals
+        first = next(iter(model.convolutions()), None)
         return {
             "model": record.model,
             "dataset": record.dataset,

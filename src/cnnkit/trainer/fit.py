@@ -1,6 +1,5 @@
 """``fit(config)``: the one place that joins data, model, optimiser and checkpoints."""
 
-import json
 import math
 import time
 from collections.abc import Callable, Iterable
@@ -15,15 +14,18 @@ from cnnkit.config import Recipe, TrainConfig
 from cnnkit.data import DIGIT_DATASETS, ImageSet, load_dataset
 from cnnkit.data.stream import StreamedSet, open_stream, stream_loaders
 from cnnkit.errors import CheckpointError, ConfigError, TrainingError
-from cnnkit.files import (
-    FolderLock,
-    atomic_write_text,
-    remove_stale_temporaries,
-    stop_signals_held,
-)
-from cnnkit.models import model_input_size
+from cnnkit.files import FolderLock, remove_stale_temporaries, stop_signals_held
+from cnnkit.models import Classifier
 from cnnkit.models.fitting import build_for_images
-from cnnkit.runs import CHECKPOINT_NAME, METRICS_NAME, RunRecord, load_checkpoint, save_checkpoint
+from cnnkit.runs import (
+    CHECKPOINT_NAME,
+    METRICS_NAME,
+    EpochRecord,
+    RunRecord,
+    load_checkpoint,
+    save_checkpoint,
+    write_metrics,
+)
 from cnnkit.runs.record import preparation_for
 from cnnkit.runtime.device import CPU, Placement, choose_placement, to_cpu
 from cnnkit.runtime.distributed import (
@@ -34,11 +36,11 @@ from cnnkit.runtime.distributed import (
     process_group,
 )
 from cnnkit.runtime.inference import EvalStats, evaluate, evaluate_batches
-from cnnkit.train.compiled import CompiledOrEager
-from cnnkit.train.lean import LeanSGD
-from cnnkit.train.loop import EpochStats, shuffled_batches, steps_per_epoch, train_one_epoch
-from cnnkit.train.schedule import one_cycle
-from cnnkit.train.sdlm import SDLM, PaperEtaSchedule, curvature_indices, gauss_newton_diagonal
+from cnnkit.trainer.compiled import CompiledOrEager
+from cnnkit.trainer.lean import LeanSGD
+from cnnkit.trainer.loop import EpochStats, shuffled_batches, steps_per_epoch, train_one_epoch
+from cnnkit.trainer.schedule import one_cycle
+from cnnkit.trainer.sdlm import SDLM, PaperEtaSchedule, curvature_indices, gauss_newton_diagonal
 from cnnkit.transforms import fit_to_input, normalize
 from cnnkit.transforms.augment import Augment, build_augment
 
@@ -46,7 +48,7 @@ from cnnkit.transforms.augment import Augment, build_augment
 @dataclass(frozen=True)
 class FitResult:
     config: TrainConfig
-    history: list[dict]  # one record per epoch, as written to metrics.jsonl
+    history: list[EpochRecord]  # one record per epoch, as written to metrics.jsonl
     final: EvalStats
     checkpoint: Path
     seconds: float  # wall time of this call, data loading included
@@ -58,12 +60,12 @@ class FitResult:
 class TrainingState:
     """Everything that changes while training, and all a checkpoint must restore."""
 
-    model: nn.Module
+    model: Classifier
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
     shuffle_generator: torch.Generator
     augment: Augment | None
-    history: list[dict]
+    history: list[EpochRecord]
     scaler: torch.amp.GradScaler = field(default_factory=CPU.grad_scaler)  # fp16 loss scale
 
     def state_dict(self) -> dict:
@@ -77,7 +79,7 @@ class TrainingState:
             "augment_generator_state": self.augment.generator.get_state() if self.augment else None,
             "torch_rng_state": torch.get_rng_state(),
             "epoch": len(self.history),
-            "history": self.history,
+            "history": [record.to_dict() for record in self.history],
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -90,7 +92,7 @@ class TrainingState:
         torch.set_rng_state(state["torch_rng_state"])
         if state.get("scaler_state"):  # empty when the scaler is off, absent before fp16
             self.scaler.load_state_dict(state["scaler_state"])
-        self.history = list(state["history"])
+        self.history = [EpochRecord.from_dict(values) for values in state["history"]]
 
 
 def start_training(
@@ -110,7 +112,7 @@ def start_training(
     augment = build_augment(
         recipe.augment,
         train_set.images,
-        model_input_size(model)[-1],
+        model.input_size[-1],
         len(train_set.classes),
         allow_flip=config.dataset not in DIGIT_DATASETS,
         seed=config.seed,
@@ -156,7 +158,7 @@ def build_optimizer(
 
 def estimate_curvature(
     optimizer: SDLM,
-    model: nn.Module,
+    model: Classifier,
     train_set: ImageSet,
     seed: int,
     epoch: int,
@@ -165,7 +167,7 @@ def estimate_curvature(
     """SDLM's second derivatives from 500 training patterns, before each pass (the
     paper's), unaugmented; drawn from (seed, epoch), so a resumed run draws the same."""
     chosen = curvature_indices(len(train_set), seed, epoch)
-    images = fit_to_input(train_set.images[chosen], model_input_size(model)).to(placement.device)
+    images = fit_to_input(train_set.images[chosen], model.input_size).to(placement.device)
     x = placement.layout(normalize(images, train_set.mean, train_set.std))
     optimizer.set_curvature(gauss_newton_diagonal(model, x))
 
@@ -207,7 +209,7 @@ def resolve_resume(config: TrainConfig) -> tuple[TrainConfig, dict | None]:
 
 def fit(
     config: TrainConfig,
-    on_epoch: Callable[[dict], None] | None = None,
+    on_epoch: Callable[[EpochRecord], None] | None = None,
     world: World = SINGLE,
     on_start: Callable[[TrainConfig], None] | None = None,
 ) -> FitResult:
@@ -232,7 +234,7 @@ def fit(
 
 def run_epochs(
     config: TrainConfig,
-    on_epoch: Callable[[dict], None] | None,
+    on_epoch: Callable[[EpochRecord], None] | None,
     world: World,
     on_start: Callable[[TrainConfig], None] | None,
 ) -> FitResult:
@@ -351,7 +353,7 @@ def in_memory_data(
     32x32, 61 MB) beside the split as loaded was half of the main job's memory above
     torch's own."""
     model, batch_size, device = state.model, config.recipe.batch_size, placement.device
-    input_size, crop = model_input_size(model), state.augment is None
+    input_size, crop = model.input_size, state.augment is None
     train_images, train_labels = train_set.images.to(device), train_set.labels.to(device)
     test_images = fit_to_input(test_set.images, input_size).to(device)
     test_labels = test_set.labels.to(device)
@@ -363,7 +365,7 @@ def in_memory_data(
     def test_errors(tta: str = "none") -> EvalStats:
         images = test_images
         if tta != "none":
-            images = fit_to_input(test_set.images, model_input_size(model), crop=False).to(device)
+            images = fit_to_input(test_set.images, model.input_size, crop=False).to(device)
         return evaluate(
             model,
             images,
@@ -397,7 +399,7 @@ def streamed_data(
     stream = stream_loaders(
         streamed,
         state.augment,
-        model_input_size(model)[-1],
+        model.input_size[-1],
         batch_size=batch_size,
         steps=steps_per_epoch(count, batch_size),
         eval_batch_size=config.eval_batch_size,
@@ -408,15 +410,14 @@ def streamed_data(
     def train_batches(epoch: int) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
         crop = state.augment is None
         return (
-            (fit_to_input(x, model_input_size(model), crop), y)
-            for x, y in stream.train_batches(epoch)
+            (fit_to_input(x, model.input_size, crop), y) for x, y in stream.train_batches(epoch)
         )
 
     def test_errors(tta: str = "none") -> EvalStats:
         crop = tta == "none"
         return evaluate_batches(
             model,
-            ((fit_to_input(x, model_input_size(model), crop), y) for x, y in stream.test_batches()),
+            ((fit_to_input(x, model.input_size, crop), y) for x, y in stream.test_batches()),
             mean=streamed.sample.mean,
             std=streamed.sample.std,
             num_classes=len(streamed.sample.classes),
@@ -446,19 +447,19 @@ def check_finite(train_loss: float, epoch: int, config: TrainConfig) -> None:
 
 def epoch_record(
     epoch: int, stats: EpochStats, test: EvalStats, lr: float, epoch_start: float, start: float
-) -> dict:
+) -> EpochRecord:
     """One line of metrics.jsonl; times from ``time.perf_counter`` values."""
     now = time.perf_counter()
-    return {
-        "epoch": epoch,
-        "train_loss": stats.train_loss,
-        "test_top1_error": test.top1_error,
-        "test_top5_error": test.top5_error,
-        "lr": lr,
-        "seconds": now - epoch_start,
-        "images_per_second": stats.images_per_second,
-        "elapsed_seconds": now - start,
-    }
+    return EpochRecord(
+        epoch=epoch,
+        train_loss=stats.train_loss,
+        test_top1_error=test.top1_error,
+        test_top5_error=test.top5_error,
+        lr=lr,
+        seconds=now - epoch_start,
+        images_per_second=stats.images_per_second,
+        elapsed_seconds=now - start,
+    )
 
 
 def check_world(world: World, batch_size: int, test_images: int) -> None:
@@ -474,13 +475,13 @@ def check_world(world: World, batch_size: int, test_images: int) -> None:
         raise ConfigError(f"{test_images} test images cannot be shared by {world.size} processes")
 
 
-def describe_run(config: TrainConfig, train_set: ImageSet, model: nn.Module) -> RunRecord:
+def describe_run(config: TrainConfig, train_set: ImageSet, model: Classifier) -> RunRecord:
     """What a consumer of this run needs to rebuild and feed the model."""
     return RunRecord(
         model=config.model,
         num_classes=len(train_set.classes),
         in_channels=train_set.image_shape[0],
-        input_size=model_input_size(model)[1:],
+        input_size=model.input_size[1:],
         image_size=train_set.image_shape[1:],
         classes=tuple(train_set.classes),
         mean=train_set.mean,
@@ -488,9 +489,3 @@ def describe_run(config: TrainConfig, train_set: ImageSet, model: nn.Module) -> 
         dataset=config.dataset,
         preparation=preparation_for(config.dataset),
     )
-
-
-def write_metrics(path: Path, history: list[dict]) -> None:
-    """The whole of ``metrics.jsonl`` rewritten (a few hundred bytes an epoch), so that
-    a full disk or a kill never leaves half a line in it."""
-    atomic_write_text(path, "".join(json.dumps(record) + "\n" for record in history))

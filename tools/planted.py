@@ -1,5 +1,5 @@
 """Planted near-duplicates, to measure ``search dupes``: copies of real photos under
-the edits a collection meets (issue 12): re-encoded as JPEG at quality 50, resized to
+the edits a collection meets: re-encoded as JPEG at quality 50, resized to
 half and back, shifted by one pixel, and mirrored (CIFAR models train with flips, so
 their features should hold a mirror image close). Precision and recall count pairs:
 the planted (original, copy) pairs against the pairs within the groups found.

@@ -1,0 +1,10 @@
+"""The trainer: ``fit(config)`` writes a run (its checkpoint and metrics each epoch).
+
+Users train through ``cnnkit.training.train``, the one front door, which adds the
+report and the warnings; consumers of trained runs never import this package.
+"""
+
+from cnnkit.trainer.fit import FitResult, fit, sgd_one_cycle
+from cnnkit.trainer.loop import steps_per_epoch
+
+__all__ = ["FitResult", "fit", "sgd_one_cycle", "steps_per_epoch"]

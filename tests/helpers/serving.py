@@ -1,0 +1,89 @@
+"""``cnnkit serve`` as a process on a free loopback port, for the tests of what only a
+running server shows (its processes, signals, the page in a browser)."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from cnnkit.serve.settings import TOKEN_ENV
+
+CIFAR_CLASSES = (
+    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
+)  # fmt: skip
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Served:
+    """A ``cnnkit serve`` subprocess on loopback."""
+
+    process: subprocess.Popen
+    url: str
+
+    def get(self, path: str) -> tuple[int, bytes]:
+        try:
+            with urllib.request.urlopen(self.url + path, timeout=30) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read()
+
+    def refuses_connections(self) -> bool:
+        host, port = self.url.removeprefix("http://").split(":")
+        try:
+            socket.create_connection((host, int(port)), timeout=5).close()
+        except ConnectionRefusedError:
+            return True
+        return False
+
+    def stop(self) -> tuple[int, str]:
+        """SIGTERM; the exit status and stderr."""
+        self.process.send_signal(signal.SIGTERM)
+        _, stderr = self.process.communicate(timeout=60)
+        return self.process.returncode, stderr
+
+
+@contextmanager
+def serving(checkpoint: Path, *options: str):
+    """``cnnkit serve CHECKPOINT`` on a free loopback port, ready (its /readyz is 200)."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cnnkit", "serve", str(checkpoint), "--port", str(port), *options],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={key: value for key, value in os.environ.items() if key != TOKEN_ENV},
+    )
+    served = Served(process, f"http://127.0.0.1:{port}")
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"cnnkit serve exited: {process.communicate()[1]}")
+            try:
+                if served.get("/readyz")[0] == 200:
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail("cnnkit serve did not get ready in 120 s")
+            time.sleep(0.2)
+        yield served
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
