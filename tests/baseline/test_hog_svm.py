@@ -3,7 +3,7 @@
 import numpy as np
 
 from cnnkit.baseline import HogSettings, hog_features, train_hog_svm
-from tests.helpers import require_module, run_cli
+from tests.helpers import require_module, run_cli, run_cli_process
 
 skimage_feature = require_module("skimage.feature", "classic")
 
@@ -53,7 +53,9 @@ def test_missing_extra_is_one_line_naming_it(tmp_path) -> None:
     import os
 
     path = os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])
-    result = run_cli("baseline", "hog-svm", "--train-limit", "100", env={"PYTHONPATH": path})
+    result = run_cli_process(
+        "baseline", "hog-svm", "--train-limit", "100", env={"PYTHONPATH": path}
+    )
     assert result.returncode == 1
     assert "cnnkit[classic]" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from tests.helpers import run_cli
+from tests.helpers import run_cli_process
 
 FAULTS = int(os.environ.get("CNNKIT_FAULTS", "20"))
 RUN = ["train", "lenet5-modern", "--epochs", "3", "--batch-size", "64", "--train-limit", "1024"]
@@ -41,13 +41,15 @@ def kill_then_finish(out: Path, moment: float) -> tuple[bool, subprocess.Complet
     process.kill()
     landed = process.wait() == -9
     if (out / "checkpoint.pt").exists():
-        return landed, run_cli("train", "--resume", "--out", str(out), "--no-progress", env=ENV)
-    return landed, run_cli(*RUN, "--out", str(out), env=ENV)
+        return landed, run_cli_process(
+            "train", "--resume", "--out", str(out), "--no-progress", env=ENV
+        )
+    return landed, run_cli_process(*RUN, "--out", str(out), env=ENV)
 
 
 def test_kill_9_anywhere_then_resume_gives_the_same_weights(tmp_path):
     start = time.monotonic()
-    reference = run_cli(*RUN, "--out", str(tmp_path / "whole"), env=ENV)
+    reference = run_cli_process(*RUN, "--out", str(tmp_path / "whole"), env=ENV)
     whole_seconds = time.monotonic() - start
     assert reference.returncode == 0, reference.stderr
     epochs, expected = weights(tmp_path / "whole")

@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from tests.helpers import run_cli
+from tests.helpers import run_cli_process
 
 SHORT_RUN = (
     "train", "lenet5-modern", "--epochs", "1", "--train-limit", "2048", "--batch-size", "32",
@@ -22,7 +22,7 @@ def isolated_inductor(tmp_path, **env: str) -> dict[str, str]:
 
 
 def test_without_a_compiler_training_falls_back_and_says_so_once(tmp_path) -> None:
-    result = run_cli(
+    result = run_cli_process(
         *SHORT_RUN, "--out", str(tmp_path / "run"),
         env=isolated_inductor(tmp_path, CXX=str(tmp_path / "no-such-compiler")),
     )  # fmt: skip
@@ -37,13 +37,13 @@ def test_without_a_compiler_training_falls_back_and_says_so_once(tmp_path) -> No
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("g++") is None, reason="inductor needs a C++ compiler")
 def test_with_a_compiler_training_runs_compiled(tmp_path) -> None:
-    compiled = run_cli(
+    compiled = run_cli_process(
         *SHORT_RUN, "--out", str(tmp_path / "compiled"), env=isolated_inductor(tmp_path)
     )
     assert compiled.returncode == 0, compiled.stderr
     assert "torch.compile failed" not in compiled.stderr
     assert any((tmp_path / "inductor").rglob("*.py"))  # inductor generated kernels
-    eager = run_cli(*SHORT_RUN[:-1], "--out", str(tmp_path / "eager"))
+    eager = run_cli_process(*SHORT_RUN[:-1], "--out", str(tmp_path / "eager"))
     assert eager.returncode == 0, eager.stderr
     errors = [
         json.loads((tmp_path / name / "metrics.jsonl").read_text())["test_top1_error"]
