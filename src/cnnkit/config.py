@@ -2,6 +2,7 @@
 the choices that the command line offers (torch-free, so that ``cnnkit --help`` and
 option parsing never import torch)."""
 
+import os
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,14 @@ SEARCH_BACKENDS = ("auto", "exact", "flat", "ivf", "hnsw", "ivfpq")
 VECTOR_DTYPES = ("float32", "float16")
 RETRIEVAL_METHODS = ("pixels", "hog", "conv")  # search eval
 OPTIMIZERS = ("sgd", "sdlm")  # train.optimizers: SGD one-cycle; LeNet-5's own (train.sdlm)
+
+MAX_DEFAULT_WORKERS = 8
+
+
+def default_workers() -> int:
+    """Worker processes by default (streamed data, an index's embedding): one per core
+    this process may run on, at most ``MAX_DEFAULT_WORKERS``."""
+    return max(1, min(MAX_DEFAULT_WORKERS, len(os.sched_getaffinity(0))))
 
 
 @dataclass(frozen=True)

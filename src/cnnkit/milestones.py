@@ -278,7 +278,7 @@ def write_outputs(settings: HistorySettings, rows: list[HistoryRow]) -> None:
         [row.top1_error for row in rows],
         f"Results over the years on {settings.dataset}",
     )
-    atomic_write_bytes(settings.out / "history.png", plots.png_bytes(figure))
+    atomic_write_bytes(settings.out / "history.png", plots.figure_png(figure))
     save_json(settings.out / "history.json", [asdict(row) for row in rows])
 
 

@@ -16,7 +16,7 @@ from cnnkit.files import atomic_write_bytes
 from cnnkit.runs import EpochRecord
 
 
-def png_bytes(figure: Figure, dpi: int = 100) -> bytes:
+def figure_png(figure: Figure, dpi: int = 100) -> bytes:
     """The figure as PNG bytes."""
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight", facecolor="white")
@@ -134,7 +134,7 @@ def error_bars(names: list[str], top1_errors: list[float], title: str) -> Figure
 
 def save_png(figure: Figure, path: Path) -> Path:
     """Write ``figure`` to ``path`` as PNG (folders made as needed), whole or not at all."""
-    return atomic_write_bytes(path, png_bytes(figure))
+    return atomic_write_bytes(path, figure_png(figure))
 
 
 def save_image_grid(images: torch.Tensor, titles: list[str], path: Path, columns: int = 8) -> Path:

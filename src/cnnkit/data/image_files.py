@@ -9,6 +9,7 @@ is refused before a byte of pixels is allocated: a 100,000 x 100,000 PNG bomb is
 hundred bytes on disk and 30 GB in memory.
 """
 
+import io
 import re
 import warnings
 from pathlib import Path
@@ -84,3 +85,10 @@ def _eight_bit(image: Image.Image) -> Image.Image:
         high = np.asarray(image).astype(np.int64) >> 8
         return Image.fromarray(np.clip(high, 0, 255).astype(np.uint8))
     return image
+
+
+def png_bytes(picture: Image.Image) -> bytes:
+    """A picture as the bytes of a PNG file."""
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    return buffer.getvalue()

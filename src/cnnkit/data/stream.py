@@ -28,7 +28,6 @@ the colour PCA come from a sample: the first ``SAMPLE_SIZE`` training images.
 """
 
 import hashlib
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -38,6 +37,7 @@ from typing import Any, cast
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from cnnkit.config import default_workers
 from cnnkit.data.folder import (
     IN_MEMORY_MAX_SIDE,
     RESCALED_SIDE,
@@ -53,15 +53,9 @@ from cnnkit.transforms.augment import Augment, per_image_transform
 from cnnkit.transforms.resize import fit_size
 
 SAMPLE_SIZE = 1000  # training images decoded up front for mean, std and colour PCA
-MAX_DEFAULT_WORKERS = 8
 PER_IMAGE_STEPS = ("crop", "resized-crop", "flip", "trivialaugment")  # large images only
 
 Batch = tuple[torch.Tensor, torch.Tensor]  # uint8 (N, 3, H, W) images, int64 (N,) labels
-
-
-def default_workers() -> int:
-    """One worker per core this process may run on, at most ``MAX_DEFAULT_WORKERS``."""
-    return max(1, min(MAX_DEFAULT_WORKERS, len(os.sched_getaffinity(0))))
 
 
 def mixed_seed(*numbers: int) -> int:

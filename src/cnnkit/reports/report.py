@@ -97,7 +97,7 @@ def draw_figures(history: list[EpochRecord], run: RunEvaluation) -> dict[str, by
     if len(worst) == 0:
         title = "No misclassified test images"
     figures["worst"] = plots.image_grid(run.test_set.images[worst], captions, title)
-    return {key: plots.png_bytes(figure) for key, figure in figures.items()}
+    return {key: plots.figure_png(figure) for key, figure in figures.items()}
 
 
 def build_report(run_dir: Path, data_dir: Path | None = None) -> Path:

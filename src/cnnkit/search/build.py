@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from cnnkit.config import default_workers
 from cnnkit.errors import DataError, IndexFileError
 from cnnkit.files import (
     LOCK_NAME,
@@ -54,7 +55,7 @@ from cnnkit.search.manifest import (
     faiss_file_name,
     shard_file_names,
 )
-from cnnkit.search.pipeline import Planned, default_workers, embedded_batches
+from cnnkit.search.pipeline import Planned, embedded_batches
 from cnnkit.search.store import read_array, shard_entry, write_manifest, write_shard
 
 DEFAULT_SHARD_SIZE = 16_384  # items per shard: 32 MiB of 512-d float32 vectors

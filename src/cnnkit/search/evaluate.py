@@ -192,7 +192,7 @@ def bar_chart_png(evaluation: RetrievalEvaluation, path: Path) -> Path:
     from matplotlib.figure import Figure
 
     from cnnkit.files import atomic_write_bytes
-    from cnnkit.plots import png_bytes
+    from cnnkit.plots import figure_png
 
     names = [m.method for m in evaluation.methods]
     x = np.arange(len(names))
@@ -215,4 +215,4 @@ def bar_chart_png(evaluation: RetrievalEvaluation, path: Path) -> Path:
     axes.legend()
     axes.grid(axis="y", alpha=0.3)
     figure.tight_layout()
-    return atomic_write_bytes(Path(path), png_bytes(figure))
+    return atomic_write_bytes(Path(path), figure_png(figure))

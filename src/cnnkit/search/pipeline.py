@@ -15,7 +15,6 @@ A file that cannot be decoded is left out and named in the result, as the folder
 loader does in training.
 """
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -28,8 +27,6 @@ from cnnkit.runtime.memory import keep_freed_memory
 from cnnkit.runtime.workers import init_worker
 from cnnkit.search.collection import Collection, Record
 from cnnkit.search.embed import Embedder, Embedding
-
-MAX_DEFAULT_WORKERS = 8
 
 
 @dataclass(frozen=True)
@@ -94,7 +91,3 @@ def embedded_batches(
         if batch.embedding is None and batch.records and batch.images is not None:
             batch = replace(batch, embedding=embedder(batch.images), images=None)
         yield batch
-
-
-def default_workers() -> int:
-    return min(len(os.sched_getaffinity(0)), MAX_DEFAULT_WORKERS)

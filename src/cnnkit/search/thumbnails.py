@@ -1,10 +1,10 @@
 """Pictures of items for people: one PNG thumbnail, and a PNG grid of query results
 (one row per query: the query, then its neighbours, each with its score below)."""
 
-import io
-
 import torch
 from PIL import Image, ImageDraw
+
+from cnnkit.data.image_files import png_bytes
 
 GAP = 6  # pixels between cells
 CAPTION = 14  # pixels of text below each cell
@@ -19,12 +19,6 @@ def as_picture(image: torch.Tensor, size: int) -> Image.Image:
     shape = (max(1, round(picture.width * scale)), max(1, round(picture.height * scale)))
     resample = Image.Resampling.NEAREST if scale >= 1 else Image.Resampling.LANCZOS
     return picture.convert("RGB").resize(shape, resample)
-
-
-def png_bytes(picture: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    picture.save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def thumbnail_png(image: torch.Tensor, size: int = 96) -> bytes:

@@ -16,6 +16,7 @@ import torch
 from PIL import Image
 
 from cnnkit.analysis import size_report
+from cnnkit.data.image_files import png_bytes
 from cnnkit.errors import ImageError
 from cnnkit.runs import Run
 from cnnkit.serve.uploads import Upload
@@ -26,9 +27,7 @@ MAX_MAPS = 64  # feature maps shown per image: ResNet's conv1 has 64, the page h
 
 def pixels_png(pixels: np.ndarray) -> bytes:
     """uint8 (H, W) or (H, W, 3) pixels as a PNG file."""
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG")
-    return buffer.getvalue()
+    return png_bytes(Image.fromarray(pixels))
 
 
 def map_png(feature_map: torch.Tensor) -> bytes:
