@@ -8,6 +8,7 @@ import torch
 from torch.nn import functional as F
 
 from cnnkit.config import TrainConfig, TrainOptions
+from cnnkit.data.mnist import MNIST_MEAN, MNIST_STD
 from cnnkit.errors import ConfigError, UnknownNameError
 from cnnkit.models import build_model, recipe_for
 from cnnkit.runtime.device import CPU, Placement, choose_placement, to_cpu
@@ -16,7 +17,7 @@ from cnnkit.transforms import normalize
 from tests.helpers import assert_one_line_error, run_cli, trained
 
 ENV = {"OMP_NUM_THREADS": "1"}
-MEAN, STD = (0.1307,), (0.3081,)
+MEAN, STD = (MNIST_MEAN,), (MNIST_STD,)
 
 
 def lenet_and_data(mnist, count: int = 512):

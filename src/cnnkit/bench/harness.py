@@ -39,6 +39,7 @@ from torch.nn import functional as F
 from cnnkit.config import Recipe
 from cnnkit.data import ImageSet, load_dataset
 from cnnkit.data.locate import PACKAGE_FILES
+from cnnkit.data.mnist import MNIST_MEAN, MNIST_STD
 from cnnkit.models import Classifier
 from cnnkit.models.fitting import build_for_images
 from cnnkit.runs import read_metrics
@@ -47,7 +48,6 @@ from cnnkit.trainer import sgd_one_cycle, steps_per_epoch
 from cnnkit.transforms import fit_to_input
 from cnnkit.transforms.augment import random_crop
 
-MNIST_MEAN, MNIST_STD = 0.1307, 0.3081  # the textbook's constants
 MNIST_TRAIN_IMAGES, MNIST_TEST_IMAGES = 60_000, 10_000
 TRAINERS = ("cnnkit", "in-memory", "textbook", "pytorch-examples")
 ACCURACIES = (0.983, 0.990)  # issue 14: one epoch of pytorch/examples here; the 99% bar

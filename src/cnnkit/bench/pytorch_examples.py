@@ -22,7 +22,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-MNIST_MEAN, MNIST_STD = 0.1307, 0.3081  # the example's Normalize constants
+from cnnkit.data.mnist import MNIST_MEAN, MNIST_STD  # the example's Normalize constants too
+
 BATCH_SIZE, TEST_BATCH_SIZE = 64, 1000
 LR, GAMMA, SEED, EPOCHS = 1.0, 0.7, 1, 14
 

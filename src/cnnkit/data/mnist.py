@@ -36,6 +36,10 @@ class IdxDataset:
     system_dirs: tuple[Path, ...] = ()
 
 
+# The training split's pixel mean and std on [0, 1] (SOURCE.md of the shipped files;
+# torchvision's reference scripts and pytorch/examples use the same).
+MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
+
 MNIST = IdxDataset(
     name="mnist",
     classes=tuple(str(digit) for digit in range(10)),
@@ -60,8 +64,8 @@ MNIST = IdxDataset(
         ),
     ),
     mirrors=("https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/"),
-    mean=0.1307,  # SOURCE.md of the shipped files; torchvision's reference scripts agree
-    std=0.3081,
+    mean=MNIST_MEAN,
+    std=MNIST_STD,
     source="LeCun, Cortes and Burges, The MNIST database of handwritten digits (1998)",
     license="CC BY-SA 3.0 (Yann LeCun and Corinna Cortes)",
 )
