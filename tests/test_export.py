@@ -12,8 +12,8 @@ import torch
 
 from cnnkit.config import TrainOptions
 from cnnkit.errors import ExportError, MissingExtraError, UnknownNameError
-from cnnkit.export import UInt8Classifier, export_checkpoint
-from cnnkit.runs import load_run
+from cnnkit.export import export_checkpoint
+from cnnkit.runs import RunModule, load_run
 from tests.helpers import assert_one_line_error, require_module, run_cli, trained_checkpoint
 
 onnx = require_module("onnx", "export")
@@ -168,8 +168,8 @@ def test_int8_shrinks_an_fc_heavy_net_and_keeps_its_accuracy(export, fmt):
 def test_a_wrong_export_is_refused(checkpoints, tmp_path, monkeypatch):
     """Were an exporter to change the model (as torch.onnx did with LeNet-5's
     Subsampling), the check against PyTorch refuses the file."""
-    forward = UInt8Classifier.forward
-    monkeypatch.setattr(UInt8Classifier, "forward", lambda self, x: forward(self, x) * 1.01)
+    forward = RunModule.forward
+    monkeypatch.setattr(RunModule, "forward", lambda self, x: forward(self, x) * 1.01)
     out = tmp_path / "lenet5.pt"
     with pytest.raises(ExportError, match="differ from PyTorch's"):
         export_checkpoint(checkpoints["lenet5"], "torchscript", out, test_limit=100)

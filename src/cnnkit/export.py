@@ -31,9 +31,7 @@ from cnnkit.config import EXPORT_FORMATS, QUANTIZATIONS
 from cnnkit.errors import ExportError, UnknownNameError, import_extra
 from cnnkit.files import atomic_write_bytes
 from cnnkit.metrics import topk_correct
-from cnnkit.models import Classifier
-from cnnkit.runs import RunRecord, load_run
-from cnnkit.transforms import fit_to_input
+from cnnkit.runs import RunModule, RunRecord, load_run
 
 FLOAT_NOTE = {"quantization": "none"}
 INT8_NOTE = {"quantization": "int8 dynamic: fully connected weights int8, their inputs per batch"}
@@ -64,29 +62,6 @@ class ExportResult:
     float_top1_error: float | None = None  # with quantize: the float export's error
 
 
-class UInt8Classifier(nn.Module):
-    """``model`` behind the test-time preprocessing of the run layer: uint8 images
-    at the data's size -> padded or centre-cropped to the model's input -> (x/255 -
-    mean) / std per channel -> logits. Padding adds zeros, MNIST's background."""
-
-    scale: torch.Tensor  # buffers (torch types them as Tensor | Module)
-    shift: torch.Tensor
-
-    def __init__(self, model: Classifier, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
-        super().__init__()
-        self.model = model
-        channels = len(mean)
-        # The fused form of transforms.normalize: x * scale + shift.
-        scale = torch.tensor([1.0 / (255.0 * s) for s in std]).view(1, channels, 1, 1)
-        shift = torch.tensor([-m / s for m, s in zip(mean, std, strict=True)])
-        self.register_buffer("scale", scale)
-        self.register_buffer("shift", shift.view(1, channels, 1, 1))
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        x = fit_to_input(images, self.model.input_size).float()
-        return self.model(torch.addcmul(self.shift, x, self.scale))
-
-
 def export_checkpoint(
     checkpoint: Path,
     fmt: str,
@@ -106,7 +81,7 @@ def export_checkpoint(
     run = load_run(checkpoint, device="cpu")  # traced and checked on the CPU
     test_set = run.test_set(data_dir=data_dir, limit=test_limit)
     reference = run.logits(test_set.images)
-    wrapped = UInt8Classifier(run.model, run.record.mean, run.record.std).eval()
+    wrapped = RunModule(run.model, run.record).eval()
     metadata = export_metadata(run.record, run.checkpoint.epoch, test_set.image_shape)
     write = write_onnx if fmt == "onnx" else write_torchscript
     load = onnx_runner if fmt == "onnx" else torchscript_runner

@@ -20,13 +20,22 @@ def pad_to_size(images: torch.Tensor, height: int, width: int) -> torch.Tensor:
     return F.pad(images, (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2))
 
 
+def normalization(
+    mean: tuple[float, ...], std: tuple[float, ...]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(scale, shift), each (1, C, 1, 1), with pixel * scale + shift = (pixel / 255 -
+    mean) / std per channel: normalisation as one fused multiply-add."""
+    channels = len(mean)
+    scale = torch.tensor([1.0 / (255.0 * s) for s in std]).view(1, channels, 1, 1)
+    shift = torch.tensor([-m / s for m, s in zip(mean, std, strict=True)]).view(1, channels, 1, 1)
+    return scale, shift
+
+
 def normalize(
     images: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]
 ) -> torch.Tensor:
     """uint8 images to float: (pixel / 255 - mean) / std per channel, in one fused pass."""
-    channels = images.shape[1]
-    scale = torch.tensor([1.0 / (255.0 * s) for s in std]).view(1, channels, 1, 1)
-    shift = torch.tensor([-m / s for m, s in zip(mean, std, strict=True)]).view(1, channels, 1, 1)
+    scale, shift = normalization(mean, std)
     return torch.addcmul(shift.to(images.device), images.float(), scale.to(images.device))
 
 
