@@ -9,7 +9,7 @@ from pathlib import Path
 
 from cnnkit.analysis.papers import compare_models
 from cnnkit.analysis.render import render_comparison, render_size
-from cnnkit.analysis.report import model_size
+from cnnkit.analysis.size import model_size
 from cnnkit.models import REGISTRY
 
 DOCS_PATH = Path("docs/model-sizes.md")

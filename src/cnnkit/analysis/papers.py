@@ -13,7 +13,7 @@ the connections with biases (the papers' count):
 
 from dataclasses import dataclass
 
-from cnnkit.analysis.report import SizeReport, model_size
+from cnnkit.analysis.size import SizeReport, model_size
 from cnnkit.errors import UnknownNameError
 from cnnkit.models import REGISTRY, PaperFacts
 

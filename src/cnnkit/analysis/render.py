@@ -7,7 +7,7 @@ import json
 from tabulate import tabulate
 
 from cnnkit.analysis.papers import OPERATIONS_PER_CONNECTION, PaperComparison
-from cnnkit.analysis.report import RULES_OF_THUMB, SizeReport
+from cnnkit.analysis.size import RULES_OF_THUMB, SizeReport
 
 COLUMNS = [
     "name",
