@@ -13,12 +13,12 @@ originals are counted apart (CIFAR-10's own duplicates, Barz and Denzler 2020).
 import argparse
 import random
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from cnnkit.bench.timing import run_cnnkit
 from cnnkit.search import find_dupes, open_index
 from cnnkit.search.dupes import DEFAULT_THRESHOLDS
 
@@ -40,10 +40,7 @@ def main() -> None:
         planted = plant_copies(sorted(files[: args.copies]), Path(scratch) / "copies")
         index_path = Path(scratch) / "index"
         shutil.copytree(args.index, index_path)
-        subprocess.run(
-            [sys.executable, "-m", "cnnkit", "index", "add", str(index_path),
-             str(Path(scratch) / "copies"), "--no-progress"], check=True,
-        )  # fmt: skip
+        run_cnnkit("index", "add", str(index_path), str(Path(scratch) / "copies"), "--no-progress")
         index = open_index(index_path)
         print(f"{len(index):,} items, {len(planted)} planted copies; default thresholds "
               f"{DEFAULT_THRESHOLDS}")  # fmt: skip

@@ -22,7 +22,6 @@ import argparse
 import os
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,6 +32,8 @@ from torch.nn import functional as F
 from torchvision import datasets
 from torchvision import transforms as T
 
+from cnnkit.bench.timing import run_cnnkit
+from cnnkit.errors import CnnkitError
 from cnnkit.runs import load_run
 
 
@@ -41,18 +42,17 @@ def cnnkit_build(
 ) -> tuple[float, float]:
     """cnnkit's own images/s and the command's wall seconds; the index in ``out``."""
     with tempfile.TemporaryDirectory() as scratch:
-        start = time.perf_counter()
-        result = subprocess.run(
-            [sys.executable, "-m", "cnnkit", "index", "build", str(checkpoint), *sources,
-             "--out", str(out or f"{scratch}/index"), "--workers", str(workers),
-             "--batch-size", str(batch), "--backend", "exact", "--no-progress"],
-            capture_output=True, text=True,
-        )  # fmt: skip
-        wall = time.perf_counter() - start
-    if result.returncode:
-        sys.exit(result.stderr.strip())
+        try:
+            result = run_cnnkit(
+                "index", "build", str(checkpoint), *sources,
+                "--out", str(out or f"{scratch}/index"), "--workers", str(workers),
+                "--batch-size", str(batch), "--backend", "exact", "--no-progress",
+            )  # fmt: skip
+        except CnnkitError as error:
+            sys.exit(str(error))
     rate = re.search(r"\(([\d,]+) img/s", result.stdout)
-    return float(rate.group(1).replace(",", "")), wall
+    assert rate is not None, result.stdout  # the command's summary line names its rate
+    return float(rate.group(1).replace(",", "")), result.wall_seconds
 
 
 def textbook(checkpoint: Path, folder: Path, workers: int, batch: int) -> tuple[float, int]:

@@ -36,6 +36,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from cnnkit.bench.timing import run_cnnkit
 from cnnkit.config import Recipe
 from cnnkit.data import ImageSet, load_dataset
 from cnnkit.data.locate import PACKAGE_FILES
@@ -114,15 +115,11 @@ def mnist_model(
 
 def run_cnnkit_train(model_name: str, recipe: Recipe, limits: Limits) -> TrainerResult:
     """The real command in a subprocess, timed from outside."""
-    start = time.perf_counter()
     with tempfile.TemporaryDirectory() as out:
-        subprocess.run(
-            [sys.executable, "-m", "cnnkit", "train", model_name, "--epochs", str(recipe.epochs),
-             "--out", out, "--no-progress", *limits.cli_options()],
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )  # fmt: skip
-        wall = time.perf_counter() - start
+        wall = run_cnnkit(
+            "train", model_name, "--epochs", str(recipe.epochs), "--out", out, "--no-progress",
+            *limits.cli_options(),
+        ).wall_seconds  # fmt: skip
         records = read_metrics(Path(out))
     # An epoch ended when the process ended minus the later epochs' time.
     later = [sum(r.seconds for r in records[i + 1 :]) for i in range(len(records))]
