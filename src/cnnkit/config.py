@@ -14,11 +14,9 @@ TTA_MODES = ("none", "ten-crop")  # test-time augmentation, runtime.inference
 EXPORT_FORMATS = ("onnx", "torchscript")  # export
 QUANTIZATIONS = ("int8",)  # export --quantize
 TABLE_FORMATS = ("table", "json", "csv", "markdown")  # analysis.render
-# search: "exact" is cnnkit's own; the others are FAISS index types (cnnkit[faiss]).
-SEARCH_BACKENDS = ("auto", "exact", "flat", "ivf", "hnsw", "ivfpq")
 VECTOR_DTYPES = ("float32", "float16")
 RETRIEVAL_METHODS = ("pixels", "hog", "conv")  # search eval
-OPTIMIZERS = ("sgd", "sdlm")  # train.optimizers: SGD one-cycle; LeNet-5's own (train.sdlm)
+OPTIMIZERS = ("sgd", "sdlm")  # trainer.optimizers: SGD one-cycle; LeNet-5's own (trainer.sdlm)
 
 MAX_DEFAULT_WORKERS = 8
 
@@ -53,7 +51,7 @@ class Recipe:
     label_smoothing: float = 0.0
     augment: str = "none"  # a preset or steps of transforms.augment, e.g. "alexnet"
     source: str = ""  # where these settings come from
-    # "sdlm": LeCun et al. 1998's method (train.sdlm); lr is then its first pass's eta,
+    # "sdlm": LeCun et al. 1998's method (trainer.sdlm); lr is then its first pass's eta,
     # and momentum, weight decay and warm-up do not apply.
     optimizer: str = "sgd"
 
@@ -170,11 +168,11 @@ RESNET_IMAGENET = RecipeRule(
 
 
 # LeNet-5 trained the paper's way: 20 passes of stochastic diagonal Levenberg-Marquardt
-# with its eta schedule (train.sdlm), no distortions, no weight decay.
+# with its eta schedule (trainer.sdlm), no distortions, no weight decay.
 SDLM_RECIPE = Recipe(
     epochs=20,
-    batch_size=16,  # the paper updates after every pattern; here every 16 (train.sdlm)
-    lr=0.0005,  # eta of the first two passes; train.sdlm.PAPER_ETAS scales the rest
+    batch_size=16,  # the paper updates after every pattern; here every 16 (trainer.sdlm)
+    lr=0.0005,  # eta of the first two passes; trainer.sdlm.PAPER_ETAS scales the rest
     momentum=0.0,
     nesterov=False,
     weight_decay=0.0,
@@ -246,12 +244,12 @@ class TrainConfig:
     tta: str = "none"  # "ten-crop": also evaluate the final model on ten crops
     stream: bool = False  # decode folder sets batch by batch (data.stream), not into memory
     workers: int | None = None  # DataLoader worker processes when streaming [one per core]
-    # Where and how to compute (train.device); new fields keep their defaults when an
+    # Where and how to compute (runtime.device); new fields keep their defaults when an
     # older checkpoint's config is loaded.
     device: str = "auto"  # auto: CUDA when PyTorch sees a GPU, else MPS, else the CPU
     precision: str = "fp32"  # autocast dtype of the forward pass: fp32, bf16 or fp16
     dist_timeout: float = 300.0  # seconds a rank waits for the others before giving up
-    compile: bool = False  # train through torch.compile, eagerly if it fails (train.compiled)
+    compile: bool = False  # train through torch.compile, eagerly if it fails (trainer.compiled)
     # > 0: the last N training images stand in for the test split, which goes unused
     # (recipes chosen on validation error: benchmarks/recipe_search.py).
     holdout: int = 0

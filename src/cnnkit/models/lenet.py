@@ -74,7 +74,7 @@ class LeNet5(Classifier):
       the paper's MAP criterion (eq. 9) without the rubbish-class constant j.
     - The RBF code bitmaps are drawn by us (the paper's are not published as bits).
     - Optimised by default with SGD and momentum, not the paper's stochastic
-      diagonal Levenberg-Marquardt (``--optimizer sdlm``, train.sdlm, trains it the
+      diagonal Levenberg-Marquardt (``--optimizer sdlm``, trainer.sdlm, trains it the
       paper's way); inputs normalised to mean 0, std 1 rather than the paper's
       [-0.1, 1.175] range.
     - The default recipe (config.py) trains on inputs shifted by up to 2 pixels, a

@@ -4,8 +4,8 @@ runs; every consumer reads them through here and never imports ``cnnkit.trainer`
 
 from cnnkit.runs.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from cnnkit.runs.epochs import EpochRecord, read_metrics, write_metrics
+from cnnkit.runs.folder import CHECKPOINT_NAME, METRICS_NAME, RUNS_DIR, default_run_dir
 from cnnkit.runs.module import RunModule
-from cnnkit.runs.names import CHECKPOINT_NAME, METRICS_NAME, RUNS_DIR, default_run_dir
 from cnnkit.runs.record import RunRecord
 from cnnkit.runs.run import FileImages, Run, load_run
 

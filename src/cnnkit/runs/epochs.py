@@ -10,7 +10,7 @@ from pathlib import Path
 
 from cnnkit.errors import CnnkitError
 from cnnkit.files import atomic_write_text
-from cnnkit.runs.names import METRICS_NAME
+from cnnkit.runs.folder import METRICS_NAME
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from cnnkit.data.image_files import chw_tensor, read_pixels
 from cnnkit.errors import CheckpointError, ConfigError, ImageError
 from cnnkit.models import Classifier
 from cnnkit.runs.checkpoint import Checkpoint, build_trained_model, load_checkpoint
-from cnnkit.runs.names import CHECKPOINT_NAME
+from cnnkit.runs.folder import CHECKPOINT_NAME
 from cnnkit.runs.record import RunRecord
 from cnnkit.runtime.device import CPU, Placement, choose_placement
 from cnnkit.runtime.inference import (

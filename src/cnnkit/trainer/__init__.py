@@ -4,7 +4,8 @@ Users train through ``cnnkit.training.train``, the one front door, which adds th
 report and the warnings; consumers of trained runs never import this package.
 """
 
-from cnnkit.trainer.fit import FitResult, fit, sgd_one_cycle
+from cnnkit.trainer.fit import FitResult, fit
 from cnnkit.trainer.loop import steps_per_epoch
+from cnnkit.trainer.optimizers import sgd_one_cycle
 
 __all__ = ["FitResult", "fit", "sgd_one_cycle", "steps_per_epoch"]

@@ -8,9 +8,8 @@ from pathlib import Path
 from typing import cast
 
 import torch
-from torch import nn
 
-from cnnkit.config import Recipe, TrainConfig
+from cnnkit.config import TrainConfig
 from cnnkit.data import DIGIT_DATASETS, ImageSet, load_dataset
 from cnnkit.data.stream import StreamedSet, open_stream, stream_loaders
 from cnnkit.errors import CheckpointError, ConfigError, TrainingError
@@ -37,10 +36,9 @@ from cnnkit.runtime.distributed import (
 )
 from cnnkit.runtime.inference import EvalStats, evaluate, evaluate_batches
 from cnnkit.trainer.compiled import CompiledOrEager
-from cnnkit.trainer.lean import LeanSGD
 from cnnkit.trainer.loop import EpochStats, shuffled_batches, steps_per_epoch, train_one_epoch
-from cnnkit.trainer.schedule import one_cycle
-from cnnkit.trainer.sdlm import SDLM, PaperEtaSchedule, curvature_indices, gauss_newton_diagonal
+from cnnkit.trainer.optimizers import build_optimizer
+from cnnkit.trainer.sdlm import SDLM, curvature_indices, gauss_newton_diagonal
 from cnnkit.transforms import fit_to_input, normalize
 from cnnkit.transforms.augment import Augment, build_augment
 
@@ -128,32 +126,6 @@ def start_training(
         history=[],
         scaler=placement.grad_scaler(),
     )
-
-
-def sgd_one_cycle(
-    model: nn.Module, recipe: Recipe, total_steps: int
-) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
-    """SGD with the recipe's momentum (Nesterov's or classical) and weight decay under
-    its one-cycle schedule over ``total_steps``: every model's update rule."""
-    optimizer = LeanSGD(
-        model.parameters(),
-        lr=recipe.lr,
-        momentum=recipe.momentum,
-        weight_decay=recipe.weight_decay,
-        nesterov=recipe.nesterov,
-    )
-    return optimizer, one_cycle(optimizer, total_steps, recipe.warmup_fraction)
-
-
-def build_optimizer(
-    model: nn.Module, recipe: Recipe, steps_per_epoch: int
-) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
-    """The recipe's optimiser and its schedule: SGD one-cycle, or the paper's SDLM with
-    the paper's eta per pass (``recipe.lr`` its first pass's)."""
-    if recipe.optimizer == "sdlm":
-        sdlm = SDLM(model.parameters(), lr=recipe.lr)
-        return sdlm, torch.optim.lr_scheduler.LambdaLR(sdlm, PaperEtaSchedule(steps_per_epoch))
-    return sgd_one_cycle(model, recipe, recipe.epochs * steps_per_epoch)
 
 
 def estimate_curvature(

@@ -30,7 +30,7 @@ from torch.nn.grad import conv2d_input, conv2d_weight
 
 from cnnkit.errors import ConfigError
 from cnnkit.models.layers import EuclideanRBF, ScaledTanh, Subsampling, TableConv2d, sum_2x2
-from cnnkit.trainer.lean import LeanOptimizer
+from cnnkit.trainer.eager_optimizers import LeanOptimizer
 
 MU = 0.02  # LeCun et al. 1998, Sec. III-A
 CURVATURE_PATTERNS = 500  # "re-estimated on 500 patterns before each training pass"

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from cnnkit.trainer.lean import LeanSGD
+from cnnkit.trainer.eager_optimizers import LeanSGD
 from tests.helpers import python_output
 
 
