@@ -4,7 +4,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from cnnkit.runtime.inference import evaluate
+from cnnkit.runtime.inference import classification_errors
 from cnnkit.transforms.tencrop import ten_crop, ten_crop_probs
 
 
@@ -64,7 +64,7 @@ def test_position_blind_model_gives_single_crop_prediction() -> None:
     assert torch.allclose(averaged, single, atol=1e-6)
     labels = torch.randint(0, 5, (8,))
     kwargs = {"mean": (0.5,) * 3, "std": (0.25,) * 3, "num_classes": 5}
-    with_tta = evaluate(model, images, labels, tta="ten-crop", **kwargs)
-    without = evaluate(model, images[..., 4:28, 4:28], labels, **kwargs)
+    with_tta = classification_errors(model, images, labels, tta="ten-crop", **kwargs)
+    without = classification_errors(model, images[..., 4:28, 4:28], labels, **kwargs)
     assert with_tta.top1_error == without.top1_error
     assert torch.equal(with_tta.confusion, without.confusion)

@@ -35,7 +35,7 @@ from cnnkit.runtime.device import CPU, Placement, choose_placement
 from cnnkit.runtime.inference import (
     EvalStats,
     FusedForInference,
-    evaluate,
+    classification_errors,
     fuse_for_inference,
     predict_features,
     predict_features_and_logits,
@@ -185,7 +185,7 @@ class Run:
         """Errors and confusion on ``test_set``; ``tta="ten-crop"`` averages the softmax
         over ten crops of the uncropped images."""
         images = self.prepare(test_set.images, crop=tta == "none").to(self.placement.device)
-        return evaluate(
+        return classification_errors(
             self.model,
             images,
             test_set.labels.to(self.placement.device),

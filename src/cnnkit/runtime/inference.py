@@ -168,7 +168,7 @@ def predict_features_and_logits(
     return torch.cat(features), torch.cat(logits)
 
 
-def evaluate(
+def classification_errors(
     model: Classifier,
     images: torch.Tensor,
     labels: torch.Tensor,
@@ -188,13 +188,13 @@ def evaluate(
     # Ten-crop runs batch_size // 10 images (batch_size crops) per forward pass.
     step = batch_size if tta == "none" else max(1, batch_size // 10) * 10
     batches = ((images[i : i + step], labels[i : i + step]) for i in range(0, len(images), step))
-    return evaluate_batches(
+    return classification_errors_of_batches(
         model, batches, mean=mean, std=std, num_classes=num_classes, batch_size=batch_size,
         tta=tta, placement=placement, world=world,
     )  # fmt: skip
 
 
-def evaluate_batches(
+def classification_errors_of_batches(
     model: Classifier,
     batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
     *,
@@ -206,7 +206,7 @@ def evaluate_batches(
     placement: Placement = CPU,
     world: World = SINGLE,
 ) -> EvalStats:
-    """``evaluate`` over batches of uint8 images and labels (slices, or a loader's),
+    """``classification_errors`` over batches of uint8 images and labels (slices, or a loader's),
     counting hits and confusions batch by batch.
 
     Under torchrun each rank predicts its ``world.shard`` of every batch and the counts

@@ -34,7 +34,11 @@ from cnnkit.runtime.distributed import (
     data_parallel,
     process_group,
 )
-from cnnkit.runtime.inference import EvalStats, evaluate, evaluate_batches
+from cnnkit.runtime.inference import (
+    EvalStats,
+    classification_errors,
+    classification_errors_of_batches,
+)
 from cnnkit.trainer.compiled import CompiledOrEager
 from cnnkit.trainer.loop import EpochStats, shuffled_batches, steps_per_epoch, train_one_epoch
 from cnnkit.trainer.optimizers import build_optimizer
@@ -338,7 +342,7 @@ def in_memory_data(
         images = test_images
         if tta != "none":
             images = fit_to_input(test_set.images, model.input_size, crop=False).to(device)
-        return evaluate(
+        return classification_errors(
             model,
             images,
             test_labels,
@@ -387,7 +391,7 @@ def streamed_data(
 
     def test_errors(tta: str = "none") -> EvalStats:
         crop = tta == "none"
-        return evaluate_batches(
+        return classification_errors_of_batches(
             model,
             ((fit_to_input(x, model.input_size, crop), y) for x, y in stream.test_batches()),
             mean=streamed.sample.mean,
