@@ -1,6 +1,6 @@
 """Choose a model's recipe on a validation split, then test the chosen one once.
 
-The last 10,000 training images are held out (``TrainConfig.holdout``); each candidate
+The last 10,000 training images are held out (``TrainOptions.holdout``); each candidate
 trains on the rest with three seeds and is judged by its mean validation accuracy
 after the last epoch. The chosen recipe is the cheapest candidate (fewest epochs, then
 the first listed) whose mean reaches the bar, 99.15% by default:
@@ -17,8 +17,9 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
-from cnnkit.config import Recipe, TrainConfig, recipe_for
-from cnnkit.trainer.fit import fit
+from cnnkit.config import Recipe, TrainOptions
+from cnnkit.models import recipe_for
+from cnnkit.training import train
 
 VALIDATION_IMAGES = 10_000  # the last 10,000 of MNIST's training split
 
@@ -39,11 +40,12 @@ CANDIDATES = {  # cheapest first within each epoch count
 }
 
 
-def final_accuracy(config: TrainConfig) -> tuple[float, float]:
-    """(accuracy after the last epoch, seconds of the run) of one ``fit``."""
+def final_accuracy(options: TrainOptions) -> tuple[float, float]:
+    """(accuracy after the last epoch, seconds of the run) of one training run."""
     with tempfile.TemporaryDirectory() as out:
-        result = fit(replace(config, out=Path(out), progress=False))
-    return 1 - result.final.top1_error, result.seconds
+        outcome = train(replace(options, out=Path(out), progress=False, report=False))
+    assert outcome is not None  # one process: it writes
+    return 1 - outcome.result.final.top1_error, outcome.result.seconds
 
 
 def describe(recipe: Recipe) -> str:
@@ -70,7 +72,7 @@ def main() -> None:
     for number, recipe in candidates:
         runs = [
             final_accuracy(
-                TrainConfig(
+                TrainOptions(
                     model=args.model,
                     dataset=args.dataset,
                     recipe=recipe,
@@ -97,7 +99,7 @@ def main() -> None:
     print(f"chosen: {number} ({describe(recipe)})")
     if args.test:
         accuracy, seconds = final_accuracy(
-            TrainConfig(model=args.model, dataset=args.dataset, recipe=recipe)
+            TrainOptions(model=args.model, dataset=args.dataset, recipe=recipe)
         )
         print(
             f"test accuracy of the chosen recipe (seed 0): {100 * accuracy:.2f}% ({seconds:.1f} s)"

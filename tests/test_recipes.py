@@ -10,7 +10,7 @@ import torch
 from cnnkit.config import SHORT_SCHEDULE, Recipe, TrainConfig, TrainOptions
 from cnnkit.errors import UnknownNameError
 from cnnkit.models import model_entry, model_names, recipe_for, recipe_rule_for
-from cnnkit.trainer.fit import sgd_one_cycle
+from cnnkit.trainer import sgd_one_cycle
 from tests.helpers import run_cli
 
 

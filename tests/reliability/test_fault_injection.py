@@ -12,6 +12,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
 import torch
 
 from tests.helpers import run_cli_process
@@ -47,6 +48,7 @@ def kill_then_finish(out: Path, moment: float) -> tuple[bool, subprocess.Complet
     return landed, run_cli_process(*RUN, "--out", str(out), env=ENV)
 
 
+@pytest.mark.slow  # processes that train for seconds each
 def test_kill_9_anywhere_then_resume_gives_the_same_weights(tmp_path):
     start = time.monotonic()
     reference = run_cli_process(*RUN, "--out", str(tmp_path / "whole"), env=ENV)

@@ -8,6 +8,8 @@ import shutil
 import subprocess
 import sys
 
+import pytest
+
 from cnnkit.runs import load_run
 from cnnkit.search import BuildSettings, dataset_collection
 from cnnkit.search.build import build_plan
@@ -37,6 +39,7 @@ def torchrun(*args: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow  # processes that train for seconds each
 def test_two_processes_build_the_index_of_one_and_resume_it(lenet, tmp_path):
     one = run_cli(*build_args(lenet, tmp_path / "one"), env=ENV)
     assert one.returncode == 0, one.stderr

@@ -21,6 +21,7 @@ def isolated_inductor(tmp_path, **env: str) -> dict[str, str]:
     return {"TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "inductor"), **env}
 
 
+@pytest.mark.slow  # processes that train for seconds each
 def test_without_a_compiler_training_falls_back_and_says_so_once(tmp_path) -> None:
     result = run_cli_process(
         *SHORT_RUN, "--out", str(tmp_path / "run"),

@@ -61,6 +61,7 @@ def runs(tmp_path_factory) -> dict[str, tuple[subprocess.CompletedProcess, Path]
     return {"single": (single, root / "single"), "double": (double, root / "double")}
 
 
+@pytest.mark.slow  # processes that train for seconds each
 def test_two_ranks_reach_the_accuracy_of_one_process(runs):
     (single, single_out), (double, double_out) = runs["single"], runs["double"]
     assert single.returncode == 0, single.stderr
@@ -69,6 +70,7 @@ def test_two_ranks_reach_the_accuracy_of_one_process(runs):
     assert one["test_top1_error"] < 0.08 and two["test_top1_error"] < 0.08  # chance: 0.90
 
 
+@pytest.mark.slow  # processes that train for seconds each
 def test_two_ranks_take_the_steps_of_one_process(tmp_path):
     """20 steps of the same global batches: the same weights up to float rounding (the
     ranks sum their halves' gradients in another order). Over hundreds of steps such
@@ -88,6 +90,7 @@ def test_two_ranks_take_the_steps_of_one_process(tmp_path):
             assert float((weights - two[name]).abs().max()) <= 1e-5 * scale, name
 
 
+@pytest.mark.slow  # processes that train for seconds each
 def test_two_ranks_write_one_set_of_outputs(runs):
     double, out = runs["double"]
     assert double.returncode == 0, double.stderr
@@ -121,6 +124,7 @@ def worker_pids(launcher: int) -> dict[int, int]:
     return pids
 
 
+@pytest.mark.slow  # processes that train for seconds each
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads workers from /proc")
 def test_a_killed_rank_fails_the_run_quickly_and_it_resumes(runs, tmp_path):
     out = tmp_path / "killed"
@@ -153,6 +157,7 @@ def test_a_killed_rank_fails_the_run_quickly_and_it_resumes(runs, tmp_path):
         assert torch.equal(tensor, final["model_state"][name]), name
 
 
+@pytest.mark.slow  # processes that train for seconds each
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads workers from /proc")
 def test_a_hung_rank_is_an_error_after_the_timeout(tmp_path):
     out, log = tmp_path / "hung", tmp_path / "stderr.txt"

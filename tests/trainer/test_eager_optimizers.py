@@ -33,7 +33,7 @@ def test_training_steps_do_not_import_dynamo() -> None:
     script = (
         "import sys, torch\n"
         "from cnnkit.config import Recipe\n"
-        "from cnnkit.trainer.fit import sgd_one_cycle\n"
+        "from cnnkit.trainer import sgd_one_cycle\n"
         "model = torch.nn.Linear(3, 2)\n"
         "optimizer, scheduler = sgd_one_cycle(model, Recipe(), 10)\n"
         "model(torch.randn(4, 3)).sum().backward()\n"

@@ -77,6 +77,7 @@ def test_same_seed_gives_the_same_metrics(tmp_path):
     assert without_timing(read_metrics(tmp_path / "c")) != first
 
 
+@pytest.mark.slow  # processes that train for seconds each
 def test_resume_after_a_killed_run_gives_the_same_weights(tmp_path):
     args = ["train", "lenet5", "--epochs", "3", *SUBSET]
     whole = run_cli(*args, "--out", str(tmp_path / "whole"))
