@@ -86,7 +86,7 @@ def test_faiss_follows_adds_and_removes(tmp_path, photo_run, real_image_tree):
     assert run_cli("index", "add", str(out), str(folders[3])).returncode == 0
     assert run_cli("index", "remove", str(out), str(folders[0])).returncode == 0
     index = open_index(out)
-    assert len(index) == index.approximate.index.ntotal == 60
+    assert len(index) == index.searcher.index.ntotal == 60
     assert sorted(out.glob("faiss-*.index")) == [out / index.manifest.backend.file.name]
     queries = [sorted(folders[3].glob("*.jpg"))[0], sorted(folders[1].glob("*.jpg"))[0]]
     features = index.embed_files(queries)

@@ -8,7 +8,8 @@ from tabulate import tabulate
 
 from cnnkit.cli.options import checkpoint_argument, data_dir_option, progress_option
 from cnnkit.cli.search_index import device_option, format_option
-from cnnkit.config import RETRIEVAL_METHODS, SEARCH_BACKENDS
+from cnnkit.config import RETRIEVAL_METHODS
+from cnnkit.search.backends import BACKENDS
 
 index_argument = click.argument("index_path", metavar="INDEX", type=click.Path(path_type=Path))
 top_option = click.option(
@@ -16,8 +17,9 @@ top_option = click.option(
     help="How many items to list per query.",
 )  # fmt: skip
 backend_option = click.option(
-    "--backend", type=click.Choice(SEARCH_BACKENDS[1:]),
-    help="exact, or the index's FAISS kind [the index's backend].",
+    "--backend", type=click.Choice(tuple(BACKENDS)),
+    help=", ".join(name for name, b in BACKENDS.items() if b.file_prefix is None)
+    + ", or the index's own backend (its FAISS kind) [the index's].",
 )  # fmt: skip
 
 

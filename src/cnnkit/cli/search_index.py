@@ -7,7 +7,8 @@ import click
 from tabulate import tabulate
 
 from cnnkit.cli.options import checkpoint_argument, data_dir_option, progress_option
-from cnnkit.config import DEVICES, SEARCH_BACKENDS, VECTOR_DTYPES
+from cnnkit.config import DEVICES, VECTOR_DTYPES
+from cnnkit.search.backends import AUTO, BACKEND_CHOICES, describe_backends
 
 FORMATS = ("table", "json")
 
@@ -55,9 +56,8 @@ def index() -> None:
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="New index folder.")
 @click.option("--resume", is_flag=True, help="Finish the stopped build in --out.")
 @click.option(
-    "--backend", type=click.Choice(SEARCH_BACKENDS), default="auto", show_default=True,
-    help="exact (cnnkit's), or a FAISS index (cnnkit[faiss]): flat, ivf, hnsw, ivfpq; "
-    "auto: ivf from 100,000 vectors when FAISS is installed, else exact.",
+    "--backend", type=click.Choice(BACKEND_CHOICES), default=AUTO, show_default=True,
+    help=f"How queries find the nearest items: {describe_backends()}.",
 )  # fmt: skip
 @click.option(
     "--dtype", type=click.Choice(VECTOR_DTYPES), default="float32", show_default=True,

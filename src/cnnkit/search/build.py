@@ -41,18 +41,18 @@ from cnnkit.files import (
 )
 from cnnkit.runs import Run, load_run
 from cnnkit.runtime.distributed import World, from_main, gathered, process_group, world_from_env
+from cnnkit.search.backends import EXACT, choose_backend, recall_at_10
 from cnnkit.search.collection import Collection, Record
 from cnnkit.search.embed import Embedder, Embedding, run_fingerprint
-from cnnkit.search.faiss_backend import build_faiss, choose_backend, default_params, recall_at_10
 from cnnkit.search.manifest import (
     BUILD_STATE_NAME,
-    EXACT,
     MANIFEST_NAME,
     Backend,
     FileEntry,
     Manifest,
     Shard,
-    faiss_file_name,
+    backend_file_name,
+    next_generation,
     shard_file_names,
 )
 from cnnkit.search.pipeline import Planned, embedded_batches
@@ -63,12 +63,12 @@ DEFAULT_SHARD_SIZE = 16_384  # items per shard: 32 MiB of 512-d float32 vectors
 
 @dataclass(frozen=True)
 class BuildSettings:
-    backend: str = "auto"  # exact, a FAISS kind, or auto (by size)
+    backend: str = "auto"  # a name in search.backends.BACKEND_CHOICES (auto: by size)
     dtype: str = "float32"  # of the stored vectors
     shard_size: int = DEFAULT_SHARD_SIZE
     batch_size: int = 256  # images per forward pass
     workers: int | None = None  # processes reading, on a CPU embedding too [a core each, <= 8]
-    nprobe: int | None = None  # IVF cells a query visits [faiss_backend.default_params]
+    nprobe: int | None = None  # IVF cells a query visits [the backend's params]
     device: str = "auto"
     progress: bool = False
     resume: bool = False
@@ -159,7 +159,7 @@ def finish_build(
     resumed: int,
 ) -> BuildResult:
     """The manifest of every shard written (by this build's processes or before it),
-    and a FAISS index where the backend is one."""
+    and the backend's file where it stores one."""
     shards = written_shards(out, range(plan_shards(plan)))
     if not shards:
         raise DataError(f"{collection.description}: none of the images could be read")
@@ -319,20 +319,17 @@ def read_vectors(out: Path, shard: Shard, dim: int | None, dtype: str) -> np.nda
 
 
 def with_backend(out: Path, manifest: Manifest, name: str, nprobe: int | None) -> Manifest:
-    """``manifest`` with the backend ``name`` (resolved from "auto" by size): for a
-    FAISS kind, the index built over the stored vectors, written to a new file, and
-    its recall@10 against exact search."""
-    kind = choose_backend(name, manifest.count)
-    if kind == "exact":
-        return replace(manifest, backend=EXACT)
+    """``manifest`` with the backend ``name`` (resolved from "auto" by size) built over
+    the stored vectors: its file written under a new name where it stores one, and its
+    recall@10 against exact search."""
+    backend = choose_backend(name, manifest.count)
     vectors = [read_vectors(out, s, manifest.feature_size, manifest.dtype) for s in manifest.shards]
-    params = default_params(kind, manifest.count, manifest.feature_size)
-    if nprobe is not None and "nprobe" in params:
-        params["nprobe"] = min(nprobe, params["nlist"])
-    index = build_faiss(kind, vectors, params)
-    old = manifest.backend.file
-    generation = int(old.name.split("-")[1].split(".")[0]) + 1 if old else 0
-    name = faiss_file_name(generation)
-    atomic_write_bytes(out / name, index.to_bytes())
-    backend = Backend(kind, params, FileEntry.of(out, name), recall_at_10(index, vectors))
-    return replace(manifest, backend=backend)
+    params = backend.params(manifest.count, manifest.feature_size, nprobe)
+    searcher = backend.build(vectors, params)
+    file = None
+    if backend.file_prefix is not None:
+        file_name = backend_file_name(backend.file_prefix, next_generation(manifest.backend.file))
+        atomic_write_bytes(out / file_name, searcher.to_bytes())
+        file = FileEntry.of(out, file_name)
+    recall = None if backend is EXACT else recall_at_10(searcher, vectors)
+    return replace(manifest, backend=Backend(backend.name, params, file, recall))

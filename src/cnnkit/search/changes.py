@@ -2,9 +2,9 @@
 and ``index_info``, what ``cnnkit index info`` shows.
 
 Adding embeds only the new files, into new shards; removing rewrites only the shards
-that held removed items, from their stored vectors. A FAISS index is rebuilt from the
-stored vectors (re-adding them is seconds where embedding them was minutes). Every
-change writes its new files first and the manifest last, under the folder's lock, and
+that held removed items, from their stored vectors. The backend's file (FAISS's
+index) is rebuilt from the stored vectors (seconds where embedding them was minutes).
+Every change writes its new files first and the manifest last, under the folder's lock, and
 then deletes the files the new manifest no longer lists.
 """
 
@@ -27,7 +27,7 @@ from cnnkit.search.build import (
 from cnnkit.search.collection import file_collection
 from cnnkit.search.embed import check_fingerprint
 from cnnkit.search.index import SearchIndex, open_index
-from cnnkit.search.manifest import Shard
+from cnnkit.search.manifest import Manifest, Shard
 from cnnkit.search.store import read_manifest, remove_unlisted, write_manifest, write_shard
 
 DEFAULTS = BuildSettings()
@@ -56,7 +56,7 @@ def add_to_index(path: Path, files: list[Path], settings: BuildSettings = DEFAUL
         stats = embed_shards(path, run, collection, settings, first)
         shards = written_shards(path, [first])
         manifest = manifest.with_shards([*manifest.shards, *shards], ids.stop)
-        manifest = updated_backend(path, index, manifest, changed=bool(shards))
+        manifest = updated_backend(path, manifest, changed=bool(shards))
         write_manifest(path, manifest)
         remove_unlisted(path, manifest)
     return BuildResult(
@@ -99,7 +99,7 @@ def remove_from_index(path: Path, sources: list[str]) -> RemoveResult:
                 shards.append(write_shard(path, number, stored[keep], kept, manifest.dtype))
                 number += 1
         manifest = manifest.with_shards(shards, manifest.next_id)
-        manifest = updated_backend(path, index, manifest, changed=True)
+        manifest = updated_backend(path, manifest, changed=True)
         write_manifest(path, manifest)
         remove_unlisted(path, manifest)
     return RemoveResult(path, len(drop), manifest.count)
@@ -123,13 +123,13 @@ def matching_ids(index: SearchIndex, sources: list[str]) -> set[int]:
     return ids
 
 
-def updated_backend(path: Path, index: SearchIndex, manifest, changed: bool):
-    """The FAISS index of ``manifest``'s vectors, rebuilt from the stored ones."""
-    backend = manifest.backend
-    if backend.name == "exact" or not changed:
+def updated_backend(path: Path, manifest: Manifest, changed: bool) -> Manifest:
+    """``manifest`` with its backend built again over its vectors where they changed
+    (and its file rewritten, where it stores one), with the ``nprobe`` it had."""
+    if not changed:
         return manifest
-    nprobe = backend.params.get("nprobe")
-    return with_backend(path, manifest, backend.name, nprobe)
+    backend = manifest.backend
+    return with_backend(path, manifest, backend.name, backend.params.get("nprobe"))
 
 
 @dataclass(frozen=True)

@@ -10,19 +10,20 @@ index"):
   ``m`` links per node, ``ef_search`` candidates per query;
 - ``ivfpq``: an inverted file of product-quantised codes, ``m`` bytes per vector.
 
+Each kind is one search backend (``FaissBackend``, in ``search.backends``' table).
 Positions in a FAISS index are positions in the index's shards taken in order. The
-index is serialised by FAISS itself (its own binary format; nothing is unpickled).
+index is serialised by FAISS itself (its own binary format; nothing is unpickled), to
+``faiss-NNNNN.index`` in the index folder.
 """
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 
-from cnnkit.config import SEARCH_BACKENDS
 from cnnkit.errors import (
     ConfigError,
     IndexFileError,
@@ -30,12 +31,11 @@ from cnnkit.errors import (
     UnknownNameError,
     import_extra,
 )
-from cnnkit.search.exact import exact_top_k
+from cnnkit.search.exact import sample_rows
 
-FAISS_KINDS = SEARCH_BACKENDS[2:]  # flat, ivf, hnsw, ivfpq
-AUTO_THRESHOLD = 100_000  # vectors; above, "auto" takes FAISS's IVF when it is installed
+FAISS_KINDS = ("flat", "ivf", "hnsw", "ivfpq")
+AUTO_THRESHOLD = 100_000  # vectors; from here "auto" takes FAISS's IVF when it is installed
 AUTO_KIND = "ivf"
-RECALL_SAMPLE = 500  # queries drawn from the collection to measure recall@10 at build time
 TRAIN_POINTS_PER_CELL = 64  # k-means sample: FAISS warns below 39 per centroid
 
 
@@ -49,15 +49,6 @@ def faiss_available() -> bool:
     except MissingExtraError:
         return False
     return True
-
-
-def choose_backend(name: str, count: int) -> str:
-    """``--backend``'s value for a collection of ``count`` vectors ("auto" resolved)."""
-    if name not in SEARCH_BACKENDS:
-        raise UnknownNameError.of("search backend", name, SEARCH_BACKENDS)
-    if name != "auto":
-        return name
-    return AUTO_KIND if count >= AUTO_THRESHOLD and faiss_available() else "exact"
 
 
 def default_params(kind: str, count: int, dim: int) -> dict[str, int]:
@@ -98,6 +89,9 @@ class FaissIndex:
     index: Any  # a faiss.Index; faiss ships no type information
     kind: str
     params: dict[str, int]
+
+    def __len__(self) -> int:
+        return self.index.ntotal
 
     def add(self, vectors: np.ndarray) -> None:
         self.index.add(np.ascontiguousarray(vectors, dtype=np.float32))
@@ -143,24 +137,34 @@ def load_faiss(data: bytes, kind: str, params: dict[str, int], source: str) -> F
     return FaissIndex(index, kind, params)
 
 
-def sample_rows(shards: Sequence[np.ndarray], count: int, seed: int = 0) -> np.ndarray:
-    """``count`` distinct rows of the shards, drawn uniformly (seeded), as float32."""
-    total = sum(len(shard) for shard in shards)
-    chosen = np.sort(np.random.default_rng(seed).choice(total, size=count, replace=False))
-    starts = np.cumsum([0] + [len(shard) for shard in shards])
-    rows = []
-    for i, shard in enumerate(shards):
-        mine = chosen[(chosen >= starts[i]) & (chosen < starts[i + 1])] - starts[i]
-        rows.append(np.asarray(shard[mine], dtype=np.float32))
-    return np.concatenate(rows)
+@dataclass
+class FaissBackend:
+    """One FAISS kind as a search backend: built over the index's vectors with
+    ``default_params`` (``nprobe`` where given), stored in ``faiss-NNNNN.index``."""
 
+    name: str  # the kind, one of FAISS_KINDS
+    extra: str | None = "faiss"
+    file_prefix: str | None = "faiss"
+    auto_from: int | None = field(init=False)
 
-def recall_at_10(index: FaissIndex, shards: Sequence[np.ndarray], sample: int = RECALL_SAMPLE):
-    """Mean fraction of the exact top 10 that ``index`` finds, for collection vectors
-    used as queries (``sample`` of them, drawn with a fixed seed)."""
-    total = sum(len(shard) for shard in shards)
-    queries = sample_rows(shards, min(sample, total), seed=1)
-    _, exact = exact_top_k(queries, shards, 10)
-    _, found = index.search(queries, 10)
-    hits = [len(set(a.tolist()) & set(b.tolist())) for a, b in zip(exact, found, strict=True)]
-    return float(np.mean(hits)) / exact.shape[1]
+    def __post_init__(self) -> None:
+        self.auto_from = AUTO_THRESHOLD if self.name == AUTO_KIND else None
+
+    def available(self) -> bool:
+        return faiss_available()
+
+    def params(self, count: int, dim: int, nprobe: int | None) -> dict[str, int]:
+        params = default_params(self.name, count, dim)
+        if nprobe is not None and "nprobe" in params:
+            params["nprobe"] = min(nprobe, params["nlist"])
+        return params
+
+    def build(self, vectors: Sequence[np.ndarray], params: dict[str, int]) -> FaissIndex:
+        return build_faiss(self.name, vectors, params)
+
+    def load(
+        self, vectors: Sequence[np.ndarray], data: bytes | None, params: dict[str, int], source: str
+    ) -> FaissIndex:
+        if data is None:
+            raise IndexFileError(f"{source}: no FAISS index file")
+        return load_faiss(data, self.name, params, source)

@@ -4,7 +4,7 @@ The folder (docs/search.md): ``manifest.json``; per shard, ``shard-NNNNN.vectors
 (L2-normalised features, float32 or float16), ``shard-NNNNN.scores.npy`` (the model's
 class log-probabilities, float32), ``shard-NNNNN.tiny.npy`` (8x8 tiny images, uint8)
 and ``shard-NNNNN.records.jsonl`` (one item per line: id, path or data-set image,
-label); and with a FAISS backend
+label); and with a backend that stores one (FAISS's kinds), its file,
 ``faiss-NNNNN.index``. Opening checks every file against the manifest (size,
 SHA-256, array shape and dtype, record count), so that a truncated, damaged or
 replaced file is one clear ``IndexFileError`` and not a wrong answer.
@@ -24,10 +24,9 @@ from cnnkit.data import load_dataset
 from cnnkit.data.image_files import read_image
 from cnnkit.errors import ConfigError, IndexFileError, UnknownNameError
 from cnnkit.runs import Run, load_run
+from cnnkit.search.backends import EXACT, Searcher, get_backend
 from cnnkit.search.collection import SPLITS, Record
 from cnnkit.search.embed import Embedder, Embedding, check_fingerprint
-from cnnkit.search.exact import exact_top_k
-from cnnkit.search.faiss_backend import FaissIndex, load_faiss
 from cnnkit.search.manifest import Manifest
 from cnnkit.search.store import read_array, read_manifest, read_records
 from cnnkit.search.thumbnails import thumbnail_png
@@ -55,11 +54,11 @@ class SearchIndex:
         scores: list[np.ndarray],
         tiny: list[np.ndarray],
         records: list[Record],
-        approximate: FaissIndex | None,
+        searcher: Searcher,
     ) -> None:
         self.path, self.manifest = path, manifest
         self.vectors, self.scores, self.tiny, self.records = vectors, scores, tiny, records
-        self.approximate = approximate
+        self.searcher = searcher  # the manifest's backend over the vectors
         self.positions = {record.id: i for i, record in enumerate(records)}
         self._embedders: dict[Path, Embedder] = {}
         self._datasets: dict[tuple[str, str], torch.Tensor] = {}
@@ -85,7 +84,8 @@ class SearchIndex:
         self, features: np.ndarray, top: int = 10, backend: str | None = None
     ) -> list[list[Hit]]:
         """The ``top`` nearest items to each row of ``features`` (Q, D), best first, by
-        cosine similarity; ``backend`` "exact" or the index's FAISS kind [the index's]."""
+        cosine similarity; ``backend`` the index's own, or one that stores no file
+        ("exact") [the index's]."""
         features = np.asarray(features, dtype=np.float32)
         if features.ndim != 2 or features.shape[1] != self.manifest.feature_size:
             raise ConfigError(
@@ -101,16 +101,20 @@ class SearchIndex:
     def search(
         self, features: np.ndarray, k: int, backend: str | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Scores and positions (Q, k) of the k nearest rows, as the backend gives them."""
-        name = backend or self.manifest.backend.name
-        if name == "exact" or not len(self):
-            return exact_top_k(features, self.vectors, k)
-        if self.approximate is None or name != self.approximate.kind:
+        """Scores and positions (Q, k) of the k nearest rows, as the backend gives them:
+        the index's own, or another built now where it stores no file (exact)."""
+        own = self.manifest.backend.name
+        name = backend or own
+        if name == own and len(self):
+            return self.searcher.search(features, k)
+        chosen = get_backend(name) if len(self) else EXACT
+        if chosen.file_prefix is not None:
             raise ConfigError(
-                f"{self.path}: has no {name} FAISS index (backend: "
-                f"{self.manifest.backend.name}); query with --backend exact"
+                f"{self.path}: has no {name} FAISS index (backend: {own}); "
+                f"query with --backend {EXACT.name}"
             )
-        return self.approximate.search(features, k)
+        params = chosen.params(len(self), self.manifest.feature_size, None)
+        return chosen.build(self.vectors, params).search(features, k)
 
     def by_class(self, name: str, top: int = 10) -> list[Hit]:
         """The ``top`` items the model finds most probably of class ``name``."""
@@ -195,13 +199,11 @@ def open_index(path: Path) -> SearchIndex:
     if len(set(ids)) != len(ids) or (ids and max(ids) >= manifest.next_id):
         raise IndexFileError(f"{path}: damaged records (ids repeat or exceed next_id)")
     backend = manifest.backend
-    approximate = None
-    if backend.file is not None:
-        data = backend.file.check(path).read_bytes()
-        approximate = load_faiss(data, backend.name, backend.params, str(path / backend.file.name))
-        if approximate.index.ntotal != manifest.count:
-            raise IndexFileError(
-                f"{path / backend.file.name}: holds {approximate.index.ntotal} vectors, "
-                f"the manifest says {manifest.count}"
-            )
-    return SearchIndex(path, manifest, vectors, scores, tiny, records, approximate)
+    source = path / backend.file.name if backend.file else path
+    data = backend.file.check(path).read_bytes() if backend.file else None
+    searcher = get_backend(backend.name).load(vectors, data, backend.params, str(source))
+    if len(searcher) != manifest.count:
+        raise IndexFileError(
+            f"{source}: holds {len(searcher)} vectors, the manifest says {manifest.count}"
+        )
+    return SearchIndex(path, manifest, vectors, scores, tiny, records, searcher)

@@ -4,7 +4,8 @@
 with a manifest is a complete index, one without is a build in progress (or killed).
 It records the format version, the feature size, the item count, the metric, the
 checkpoint the vectors came from (path, model name, SHA-256 of its weights), the
-model's classes (for ``search class``), the FAISS index if any, and for each shard its
+model's classes (for ``search class``), the backend (``search.backends``) and its file
+if any, and for each shard its
 three files with their size and SHA-256. ``Manifest.from_dict`` checks every field,
 so that a damaged or hand-edited manifest is one clear ``IndexFileError``.
 """
@@ -14,8 +15,9 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from cnnkit.config import SEARCH_BACKENDS, VECTOR_DTYPES
+from cnnkit.config import VECTOR_DTYPES
 from cnnkit.errors import IndexFileError
+from cnnkit.search.backends import BACKENDS, EXACT
 
 FORMAT_NAME = "cnnkit-search-index"
 FORMAT_VERSION = 1
@@ -35,10 +37,15 @@ def shard_file_names(number: int) -> dict[str, str]:
     return {**names, "records": f"{stem}.records.jsonl"}
 
 
-def faiss_file_name(generation: int) -> str:
-    """A new name for each FAISS index written, so that the manifest's stays in place
-    until the manifest naming the new one has replaced it."""
-    return f"faiss-{generation:05d}.index"
+def backend_file_name(prefix: str, generation: int) -> str:
+    """A new name for each backend file written (``faiss-00000.index``), so that the
+    manifest's stays in place until the manifest naming the new one has replaced it."""
+    return f"{prefix}-{generation:05d}.index"
+
+
+def next_generation(file: "FileEntry | None") -> int:
+    """The number of the backend file to write after ``file`` (0 for the first)."""
+    return int(file.name.rsplit("-", 1)[1].split(".")[0]) + 1 if file else 0
 
 
 def file_sha256(path: Path) -> str:
@@ -88,13 +95,12 @@ class Shard:
 
 @dataclass(frozen=True)
 class Backend:
-    name: str  # one of SEARCH_BACKENDS but "auto"
-    params: dict[str, int]  # FAISS settings (nlist, nprobe, m, ...); none for exact
-    file: FileEntry | None  # the FAISS index
+    """Which backend an index has (``search.backends``), as the manifest records it."""
+
+    name: str  # a key of search.backends.BACKENDS
+    params: dict[str, int]  # its settings (FAISS: nlist, nprobe, m, ...); none for exact
+    file: FileEntry | None  # its file (FAISS's index), for a backend that stores one
     recall_at_10: float | None  # against exact search, measured at build time
-
-
-EXACT = Backend("exact", {}, None, None)
 
 
 @dataclass(frozen=True)
@@ -109,7 +115,7 @@ class Manifest:
     collection: str  # what was embedded, for people: "mnist train", "files"
     next_id: int  # item ids are never reused, so that a removed id stays unknown
     shards: tuple[Shard, ...]
-    backend: Backend = EXACT
+    backend: Backend = Backend(EXACT.name, {}, None, None)  # until a build chooses one
     format_version: int = FORMAT_VERSION
     metric: str = METRIC
 
@@ -228,7 +234,7 @@ class Fields:
         return Shard(self.count("number", 0), self.count("count", 0), parts)
 
     def backend(self) -> Backend:
-        name = self.text("name", SEARCH_BACKENDS[1:])
+        name = self.text("name", tuple(BACKENDS))
         params = self.values.get("params")
         if not isinstance(params, dict) or not all(
             isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in params.values()
@@ -238,6 +244,6 @@ class Fields:
         if recall is not None and not (isinstance(recall, float | int) and 0 <= recall <= 1):
             raise self.fail("recall_at_10", "a fraction")
         file = None if self.values.get("file") is None else self.child("file").file()
-        if (name == "exact") != (file is None):
+        if (BACKENDS[name].file_prefix is None) != (file is None):
             raise self.fail("file", "present exactly for FAISS backends")
         return Backend(name, params, file, recall)

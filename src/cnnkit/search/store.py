@@ -15,6 +15,7 @@ import numpy as np
 
 from cnnkit.errors import IndexFileError
 from cnnkit.files import atomic_write, atomic_write_text, remove_stale_temporaries
+from cnnkit.search.backends import BACKENDS
 from cnnkit.search.collection import Record
 from cnnkit.search.embed import Embedding
 from cnnkit.search.manifest import (
@@ -107,12 +108,13 @@ def read_manifest(folder: Path) -> Manifest:
 
 
 def remove_unlisted(folder: Path, manifest: Manifest | None) -> None:
-    """Delete shard and FAISS files that ``manifest`` does not list, and temporaries."""
+    """Delete shard and backend files that ``manifest`` does not list, and temporaries."""
     remove_stale_temporaries(folder)
     listed = set()
     if manifest is not None:
         listed = {entry.name for shard in manifest.shards for entry in shard.files.values()}
         listed |= {manifest.backend.file.name} if manifest.backend.file else set()
-    for path in [*folder.glob("shard-*"), *folder.glob("faiss-*")]:
+    prefixes = {"shard", *(b.file_prefix for b in BACKENDS.values() if b.file_prefix)}
+    for path in [path for prefix in sorted(prefixes) for path in folder.glob(f"{prefix}-*")]:
         if path.is_file() and path.name not in listed:
             path.unlink()
