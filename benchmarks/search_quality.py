@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from cnnkit.search import EvalSettings, evaluate_retrieval
-from cnnkit.search.evaluate import bar_chart_png
+from cnnkit.search.retrieval import bar_chart_png
 
 MARGIN = 0.2  # issue 12: conv mAP at least this much above pixels' and HOG's
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from cnnkit.metrics import average_precision, precision_at, recall_at
-from cnnkit.search import evaluate, exact
+from cnnkit.search import exact, retrieval
 from tests.helpers import require_module
 
 
@@ -77,13 +77,13 @@ def test_cut_off_precision_and_recall_by_hand():
 @pytest.mark.parametrize("same_items", [False, True])
 def test_ranked_retrieval_map_equals_scikit_learn(monkeypatch, same_items):
     metrics = require_module("sklearn.metrics", "classic")
-    monkeypatch.setattr(evaluate, "QUERY_CHUNK", 7)  # several chunks of queries
+    monkeypatch.setattr(retrieval, "QUERY_CHUNK", 7)  # several chunks of queries
     rng = np.random.default_rng(3)
     collection, labels = unit_rows(rng, 60, 8), torch.from_numpy(rng.integers(0, 3, 60))
     queries, query_labels = (collection[:20], labels[:20]) if same_items else (
         unit_rows(rng, 20, 8), torch.from_numpy(rng.integers(0, 3, 20))
     )  # fmt: skip
-    mean_ap = evaluate.rank_scores(queries, query_labels, collection, labels, same_items)[0]
+    mean_ap = retrieval.rank_scores(queries, query_labels, collection, labels, same_items)[0]
     # scikit-learn ranks by the scores themselves; a query's own item is left out.
     expected = []
     for i, query in enumerate(queries):

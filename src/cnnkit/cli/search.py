@@ -171,6 +171,6 @@ def evaluate(checkpoint: Path, dataset: str, queries: str, collection: str, meth
         headers = ["method", "dims", "mAP", "mAP@100", "P@1", "P@10", "recall@100", "s"]
         click.echo(tabulate(rows, headers))
     if png is not None:
-        from cnnkit.search.evaluate import bar_chart_png
+        from cnnkit.search.retrieval import bar_chart_png
 
         click.echo(f"wrote {bar_chart_png(result, png)}", err=fmt == "json")
