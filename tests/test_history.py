@@ -32,6 +32,7 @@ def test_plan_fits_the_budget(seconds: float, expected: tuple[int, int]) -> None
     assert plan_epochs(seconds, 1000.0, 1000.0, 60000, 10000, 4, 128) == expected
 
 
+@pytest.mark.slow  # trains, or starts a server or a browser: seconds
 def test_history_table_files_and_cache(tmp_path) -> None:
     args = [
         "history", "--models", "lenet5-modern", "--epochs", "2", "--train-limit", "3000",

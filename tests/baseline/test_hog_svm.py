@@ -1,6 +1,7 @@
 """HOG + linear SVM on real MNIST subsets, its CLI, and the error without the extra."""
 
 import numpy as np
+import pytest
 
 from cnnkit.baseline import HogSettings, hog_features, train_hog_svm
 from tests.helpers import require_module, run_cli, run_cli_process
@@ -19,6 +20,7 @@ def test_descriptor_is_scikit_images_hog(mnist) -> None:
     np.testing.assert_allclose(features[1], expected, rtol=1e-6)
 
 
+@pytest.mark.slow  # trains, or starts a server or a browser: seconds
 def test_hog_svm_is_far_above_chance_on_a_real_subset(mnist) -> None:
     result = train_hog_svm("mnist", train_limit=5000, test_limit=2000)
     assert (result.train_images, result.test_images) == (5000, 2000)
@@ -28,6 +30,7 @@ def test_hog_svm_is_far_above_chance_on_a_real_subset(mnist) -> None:
     assert result.train_seconds > 0 and result.test_seconds > 0
 
 
+@pytest.mark.slow  # trains, or starts a server or a browser: seconds
 def test_a_stronger_penalty_underfits(mnist) -> None:
     weak = train_hog_svm("mnist", train_limit=2000, test_limit=1000, settings=HogSettings())
     strong = train_hog_svm(

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from tests.helpers import require_module, require_path
@@ -88,6 +89,7 @@ def shown_top(page) -> list[tuple[str, float]]:
     return [(name, float(p.rstrip("%"))) for name, p in zip(names, percents, strict=True)]
 
 
+@pytest.mark.slow  # trains, or starts a server or a browser: seconds
 def test_a_drawn_mnist_digit_is_classified_right_and_its_neighbours_shown(
     serve_extra, digit_checkpoint, digit_index, digits, mnist, tmp_path
 ):
@@ -121,6 +123,7 @@ def test_a_drawn_mnist_digit_is_classified_right_and_its_neighbours_shown(
     assert Image.open(tmp_path / "page-digit.png").size[0] >= 1000
 
 
+@pytest.mark.slow  # trains, or starts a server or a browser: seconds
 def test_a_dropped_cifar_photo_gets_its_top_5_once_the_token_is_given(
     serve_extra, photo_checkpoint, real_image_tree, tmp_path
 ):

@@ -6,6 +6,8 @@ import signal
 import socket
 import time
 
+import pytest
+
 from cnnkit.serve.settings import ServeSettings, exposure_warning
 from tests.helpers import assert_one_line_error, python_output, run_cli
 from tests.helpers.serving import free_port, serving
@@ -40,6 +42,7 @@ def read_answer(sock: socket.socket) -> tuple[int, dict]:
     return int(head.split()[1]), json.loads(body)
 
 
+@pytest.mark.slow  # trains, or starts a server or a browser: seconds
 def test_a_served_run_answers_and_drains_on_sigterm(serve_extra, digit_checkpoint, digits):
     digit = digits[0]
     with serving(digit_checkpoint) as served:

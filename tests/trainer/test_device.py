@@ -107,6 +107,7 @@ def test_fp16_on_the_cpu_is_one_line(tmp_path):
     assert_one_line_error(result, "fp16 needs a CUDA GPU", "bf16")
 
 
+@pytest.mark.slow  # trains, or starts a server or a browser: seconds
 def test_bf16_on_the_cpu_learns_like_fp32(tmp_path):
     # 500 steps: past the early plateau where rounding moves the error by points.
     errors = {}

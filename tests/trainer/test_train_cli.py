@@ -46,6 +46,7 @@ def test_short_run_beats_chance_by_a_wide_margin(tmp_path):
     assert (tmp_path / "checkpoint.pt").is_file()
 
 
+@pytest.mark.slow  # trains, or starts a server or a browser: seconds
 def test_same_seed_gives_the_same_metrics(tmp_path):
     for run in ("a", "b"):
         result = run_cli(
