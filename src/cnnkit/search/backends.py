@@ -14,14 +14,17 @@ Torch-free (torch and faiss are imported where they are used), so that the CLI l
 the names in ``--help``.
 """
 
-from collections.abc import Sequence
-from typing import Protocol
+from __future__ import annotations
 
-import numpy as np
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol
 
 from cnnkit.errors import UnknownNameError
 from cnnkit.search.exact import ExactBackend, exact_top_k, sample_rows
 from cnnkit.search.faiss_backend import FAISS_KINDS, FaissBackend
+
+if TYPE_CHECKING:  # numpy is imported where used: the CLI reads the backends' names
+    import numpy as np
 
 AUTO = "auto"  # --backend's choice by the collection's size
 RECALL_SAMPLE = 500  # queries drawn from the collection to measure recall@10 at build time
@@ -114,6 +117,8 @@ def describe_backends() -> str:
 def recall_at_10(index: Searcher, shards: Sequence[np.ndarray], sample: int = RECALL_SAMPLE):
     """Mean fraction of the exact top 10 that ``index`` finds, for collection vectors
     used as queries (``sample`` of them, drawn with a fixed seed)."""
+    import numpy as np
+
     total = sum(len(shard) for shard in shards)
     queries = sample_rows(shards, min(sample, total), seed=1)
     _, exact = exact_top_k(queries, shards, 10)

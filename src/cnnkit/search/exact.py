@@ -8,14 +8,15 @@ whatever the collection's size, and the BLAS product runs at the machine's speed
 The backend stores no file: it searches the index's shards as they are.
 """
 
+from __future__ import annotations
+
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import numpy as np
-
-if TYPE_CHECKING:  # imported where used: the CLI reads the backends' names without torch
+if TYPE_CHECKING:
+    import numpy as np  # imported where used: the CLI reads the backends' names without torch
     import torch
 
 QUERY_CHUNK = 1024  # queries per pass over the collection
@@ -30,6 +31,8 @@ def exact_top_k(
     shards (each (N_i, D), float32 or float16), taken as one collection in order:
     scores (Q, k') float32 and positions (Q, k') int64 into that collection, best
     first, k' = min(k, rows)."""
+    import numpy as np
+
     total = sum(len(shard) for shard in shards)
     k = min(k, total)
     scores = np.empty((len(queries), k), np.float32)
@@ -43,8 +46,9 @@ def exact_top_k(
 
 
 def top_k_chunk(
-    queries: "torch.Tensor", shards: Sequence[np.ndarray], k: int
-) -> tuple["torch.Tensor", "torch.Tensor"]:
+    queries: torch.Tensor, shards: Sequence[np.ndarray], k: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    import numpy as np
     import torch
 
     block = max(MIN_BLOCK, MAX_SCORES // max(1, len(queries)))
@@ -64,7 +68,7 @@ def top_k_chunk(
     return best, where
 
 
-def read_only_tensor(array: np.ndarray) -> "torch.Tensor":
+def read_only_tensor(array: np.ndarray) -> torch.Tensor:
     """``array`` as a tensor without a copy (a copy would double a single query's time),
     also when it is a read-only memory map: torch warns that writing to such a tensor is
     undefined, and nothing here writes to it."""
@@ -118,6 +122,8 @@ class ExactBackend:
 
 def sample_rows(shards: Sequence[np.ndarray], count: int, seed: int = 0) -> np.ndarray:
     """``count`` distinct rows of the shards, drawn uniformly (seeded), as float32."""
+    import numpy as np
+
     total = sum(len(shard) for shard in shards)
     chosen = np.sort(np.random.default_rng(seed).choice(total, size=count, replace=False))
     starts = np.cumsum([0] + [len(shard) for shard in shards])

@@ -16,13 +16,13 @@ index is serialised by FAISS itself (its own binary format; nothing is unpickled
 ``faiss-NNNNN.index`` in the index folder.
 """
 
+from __future__ import annotations
+
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from cnnkit.errors import (
     ConfigError,
@@ -32,6 +32,9 @@ from cnnkit.errors import (
     import_extra,
 )
 from cnnkit.search.exact import sample_rows
+
+if TYPE_CHECKING:  # numpy is imported where used: the CLI reads the backends' names
+    import numpy as np
 
 FAISS_KINDS = ("flat", "ivf", "hnsw", "ivfpq")
 AUTO_THRESHOLD = 100_000  # vectors; from here "auto" takes FAISS's IVF when it is installed
@@ -94,11 +97,15 @@ class FaissIndex:
         return self.index.ntotal
 
     def add(self, vectors: np.ndarray) -> None:
+        import numpy as np
+
         self.index.add(np.ascontiguousarray(vectors, dtype=np.float32))
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Like ``exact_top_k``; positions of -1 (fewer than k found) are dropped by
         the caller."""
+        import numpy as np
+
         faiss = require_faiss()
         if "nprobe" in self.params:
             faiss.extract_index_ivf(self.index).nprobe = self.params["nprobe"]
@@ -128,6 +135,8 @@ def build_faiss(kind: str, shards: Sequence[np.ndarray], params: dict[str, int])
 
 
 def load_faiss(data: bytes, kind: str, params: dict[str, int], source: str) -> FaissIndex:
+    import numpy as np
+
     faiss = require_faiss()
     try:
         index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
