@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
+from unittest import mock
 
 import pytest
 from click.testing import CliRunner
@@ -52,14 +53,15 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None) -> Cli
     with (
         CliRunner().isolation(env=env) as (stdout, stderr, _),
         working_folder(cwd),
-        argv(["cnnkit", *args]),
+        mock.patch.object(sys, "argv", ["cnnkit", *args]),
         warnings.catch_warnings(),
     ):
         fresh_interpreter_warnings()
         try:
             main()
         except SystemExit as done:
-            status = done.code if isinstance(done.code, int) else 1
+            # As the interpreter reads sys.exit's argument: None is 0, a message is 1.
+            status = 0 if done.code is None else done.code if isinstance(done.code, int) else 1
         finally:  # catch_warnings puts back the display that cli.main replaced
             sys.stdout.flush()
             sys.stderr.flush()
@@ -86,16 +88,6 @@ def working_folder(path: Path | None) -> Iterator[None]:
         yield
     finally:
         os.chdir(before)
-
-
-@contextlib.contextmanager
-def argv(words: list[str]) -> Iterator[None]:
-    before = sys.argv
-    sys.argv = words
-    try:
-        yield
-    finally:
-        sys.argv = before
 
 
 def run_cli_process(
