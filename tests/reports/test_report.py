@@ -132,3 +132,31 @@ def test_report_errors_are_one_line(tmp_path: Path, setup: str, message: str) ->
     assert result.returncode == 1
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        (
+            '{"epoch": 1, "train_loss": "x", "test_top1_error": 0.1, "test_top5_error": 0}',
+            "train_loss is 'x'",
+        ),
+        (
+            '{"epoch": true, "train_loss": 1, "test_top1_error": 0.1, "test_top5_error": 0}',
+            "epoch is True",
+        ),
+        ('{"epoch": 1}', "missing 3 required"),
+        ("[" * 100_000 + "]" * 100_000, "recursion"),
+    ],
+)
+def test_damaged_metrics_are_one_line_naming_the_file(tmp_path: Path, line: str, message: str):
+    """A metrics.jsonl whose records are not numbers, are partial or nest too deep is
+    refused when read, with one line, before anything is drawn from it."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text(line + "\n")
+    result = run_cli("report", str(run))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "metrics.jsonl: not the JSON lines of epoch records" in result.stderr
+    assert message in result.stderr

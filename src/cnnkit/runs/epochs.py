@@ -38,7 +38,14 @@ class EpochRecord:
         """A record as ``to_dict`` (or an older cnnkit) wrote it; keys it does not know
         are ignored, so that a newer run's metrics still read."""
         known = {field.name for field in fields(cls)}
-        return cls(**{key: value for key, value in values.items() if key in known})
+        record = cls(**{key: value for key, value in values.items() if key in known})
+        for field in fields(cls):
+            value = getattr(record, field.name)
+            optional = field.name == "elapsed_seconds" and value is None
+            number = isinstance(value, int | float) and not isinstance(value, bool)
+            if not (optional or number) or (field.name == "epoch" and not isinstance(value, int)):
+                raise TypeError(f"{field.name} is {value!r:.40}, not a number")
+        return record
 
 
 def read_metrics(run_dir: Path) -> list[EpochRecord]:
