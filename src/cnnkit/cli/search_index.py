@@ -85,7 +85,7 @@ def build(checkpoint: Path, sources: tuple[Path, ...], dataset: str | None, spli
     """Embed image files and folders (SOURCES), or a data set's split, with CHECKPOINT's
     model into a new index folder.
 
-    Under ``torchrun --nproc-per-node N -m cnnkit index build ...`` N processes (on one
+    Under `torchrun --nproc-per-node N -m cnnkit index build ...`, N processes (on one
     machine or several sharing the --out folder) embed a share of the shards each, and
     the first writes the index and prints (docs/search.md).
     """

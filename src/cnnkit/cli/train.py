@@ -117,7 +117,7 @@ if TYPE_CHECKING:  # the run layer imports torch; the CLI only names its types
 def train(**options: Any) -> None:
     """Train MODEL (default lenet5) and evaluate it on the test set after each epoch.
 
-    Under ``torchrun --nproc-per-node N -m cnnkit train ...`` N processes share each
+    Under `torchrun --nproc-per-node N -m cnnkit train ...`, N processes share each
     batch (docs/distributed.md); only the first prints and writes files.
     """
     from cnnkit.config import TrainOptions
