@@ -59,9 +59,14 @@ def shard_entry(folder: Path, number: int) -> Shard:
 
 
 def read_array(path: Path, rows: int, columns: int | None, dtype: str) -> np.ndarray:
-    """A memory-mapped ``.npy`` file, checked to be (rows, columns) of ``dtype``."""
+    """A memory-mapped ``.npy`` file, checked to be (rows, columns) of ``dtype``.
+
+    Mapped copy-on-write ("c"), not read-only ("r"): the array is writable, so that
+    ``torch.from_numpy`` takes it (exact search, dupes) without a copy and without
+    torch's warning that the array is not writable; a write would change this
+    process's pages only, never the file, which stays as its manifest describes it."""
     try:
-        array = np.load(path, mmap_mode="r", allow_pickle=False)
+        array = np.load(path, mmap_mode="c", allow_pickle=False)
     except (ValueError, OSError, EOFError) as error:
         raise IndexFileError(f"{path}: not a readable .npy array ({error})") from None
     expected = (rows, columns) if columns is not None else (rows, array.shape[-1])
