@@ -100,3 +100,15 @@ def test_faiss_follows_adds_and_removes(tmp_path, photo_run, real_image_tree):
         ["recall@10", f"{info['manifest']['backend']['recall_at_10']:.3f}", "against", "exact",
          "search"],
     ]  # fmt: skip
+
+
+def test_add_to_a_float16_index_stores_float16(tmp_path, lenet, digit_files):
+    out = tmp_path / "half"
+    built = run_cli("index", "build", str(lenet), *map(str, digit_files[:10]), "--dtype",
+                    "float16", "--out", str(out))  # fmt: skip
+    assert built.returncode == 0, built.stderr
+    added = run_cli("index", "add", str(out), *map(str, digit_files[10:]))
+    assert added.returncode == 0, added.stderr
+    assert "added 10 images" in added.stdout and "holds 20 items" in added.stdout
+    index = open_index(out)
+    assert [v.dtype for v in index.vectors] == [np.float16, np.float16]

@@ -52,7 +52,8 @@ def add_to_index(path: Path, files: list[Path], settings: BuildSettings = DEFAUL
             listed, records=[replace(r, id=i) for r, i in zip(new, ids, strict=True)]
         )
         first = max((shard.number for shard in manifest.shards), default=-1) + 1
-        settings = replace(settings, shard_size=max(1, len(new)))  # one new shard
+        # One new shard, its vectors stored as the index's others are.
+        settings = replace(settings, shard_size=max(1, len(new)), dtype=manifest.dtype)
         stats = embed_shards(path, run, collection, settings, first)
         shards = written_shards(path, [first])
         manifest = manifest.with_shards([*manifest.shards, *shards], ids.stop)
