@@ -32,6 +32,14 @@ def test_data_info_and_show_on_a_folder(real_image_tree: Path, tmp_path: Path, e
     assert result.returncode == 0 and out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_data_info_counts_with_thousands_separators() -> None:
+    result = run_cli("data", "info", "mnist")
+    assert result.returncode == 0, result.stderr
+    rows = [line.split() for line in result.stdout.splitlines()]
+    assert ["images", "60,000", "training,", "10,000", "test"] in rows
+    assert ["1", "1", "6,742", "1,135"] in rows  # MNIST's ones: 6,742 training, 1,135 test
+
+
 def test_train_with_augment_and_tta_then_evaluate(
     real_image_tree: Path,  # noqa: F811
     tmp_path: Path,

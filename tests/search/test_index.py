@@ -4,6 +4,7 @@ API that ``cnnkit serve`` calls, and the manifest's counts."""
 
 import io
 import json
+import re
 
 import numpy as np
 import pytest
@@ -48,6 +49,24 @@ def test_query_by_example_finds_the_same_digit(mnist_index, digit_files):
     assert np.mean(precision) >= 0.85, precision  # chance: 0.1
     table = run_cli("search", "query", str(mnist_index), str(digit_files[0]), "--top", "3")
     assert "similarity" in table.stdout and "mnist/train/" in table.stdout
+
+
+def test_text_output_counts_with_separators_and_scores_with_three_places(mnist_index, digit_files):
+    count = r"\d{1,3}(,\d{3})*"
+    query = run_cli("search", "query", str(mnist_index), str(digit_files[0]), "--top", "3")
+    by_class = run_cli("search", "class", str(mnist_index), "7", "--top", "3")
+    for table in (query, by_class):
+        rows = [line.split() for line in table.stdout.splitlines() if line[:3].strip().isdigit()]
+        assert len(rows) == 3 and all(re.fullmatch(r"\d\.\d{3}", row[1]) for row in rows), rows
+    info = [line.split() for line in run_cli("index", "info", str(mnist_index)).stdout.splitlines()]
+    assert ["count", "2,000"] in info and ["items", "2,000"] in info
+    dupes = run_cli("search", "dupes", str(mnist_index)).stdout.splitlines()
+    assert re.fullmatch(rf"{count} groups, {count} items", dupes[-1]), dupes[-1]
+    groups = [line for line in dupes if line.startswith("group ")]
+    assert groups and all(
+        re.fullmatch(rf"group {count}: {count} items, similarity >= \d\.\d{{3}}", line)
+        for line in groups
+    )
 
 
 def test_an_indexed_digit_finds_itself(mnist_index, mnist, tmp_path):

@@ -52,9 +52,9 @@ def bench(
     )
     recipe = report.recipe
     click.echo(
-        f"{model}: {report.connections:,} multiply-adds per image forward; {recipe.epochs} "
-        f"epochs, batch {recipe.batch_size}, lr {recipe.lr}, augment {recipe.augment}; "
-        f"{report.threads} threads; fp32 matmul peak {report.peak_gflops:.0f} GFLOP/s"
+        f"{model}: {report.connections:,} multiply-adds per image forward; {recipe.epochs:,} "
+        f"epochs, batch {recipe.batch_size:,}, lr {recipe.lr}, augment {recipe.augment}; "
+        f"{report.threads:,} threads; fp32 matmul peak {report.peak_gflops:.0f} GFLOP/s"
     )
     click.echo(benchmark.render(report))
     click.echo(

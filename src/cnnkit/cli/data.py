@@ -38,13 +38,14 @@ def info(name: str, data_dir: Path | None) -> None:
         ("pixel mean", per_channel(card.pixel_mean) + "  (training images, on [0, 1])"),
         ("pixel std", per_channel(card.pixel_std)),
         ("normalisation", f"(x/255 - [{per_channel(mean)}]) / [{per_channel(std)}]"),
-        ("classes", str(len(card.classes))),
+        ("classes", f"{len(card.classes):,}"),
     ]
     click.echo(tabulate(facts, tablefmt="plain"))
     counts = zip(card.classes, card.train_counts, card.test_counts, strict=True)
     rows = [(i, name, train, test) for i, (name, train, test) in enumerate(counts)]
     click.echo()
-    click.echo(tabulate(rows, headers=["label", "class", "train", "test"], tablefmt="simple"))
+    headers = ["label", "class", "train", "test"]
+    click.echo(tabulate(rows, headers, tablefmt="simple", intfmt=("", "", ",", ",")))
 
 
 @data.command()

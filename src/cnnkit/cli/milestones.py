@@ -45,9 +45,9 @@ def hog_svm(
 
     result = train_hog_svm(dataset, data_dir, train_limit, test_limit, HogSettings(svm_c=svm_c))
     click.echo(
-        f"hog-svm on {dataset}: {result.train_images} training images, {result.features} "
+        f"hog-svm on {dataset}: {result.train_images:,} training images, {result.features:,} "
         f"features each; test top-1 error {100 * result.top1_error:.2f}%, top-5 error "
-        f"{100 * result.top5_error:.2f}% on {result.test_images} images; "
+        f"{100 * result.top5_error:.2f}% on {result.test_images:,} images; "
         f"training {result.train_seconds:.1f} s, testing {result.test_seconds:.1f} s"
     )
     if out is not None:
@@ -107,7 +107,7 @@ def history(
         settings,
         on_row=lambda row: click.echo(
             f"{row.title}: top-1 error {100 * row.top1_error:.2f}% "
-            f"({row.train_images} images x {row.epochs} epochs, {row.train_seconds:.1f} s)",
+            f"({row.train_images:,} images x {row.epochs:,} epochs, {row.train_seconds:.1f} s)",
             err=True,
         ),
     )

@@ -1,6 +1,7 @@
 """``cnnkit search query|class|dupes|eval``: search an index, score retrieval."""
 
 import json
+import math
 from pathlib import Path
 
 import click
@@ -28,8 +29,17 @@ def search() -> None:
     """Search an index by example or by class, find near-duplicates, score retrieval."""
 
 
-def hit_rows(hits) -> list[list]:
-    return [[h.rank, f"{h.score:.4f}", h.record.label or "", h.record.source] for h in hits]
+SCORE_FORMAT = ".3f"  # similarities and probabilities, as the results page shows them
+
+
+def hit_table(hits, score_name: str) -> str:
+    rows = [[h.rank, h.score, h.record.label or "", h.record.source] for h in hits]
+    return tabulate(rows, ["#", score_name, "label", "item"], floatfmt=("g", SCORE_FORMAT))
+
+
+def at_least(similarity: float) -> str:
+    """``similarity`` rounded down, so that ">=" stays true of what it shows."""
+    return f"{math.floor(similarity * 1000) / 1000:{SCORE_FORMAT}}"
 
 
 @search.command()
@@ -63,7 +73,7 @@ def query(index_path: Path, queries: tuple[Path, ...], top: int, fmt: str, out: 
     else:
         for q, hits in zip(queries, results, strict=True):
             click.echo(f"query {q}:")
-            click.echo(tabulate(hit_rows(hits), ["#", "similarity", "label", "item"]) + "\n")
+            click.echo(hit_table(hits, "similarity") + "\n")
     if out is not None:
         from cnnkit.search.page import write_results
 
@@ -84,7 +94,7 @@ def by_class(index_path: Path, name: str, top: int, fmt: str) -> None:
     if fmt == "json":
         click.echo(json.dumps([h.to_dict("probability") for h in hits], indent=1))
     else:
-        click.echo(tabulate(hit_rows(hits), ["#", "probability", "label", "item"]))
+        click.echo(hit_table(hits, "probability"))
 
 
 @search.command()
@@ -112,11 +122,12 @@ def dupes(index_path: Path, by: str, threshold: float | None, fmt: str) -> None:
         return
     for number, group in enumerate(groups, 1):
         click.echo(
-            f"group {number}: {len(group.records)} items, similarity >= {group.similarity:.4f}"
+            f"group {number:,}: {len(group.records):,} items, "
+            f"similarity >= {at_least(group.similarity)}"
         )
         for record in group.records:
             click.echo(f"  {record.source}")
-    click.echo(f"{len(groups)} groups, {sum(len(g.records) for g in groups)} items")
+    click.echo(f"{len(groups):,} groups, {sum(len(g.records) for g in groups):,} items")
 
 
 @search.command("eval")
@@ -164,12 +175,13 @@ def evaluate(checkpoint: Path, dataset: str, queries: str, collection: str, meth
             f"{collection} items, relevant = same label"
         )
         rows = [
-            [m.method, m.dimensions, *(f"{v:.4f}" for v in (m.map, m.map_at_100, m.p_at_1,
-             m.p_at_10, m.recall_at_100)), f"{m.seconds:.1f}"]
+            [m.method, m.dimensions, m.map, m.map_at_100, m.p_at_1, m.p_at_10, m.recall_at_100,
+             m.seconds]
             for m in result.methods
         ]  # fmt: skip
         headers = ["method", "dims", "mAP", "mAP@100", "P@1", "P@10", "recall@100", "s"]
-        click.echo(tabulate(rows, headers))
+        floats = ("g", "g", *[".4f"] * 5, ".1f")
+        click.echo(tabulate(rows, headers, floatfmt=floats, intfmt=("", ",")))
     if png is not None:
         from cnnkit.search.retrieval import bar_chart_png
 

@@ -121,7 +121,9 @@ def show_build(result, verb: str) -> None:
         click.echo(f"recall@10 against exact search: {result.backend.recall_at_10:.3f}")
     if result.problems:
         shown = "; ".join(result.problems[:3])
-        click.echo(f"cnnkit: warning: skipped {len(result.problems)} unreadable: {shown}", err=True)
+        click.echo(
+            f"cnnkit: warning: skipped {len(result.problems):,} unreadable: {shown}", err=True
+        )
 
 
 @index.command()
@@ -165,7 +167,11 @@ def info(index_path: Path, fmt: str) -> None:
     if fmt == "json":
         click.echo(json.dumps(result.to_dict(), indent=2))
         return
-    rows = [(k, v) for k, v in result.manifest.items() if k not in ("classes", "backend")]
+    rows = [
+        (k, f"{v:,}" if isinstance(v, int) and not isinstance(v, bool) else v)
+        for k, v in result.manifest.items()
+        if k not in ("classes", "backend")
+    ]
     backend = result.manifest["backend"]
     rows.append(
         (
@@ -175,8 +181,9 @@ def info(index_path: Path, fmt: str) -> None:
     )
     if backend["recall_at_10"] is not None:
         rows.append(("recall@10", f"{backend['recall_at_10']:.3f} against exact search"))
-    rows += [("classes", ", ".join(result.manifest["classes"])), ("shards", result.shards)]
+    rows += [("classes", ", ".join(result.manifest["classes"])), ("shards", f"{result.shards:,}")]
     rows += [("bytes", f"{result.bytes:,}"), ("items", f"{result.items:,}")]
     click.echo(tabulate(rows, tablefmt="plain"))
     labels = sorted(result.labels.items(), key=lambda kv: (-kv[1], kv[0]))
-    click.echo("\n" + tabulate([(k or "(none)", v) for k, v in labels], ["label", "items"]))
+    rows = [(k or "(none)", v) for k, v in labels]
+    click.echo("\n" + tabulate(rows, ["label", "items"], intfmt=("", ",")))

@@ -95,7 +95,7 @@ def serve(checkpoint: Path, index: Path | None, device: str, **options) -> None:
         search = model["search"]
         items = f", searching {search['items']:,} items" if search else ""
         click.echo(
-            f"cnnkit: serving {model['model']} ({model['dataset']}, {len(model['classes'])} "
+            f"cnnkit: serving {model['model']} ({model['dataset']}, {len(model['classes']):,} "
             f"classes{items}) at {url}/ (the page), {url}/docs (the API)",
             err=True,
         )

@@ -147,8 +147,8 @@ def header_line(config, processes: int) -> str:
     recipe = config.recipe
     shared = f" shared by {processes} processes" if processes > 1 else ""
     return (
-        f"training {config.model} on {config.dataset}: {recipe.epochs} epochs, batch "
-        f"{recipe.batch_size}{shared}, lr {recipe.lr}, augment {recipe.augment}"
+        f"training {config.model} on {config.dataset}: {recipe.epochs:,} epochs, batch "
+        f"{recipe.batch_size:,}{shared}, lr {recipe.lr}, augment {recipe.augment}"
         f"{', optimizer sdlm' if recipe.optimizer == 'sdlm' else ''}, into {config.out}"
     )
 
@@ -167,7 +167,7 @@ def summary_line(result) -> str:
     return (
         f"{config.model} on {config.dataset}: test accuracy {100 * (1 - final.top1_error):.2f}% "
         f"(top-1 error {100 * final.top1_error:.2f}%, top-5 error "
-        f"{100 * final.top5_error:.2f}%) after {len(result.history)} epochs on "
+        f"{100 * final.top5_error:.2f}%) after {len(result.history):,} epochs on "
         f"{result.device} ({config.precision}); {result.seconds:.1f} s in all; "
         f"checkpoint {result.checkpoint}"
     )
