@@ -18,7 +18,7 @@ PACKAGE = Path(cnnkit.__file__).parent
 # two names in one layer are peers and may not import each other.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("errors",),
-    ("config", "files", "stops"),
+    ("config", "files", "stops", "progress"),
     ("transforms", "metrics"),
     ("data", "models"),
     ("analysis", "runtime", "baseline"),
@@ -29,6 +29,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("serve",),  # a consumer that serves the others (predict, explain, search)
     ("training",),  # the one front door for training: the trainer, then the report
     ("bench", "milestones"),  # tools that train through the front door and compare
+    ("api",),  # the public API, ``import cnnkit``: what a notebook calls
     ("cli",),  # parsing and rendering only
     ("entry",),  # the console script: stop signals first, then the CLI
     ("__main__",),  # python -m cnnkit

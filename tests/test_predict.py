@@ -78,7 +78,7 @@ def test_predict_real_digits(checkpoint, digit_files, kind):
 def test_evaluate_prints_errors_and_per_class_accuracy(checkpoint):
     result = run_cli("evaluate", str(checkpoint), "--test-limit", "1000")
     assert result.returncode == 0, result.stderr
-    assert "1000 test images: top-1 error" in result.stdout
+    assert "1,000 test images: top-1 error" in result.stdout
     rows = [line.split() for line in result.stdout.splitlines()[3:13]]
     assert [row[0] for row in rows] == [str(d) for d in range(10)]
     assert sum(int(row[1]) for row in rows) == 1000

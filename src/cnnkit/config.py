@@ -3,9 +3,12 @@ the choices that the command line offers (torch-free, so that ``cnnkit --help`` 
 option parsing never import torch)."""
 
 import os
-from dataclasses import dataclass, fields, replace
+import types
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Union, get_args, get_origin, get_type_hints
+
+from cnnkit.errors import ConfigError, UnknownNameError
 
 # The choices, each defined once; the modules that act on them check against these.
 DEVICES = ("auto", "cpu", "cuda", "mps")  # runtime.device
@@ -183,6 +186,46 @@ SDLM_RECIPE = Recipe(
 
 
 @dataclass(frozen=True)
+class Limits:
+    """The values an option admits: numbers in a range, or one of some names. The command
+    line's ``IntRange``, ``FloatRange`` and ``Choice`` say the same (a test holds them to
+    it), so that Python and the CLI refuse the same values."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False  # the low end itself is refused
+    high_open: bool = False
+    choices: tuple[str, ...] = ()
+
+    def admits(self, value: object) -> bool:
+        if self.choices:
+            return value in self.choices
+        if not isinstance(value, int | float):
+            return True
+        above = self.low is None or (value > self.low if self.low_open else value >= self.low)
+        below = self.high is None or (value < self.high if self.high_open else value <= self.high)
+        return above and below
+
+    def __str__(self) -> str:
+        if self.choices:
+            return "one of " + ", ".join(self.choices)
+        ends = []
+        if self.low is not None:
+            ends.append(f"{'>' if self.low_open else '>='} {self.low:g}")
+        if self.high is not None:
+            ends.append(f"{'<' if self.high_open else '<='} {self.high:g}")
+        return "a value " + " and ".join(ends)
+
+
+def limited(default: Any, limits: Limits) -> Any:
+    """A dataclass field with its ``Limits``."""
+    return field(default=default, metadata={"limits": limits})
+
+
+AT_LEAST_ONE = Limits(low=1)
+
+
+@dataclass(frozen=True)
 class TrainOptions:
     """What a user asks of training, declared once: ``cnnkit train``'s options are
     these fields (a test holds them to it, defaults included) and ``training.train``
@@ -191,33 +234,78 @@ class TrainOptions:
     model: str = "lenet5"
     dataset: str = "mnist"
     # The recipe's settings that the command line overrides one by one.
-    epochs: int | None = None
-    batch_size: int | None = None
-    lr: float | None = None
-    weight_decay: float | None = None
-    label_smoothing: float | None = None
+    epochs: int | None = limited(None, AT_LEAST_ONE)
+    batch_size: int | None = limited(None, AT_LEAST_ONE)
+    lr: float | None = limited(None, Limits(low=0, low_open=True))
+    weight_decay: float | None = limited(None, Limits(low=0))
+    label_smoothing: float | None = limited(None, Limits(low=0, high=1, high_open=True))
     augment: str | None = None
-    optimizer: str = "sgd"  # "sdlm": LeNet-5's own method and the paper's recipe
+    # "sdlm": LeNet-5's own method and the paper's recipe
+    optimizer: str = limited("sgd", Limits(choices=OPTIMIZERS))
     seed: int = 0
     out: Path | None = None  # [runs/MODEL-DATASET, numbered]
     resume: bool = False
     data_dir: Path | None = None
-    train_limit: int | None = None
-    test_limit: int | None = None
-    progress: bool | None = None  # [when stderr is a terminal]
-    tta: str = "none"
+    train_limit: int | None = limited(None, AT_LEAST_ONE)
+    test_limit: int | None = limited(None, AT_LEAST_ONE)
+    progress: bool | None = None  # [in a terminal or a notebook]
+    tta: str = limited("none", Limits(choices=TTA_MODES))
     report: bool = True
     tensorboard: bool = False
     stream: bool = False
-    workers: int | None = None
-    device: str = "auto"
-    precision: str = "fp32"
+    workers: int | None = limited(None, Limits(low=0))
+    device: str = limited("auto", Limits(choices=DEVICES))
+    precision: str = limited("fp32", Limits(choices=PRECISIONS))
     compile: bool = False
-    dist_timeout: float = 300.0
+    dist_timeout: float = limited(300.0, Limits(low=1))
     # From Python only: a whole recipe in place of the model's (the overrides above still
     # apply), and the last N training images held out as the test split.
     recipe: Recipe | None = None
-    holdout: int = 0
+    holdout: int = limited(0, Limits(low=0))
+
+    @classmethod
+    def checked(cls, **values: Any) -> "TrainOptions":
+        """Options from keyword arguments (``cnnkit.train``'s), each checked for its
+        name, type and limits as the command line checks them; the first that is wrong
+        is one ``ConfigError`` naming it and what was expected."""
+        known = {option.name: option for option in fields(cls)}
+        hints = get_type_hints(cls)
+        for name, value in values.items():
+            if name not in known:
+                raise UnknownNameError.of("training option", name, known)
+            values[name] = checked_value(name, value, hints[name])
+            limits = known[name].metadata.get("limits")
+            if value is not None and limits is not None and not limits.admits(value):
+                raise ConfigError(f"{name}={value!r}: expected {limits}")
+        return cls(**values)
+
+
+TYPE_NAMES = {
+    bool: "True or False",
+    int: "a whole number",
+    float: "a number",
+    str: "a string",
+    Path: "a path",
+    type(None): "None",
+}
+
+
+def checked_value(name: str, value: Any, hint: Any) -> Any:
+    """``value`` if it is of a type ``hint`` allows (a whole number for a float, a
+    string for a path, converted), else a ``ConfigError``."""
+    allowed = get_args(hint) if get_origin(hint) in (Union, types.UnionType) else (hint,)
+    for kind in allowed:
+        if kind is bool or kind is int:  # True is an int to Python, not to a user
+            if isinstance(value, bool) == (kind is bool) and isinstance(value, int):
+                return value
+        elif kind is float and isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        elif kind is Path and isinstance(value, str | os.PathLike):
+            return Path(value)
+        elif isinstance(value, kind):
+            return value
+    expected = " or ".join(TYPE_NAMES.get(kind, kind.__name__) for kind in allowed)
+    raise ConfigError(f"{name}={value!r}: expected {expected}")
 
 
 # The settings of ``TrainOptions`` that override the recipe's, one by one.

@@ -5,7 +5,6 @@ that stayed at chance, and the report drawn at the end. ``cnnkit train``, ``cnnk
 history``, the benchmarks and the tests all train through it."""
 
 import math
-import sys
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, fields
@@ -14,6 +13,7 @@ from pathlib import Path
 from cnnkit.config import RECIPE_OVERRIDES, TrainConfig, TrainOptions, with_overrides
 from cnnkit.errors import ConfigError
 from cnnkit.models import check_model_name, recipe_for
+from cnnkit.progress import wanted as progress_wanted
 from cnnkit.runs import EpochRecord, default_run_dir
 from cnnkit.runtime.distributed import World, world_from_env
 from cnnkit.trainer import FitResult, fit
@@ -44,7 +44,7 @@ def train_config(options: TrainOptions) -> TrainConfig:
         **given,
         recipe=recipe,
         out=options.out or default_run_dir(options.model, options.dataset, options.resume),
-        progress=sys.stderr.isatty() if options.progress is None else options.progress,
+        progress=progress_wanted() if options.progress is None else options.progress,
     )
 
 

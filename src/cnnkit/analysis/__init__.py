@@ -1,5 +1,12 @@
 """Size analysis: units, weights and connections of a model, counted on the real module."""
 
-from cnnkit.analysis.size import LayerSize, SizeReport, SizeTotals, model_size, size_report
+from cnnkit.analysis.size import (
+    LayerSize,
+    RuleOfThumb,
+    SizeReport,
+    SizeTotals,
+    model_size,
+    size_report,
+)
 
-__all__ = ["LayerSize", "SizeReport", "SizeTotals", "model_size", "size_report"]
+__all__ = ["LayerSize", "RuleOfThumb", "SizeReport", "SizeTotals", "model_size", "size_report"]

@@ -1,13 +1,15 @@
-"""Size reports and comparisons as text: table, JSON, CSV or Markdown."""
+"""Size reports and comparisons as text: table, JSON, CSV, Markdown or (a size report)
+HTML, as Jupyter shows it."""
 
 import csv
 import io
 import json
+from html import escape
 
 from tabulate import tabulate
 
 from cnnkit.analysis.papers import OPERATIONS_PER_CONNECTION, PaperComparison
-from cnnkit.analysis.size import RULES_OF_THUMB, SizeReport
+from cnnkit.analysis.size import SizeReport
 
 COLUMNS = [
     "name",
@@ -20,7 +22,7 @@ COLUMNS = [
     "connections_with_biases",
 ]
 HEADERS = ["layer", "kind", "output", "units", "weights", "biases", "connections", "+ biases"]
-TABLE_STYLES = {"table": "simple", "markdown": "github"}
+TABLE_STYLES = {"table": "simple", "markdown": "github", "html": "html"}
 
 
 def shape_text(shape: tuple[int, ...]) -> str:
@@ -28,7 +30,8 @@ def shape_text(shape: tuple[int, ...]) -> str:
 
 
 def render_size(report: SizeReport, fmt: str) -> str:
-    """The report in ``fmt``: a table with a summary, JSON, CSV, or Markdown."""
+    """The report in ``fmt``: a table with a summary (plain text, Markdown or HTML), JSON
+    or CSV."""
     if fmt == "json":
         return json.dumps(report.to_dict(), indent=2)
     rows = [
@@ -52,6 +55,9 @@ def render_size(report: SizeReport, fmt: str) -> str:
         intfmt=",",
         disable_numparse=False,
     )
+    if fmt == "html":
+        items = "".join(f"<li>{escape(line)}</li>" for line in summary_lines(report))
+        return f"{table}<ul>{items}</ul>"
     bullet = "- " if fmt == "markdown" else ""
     summary = [bullet + line for line in summary_lines(report)]
     return "\n".join([table, "", *summary])
@@ -73,11 +79,7 @@ def summary_lines(report: SizeReport) -> list[str]:
         f"{percent(conv.connections)} of connections; fully connected layers: "
         f"{percent(fc.units)}, {percent(fc.weights)}, {percent(fc.connections)}",
     ]
-    if report.rules_of_thumb_hold():
-        lines.append(f"the lecture's rules of thumb hold: {RULES_OF_THUMB}")
-    else:
-        lines.append("the lecture's rules of thumb do not all hold for this network")
-    return lines
+    return lines + [f"rule of thumb: {rule}" for rule in report.rules_of_thumb()]
 
 
 def megabytes(size: int) -> str:

@@ -27,10 +27,6 @@ from cnnkit.errors import InputSizeError, UncountedLayerError
 from cnnkit.models import build_model
 
 BYTES_PER_NUMBER = 4  # float32
-RULES_OF_THUMB = (
-    "most of the units and connections are in the convolution layers; "
-    "most of the weights are in the fully connected layers"
-)
 
 
 @dataclass(frozen=True)
@@ -62,6 +58,19 @@ class PartShares:
     units: float
     weights: float
     connections: float
+
+
+@dataclass(frozen=True)
+class RuleOfThumb:
+    """One of the lecture's rules of thumb, checked on one network."""
+
+    rule: str  # as the lecture states it
+    holds: bool
+    why: str  # the share that decides it, and where the rest is when it does not hold
+
+    def __str__(self) -> str:
+        verdict = "holds" if self.holds else "does not hold"
+        return f"{self.rule}: {verdict}; {self.why}"
 
 
 @dataclass(frozen=True)
@@ -112,10 +121,42 @@ class SizeReport:
             ),
         )
 
-    def rules_of_thumb_hold(self) -> bool:
-        """The lecture's rules: most units and connections in conv layers, most weights in fc."""
+    def rules_of_thumb(self) -> tuple[RuleOfThumb, ...]:
+        """The lecture's rules (most units and connections in the convolution layers,
+        most weights in the fully connected ones), each checked with its reason. The
+        convolution side counts every layer that is not fully connected (pooling and
+        subsampling too), as the lecture splits a network in two."""
         conv, fc = self.shares(fully_connected=False), self.shares(fully_connected=True)
-        return conv.units > 0.5 and conv.connections > 0.5 and fc.weights > 0.5
+        weights_why = f"{_percent(fc.weights)} of the weights are in fully connected layers"
+        if fc.weights <= 0.5:
+            heaviest = max(
+                (layer for layer in self.layers if layer.kind not in FULLY_CONNECTED_KINDS),
+                key=lambda layer: layer.weights,
+            )
+            share = _percent(_fraction(heaviest.weights, self.totals.weights))
+            weights_why += f"; {heaviest.name}, a {heaviest.kind} layer, holds {share}"
+        return (
+            RuleOfThumb(
+                "most of the units are in the convolution layers",
+                conv.units > 0.5,
+                f"{_percent(conv.units)} of the units (input excluded) are in "
+                "convolution, pooling and subsampling layers",
+            ),
+            RuleOfThumb(
+                "most of the connections are in the convolution layers",
+                conv.connections > 0.5,
+                f"{_percent(conv.connections)} of the connections are in convolution, "
+                "pooling and subsampling layers",
+            ),
+            RuleOfThumb(
+                "most of the weights are in the fully connected layers",
+                fc.weights > 0.5,
+                weights_why,
+            ),
+        )
+
+    def rules_of_thumb_hold(self) -> bool:
+        return all(rule.holds for rule in self.rules_of_thumb())
 
     def to_dict(self) -> dict:
         """The JSON shape: model, input, layers, totals."""
@@ -131,6 +172,10 @@ class SizeReport:
 
 def _fraction(part: int, whole: int) -> float:
     return part / whole if whole else 0.0
+
+
+def _percent(fraction: float) -> str:
+    return f"{100 * fraction:.1f}%"
 
 
 def model_size(

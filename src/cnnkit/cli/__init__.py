@@ -11,7 +11,18 @@ import warnings
 
 import click
 
-from cnnkit.cli import bench, data, milestones, runs, search, search_index, serve, size, train
+from cnnkit.cli import (
+    bench,
+    data,
+    milestones,
+    models,
+    runs,
+    search,
+    search_index,
+    serve,
+    size,
+    train,
+)
 from cnnkit.errors import CnnkitError, Terminated
 from cnnkit.stops import INTERRUPTED, TERMINATED, handle_stop_signals, stop_line
 
@@ -32,6 +43,7 @@ for command in (
     runs.export,
     serve.serve,
     size.size,
+    models.models,
     data.data,
     milestones.baseline,
     milestones.history,

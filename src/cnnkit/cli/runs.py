@@ -37,17 +37,13 @@ def evaluate(
     confusion_png: Path | None,
 ) -> None:
     """Top-1 and top-5 error of CHECKPOINT on a test set, accuracy per class, confusion."""
-    from cnnkit.evaluate import evaluate_checkpoint
+    from cnnkit.evaluate import error_line, evaluate_checkpoint
 
     report = evaluate_checkpoint(checkpoint, dataset, data_dir, test_limit, tta)
     stats, classes = report.tta or report.plain, report.classes
     if report.tta is not None:
         click.echo(tta_line(report.plain, report.tta, tta))
-    click.echo(
-        f"{stats.images} test images: top-1 error {100 * stats.top1_error:.2f}%, "
-        f"top-5 error {100 * stats.top5_error:.2f}% "
-        f"({stats.images / stats.seconds:,.0f} img/s)"
-    )
+    click.echo(f"{error_line(stats)} ({stats.images / stats.seconds:,.0f} img/s)")
     rows = [
         (name, int(stats.confusion[i].sum()), f"{100 * float(acc):.2f}")
         for i, (name, acc) in enumerate(zip(classes, stats.per_class_accuracy, strict=True))
@@ -71,12 +67,7 @@ def predict(checkpoint: Path, images: tuple[Path, ...], top: int) -> None:
     """Classify IMAGES (PNG, JPEG or GIF files) with CHECKPOINT; print the top classes."""
     from cnnkit.predict import predict_files
 
-    predictions = predict_files(checkpoint, list(images), top)
-    rows = [
-        [str(p.path)] + [f"{name} ({100 * prob:.1f}%)" for name, prob in p.top] for p in predictions
-    ]
-    ranks = [f"#{rank}" for rank in range(1, top + 1)]
-    click.echo(tabulate(rows, headers=["image"] + ranks[: len(rows[0]) - 1], tablefmt="simple"))
+    click.echo(predict_files(checkpoint, list(images), top).table())
 
 
 @click.command()

@@ -54,9 +54,7 @@ def read_pixels(path: Path | BinaryIO, channels: int = 3, name: str | None = Non
             if width * height > MAX_PIXELS:
                 raise too_many_pixels(name, width * height)
             image.load()
-            eight_bit, mode = _eight_bit(image), "L" if channels == 1 else "RGB"
-            # convert() copies even an image already in the mode (most JPEGs): skipped
-            pixels = np.asarray(eight_bit if eight_bit.mode == mode else eight_bit.convert(mode))
+            return image_pixels(image, channels)
     except ImageError:
         raise
     except Image.DecompressionBombError as error:  # Pillow refuses twice its threshold itself
@@ -67,6 +65,14 @@ def read_pixels(path: Path | BinaryIO, channels: int = 3, name: str | None = Non
     except Exception as error:  # Pillow raises many types on damaged data; all mean that
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise ImageError(f"{name}: not a readable image ({reason})") from None
+
+
+def image_pixels(image: Image.Image, channels: int) -> np.ndarray:
+    """A decoded Pillow image as read-only uint8 (H, W, channels): one channel as
+    luminance, three as RGB (alpha dropped), as every file and held image is read."""
+    eight_bit, mode = _eight_bit(image), "L" if channels == 1 else "RGB"
+    # convert() copies even an image already in the mode (most JPEGs): skipped
+    pixels = np.asarray(eight_bit if eight_bit.mode == mode else eight_bit.convert(mode))
     return pixels[:, :, None] if channels == 1 else pixels
 
 

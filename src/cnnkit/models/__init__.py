@@ -1,5 +1,6 @@
-"""The models: every architecture cnnkit can build, each a ``Classifier`` (``interface``)
-registered by name with what cnnkit knows of it (``registry``), one file per family.
+"""The models: every architecture cnnkit can build (``names()``, ``create(name)``), each
+a ``Classifier`` (``interface``) registered by name with what cnnkit knows of it
+(``registry``), one file per family.
 
 A builder takes ``num_classes``, ``in_channels`` and ``image_size`` as keyword
 arguments (each defaulting to its paper's value; some take more, such as ResNet's
@@ -14,9 +15,11 @@ from cnnkit.models.registry import (
     PaperFacts,
     build_model,
     check_model_name,
+    create,
     history_line,
     model_entry,
     model_names,
+    names,
     recipe_for,
     recipe_rule_for,
     register_model,
@@ -39,9 +42,11 @@ __all__ = [
     "PaperFacts",
     "build_model",
     "check_model_name",
+    "create",
     "history_line",
     "model_entry",
     "model_names",
+    "names",
     "recipe_for",
     "recipe_rule_for",
     "register_model",

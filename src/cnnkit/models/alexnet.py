@@ -13,6 +13,11 @@ from cnnkit.models.interface import Classifier
 from cnnkit.models.layers import final_map_size, local_response_norm, pair
 from cnnkit.models.registry import PaperFacts, register_model
 
+# The paper, short, for `cnnkit models`.
+CITATION = (
+    'Krizhevsky et al. 2012, "ImageNet classification with deep convolutional neural networks"'
+)
+
 
 class AlexNet(Classifier):
     """AlexNet as published (Krizhevsky et al. 2012, Sec. 3.5, Fig. 2).
@@ -149,6 +154,7 @@ class AlexNetOneTower(Classifier):
 
 @register_model(
     "alexnet",
+    citation=CITATION,
     test_input=(3, 67, 67),  # the smallest that leaves a 1x1 map after pool5
     recipes=(ALEXNET_IMAGENET,),
     paper=PaperFacts(
@@ -167,7 +173,9 @@ def alexnet(
     return AlexNet(num_classes=num_classes, in_channels=in_channels, image_size=image_size)
 
 
-@register_model("alexnet-onetower", test_input=(3, 63, 63), recipes=(ALEXNET_IMAGENET,))
+@register_model(
+    "alexnet-onetower", citation=CITATION, test_input=(3, 63, 63), recipes=(ALEXNET_IMAGENET,)
+)
 def alexnet_onetower(
     num_classes: int = 1000, in_channels: int = 3, image_size: int | tuple = 224
 ) -> AlexNetOneTower:

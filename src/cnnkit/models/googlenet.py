@@ -27,6 +27,9 @@ INCEPTION_WIDTHS: dict[str, tuple[int, int, int, int, int, int]] = {
     "5b": (384, 192, 384, 48, 128, 128),
 }
 
+# The paper, short, for `cnnkit models`.
+CITATION = 'Szegedy et al. 2014, "Going deeper with convolutions"'
+
 
 class Inception(nn.Module):
     """The Inception module with dimension reductions (Fig. 2(b)): four branches,
@@ -177,7 +180,7 @@ class GoogLeNet(Classifier):
 
 # The auxiliary 5x5 pools need 5x5 maps after 4a; the paper gives no learning rate, so
 # GoogLeNet trains with the ResNet paper's recipe.
-@register_model("googlenet", test_input=(3, 79, 79), recipes=(RESNET_IMAGENET,))
+@register_model("googlenet", citation=CITATION, test_input=(3, 79, 79), recipes=(RESNET_IMAGENET,))
 def googlenet(
     num_classes: int = 1000, in_channels: int = 3, image_size: int | tuple = 224
 ) -> GoogLeNet:

@@ -49,6 +49,9 @@ DIGIT_BITMAPS = """
 ....... ....... ....... ....... ....... ....... ....... ....... ....... .......
 """
 
+# The paper, short, for `cnnkit models`.
+CITATION = 'LeCun et al. 1998, "Gradient-based learning applied to document recognition"'
+
 
 def c3_connection_table() -> torch.Tensor:
     """Table I as a (16 C3 maps, 6 S2 maps) boolean tensor: 60 connections."""
@@ -162,6 +165,7 @@ def check_lenet5_size(name: str, image_size: int | tuple[int, int]) -> None:
 
 @register_model(
     "lenet5",
+    citation=CITATION,
     test_input=(1, 32, 32),
     recipes=(LENET5_RECIPE,),
     paper=PaperFacts(
@@ -184,6 +188,7 @@ def lenet5(
 
 @register_model(
     "lenet5-modern",
+    citation=CITATION,
     test_input=(1, 32, 32),
     recipes=(LENET5_MODERN_RECIPE,),
     milestone=Milestone(1998, "LeNet-5 (ReLU, max pooling)"),

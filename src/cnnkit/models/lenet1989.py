@@ -22,6 +22,9 @@ from cnnkit.models.registry import PaperFacts, register_model
 
 H2_MAPS_SEEN = 8  # each H2 unit "combines local information coming from 8 of the 12" H1 maps
 
+# The paper, short, for `cnnkit models`.
+CITATION = 'LeCun et al. 1989, "Backpropagation applied to handwritten zip code recognition"'
+
 
 def h2_connection_table(maps: int = 12, seen: int = H2_MAPS_SEEN) -> torch.Tensor:
     """(12 H2 maps, 12 H1 maps) boolean table: H2 map j sees H1 maps j, j+1, ..., j+7 (mod 12).
@@ -101,6 +104,7 @@ class LeNet1989(Classifier):
 
 @register_model(
     "lenet1",
+    citation=CITATION,
     test_input=(1, 16, 16),
     paper=PaperFacts(
         "LeNet (1989)",

@@ -3,7 +3,7 @@ of it in one entry: its builder, a small input for quick checks, its recipes, th
 its paper states about its training, and its place in the lecture's results over the
 years. A model is registered once, where its family is defined::
 
-    @register_model("lenet5", test_input=(1, 32, 32), recipes=(LENET5_RECIPE,))
+    @register_model("lenet5", citation=..., test_input=(1, 32, 32), recipes=(LENET5_RECIPE,))
     def lenet5(num_classes: int = 10, ...) -> LeNet5: ...
 
 and every registry-driven test then covers it.
@@ -45,6 +45,7 @@ class ModelEntry:
     name: str  # lowercase with hyphens
     build: Callable[..., Classifier]  # num_classes, in_channels, image_size (+ its own)
     test_input: tuple[int, int, int]  # a small (C, H, W) it takes, for quick checks
+    citation: str  # its paper, short: authors, year, title
     recipes: tuple[RecipeRule, ...] = ()  # tried in order, before the short schedule
     paper: PaperFacts | None = None
     milestone: Milestone | None = None
@@ -61,6 +62,7 @@ Builder = TypeVar("Builder", bound=Callable[..., Classifier])
 def register_model(
     name: str,
     *,
+    citation: str,
     test_input: tuple[int, int, int],
     recipes: tuple[RecipeRule, ...] = (),
     paper: PaperFacts | None = None,
@@ -71,7 +73,7 @@ def register_model(
     def register(build: Builder) -> Builder:
         if name in REGISTRY:
             raise ValueError(f"model {name!r} is registered twice")
-        REGISTRY[name] = ModelEntry(name, build, test_input, recipes, paper, milestone)
+        REGISTRY[name] = ModelEntry(name, build, test_input, citation, recipes, paper, milestone)
         return build
 
     return register
@@ -101,6 +103,27 @@ def build_model(
     try:
         return entry.build(**{key: value for key, value in given.items() if value is not None})
     except ValueError as error:  # a constructor's refusal of these sizes
+        raise ConfigError(f"model {name!r}: {error}") from None
+
+
+def names() -> list[str]:
+    """Every model cnnkit can build, in the lecture's order (``docs/model-sizes.md``'s)."""
+    return list(REGISTRY)
+
+
+def create(
+    name: str, num_classes: int | None = None, in_channels: int | None = None, **options: Any
+) -> Classifier:
+    """A new model ``name`` with fresh weights (``None`` leaves the paper's value; some
+    models take more, such as ``image_size``); a bad argument is one ``ConfigError``."""
+    for argument, value in (("num_classes", num_classes), ("in_channels", in_channels)):
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or value < 1
+        ):
+            raise ConfigError(f"{argument}={value!r}: expected a whole number, 1 or more")
+    try:
+        return build_model(name, num_classes, in_channels, **options)
+    except TypeError as error:  # an option the builder does not take, or of a wrong type
         raise ConfigError(f"model {name!r}: {error}") from None
 
 

@@ -16,6 +16,9 @@ from cnnkit.models.interface import Classifier
 from cnnkit.models.layers import check_input_size, pair
 from cnnkit.models.registry import PaperFacts, register_model
 
+# The paper, short, for `cnnkit models`.
+CITATION = 'He et al. 2015, "Deep residual learning for image recognition"'
+
 
 def conv3x3(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
     return nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
@@ -167,18 +170,19 @@ def resnet(layers: int, **options: Any) -> ResNet:
     return ResNet(block, depths, **options)
 
 
-@register_model("resnet18", test_input=(3, 32, 32), recipes=(RESNET_IMAGENET,))
+@register_model("resnet18", citation=CITATION, test_input=(3, 32, 32), recipes=(RESNET_IMAGENET,))
 def resnet18(**options: Any) -> ResNet:
     return resnet(18, **options)
 
 
-@register_model("resnet34", test_input=(3, 32, 32), recipes=(RESNET_IMAGENET,))
+@register_model("resnet34", citation=CITATION, test_input=(3, 32, 32), recipes=(RESNET_IMAGENET,))
 def resnet34(**options: Any) -> ResNet:
     return resnet(34, **options)
 
 
 @register_model(
     "resnet50",
+    citation=CITATION,
     test_input=(3, 32, 32),
     recipes=(RESNET_IMAGENET,),
     paper=PaperFacts(
@@ -196,7 +200,9 @@ def resnet50(**options: Any) -> ResNet:
     return resnet(50, **options)
 
 
-@register_model("resnet50-v1.5", test_input=(3, 32, 32), recipes=(RESNET_IMAGENET,))
+@register_model(
+    "resnet50-v1.5", citation=CITATION, test_input=(3, 32, 32), recipes=(RESNET_IMAGENET,)
+)
 def resnet50_v1_5(**options: Any) -> ResNet:
     """ResNet-50 with the stride in the 3x3 convolution of each downsampling
     bottleneck ("v1.5", torchvision's layout), so torchvision's weights give
@@ -207,11 +213,11 @@ def resnet50_v1_5(**options: Any) -> ResNet:
 # 64: layer4's maps are 2x2, so that BatchNorm's statistics over a batch of two are not
 # of two numbers; at 32 (1x1 maps) two SGD steps sent the deepest nets to 3e9 (ResNet-101)
 # and inf (ResNet-152) in eval mode.
-@register_model("resnet101", test_input=(3, 64, 64), recipes=(RESNET_IMAGENET,))
+@register_model("resnet101", citation=CITATION, test_input=(3, 64, 64), recipes=(RESNET_IMAGENET,))
 def resnet101(**options: Any) -> ResNet:
     return resnet(101, **options)
 
 
-@register_model("resnet152", test_input=(3, 64, 64), recipes=(RESNET_IMAGENET,))
+@register_model("resnet152", citation=CITATION, test_input=(3, 64, 64), recipes=(RESNET_IMAGENET,))
 def resnet152(**options: Any) -> ResNet:
     return resnet(152, **options)

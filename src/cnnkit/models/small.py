@@ -232,6 +232,7 @@ class CifarResNet(Classifier):
 
 @register_model(
     "alexnet-small",
+    citation="after Krizhevsky et al. 2012, scaled down for 28x28 images",
     test_input=(1, 28, 28),
     milestone=Milestone(2012, "AlexNet-style", in_history_line=True),
 )
@@ -241,6 +242,7 @@ def alexnet_small(**options: Any) -> AlexNetSmall:
 
 @register_model(
     "zfnet-small",
+    citation="after Zeiler and Fergus 2013, scaled down for 28x28 images",
     test_input=(1, 28, 28),
     milestone=Milestone(2013, "ZFNet-style", in_history_line=True),
 )
@@ -250,6 +252,7 @@ def zfnet_small(**options: Any) -> AlexNetSmall:
 
 @register_model(
     "vgg-small",
+    citation="after Simonyan and Zisserman 2014, scaled down for 28x28 images",
     test_input=(1, 28, 28),
     milestone=Milestone(2014, "VGG-style", in_history_line=True),
 )
@@ -259,6 +262,7 @@ def vgg_small(**options: Any) -> VGGSmall:
 
 @register_model(
     "googlenet-small",
+    citation="after Szegedy et al. 2014, scaled down for 28x28 images",
     test_input=(1, 28, 28),
     milestone=Milestone(2014, "GoogLeNet-style", in_history_line=True),
 )
@@ -266,13 +270,21 @@ def googlenet_small(**options: Any) -> GoogLeNetSmall:
     return GoogLeNetSmall(**options)
 
 
-@register_model("resnet20", test_input=(1, 28, 28), milestone=Milestone(2015, "ResNet-20"))
+@register_model(
+    "resnet20",
+    citation="He et al. 2015, Sec. 4.2 (the CIFAR-10 networks)",
+    test_input=(1, 28, 28),
+    milestone=Milestone(2015, "ResNet-20"),
+)
 def resnet20(**options: Any) -> CifarResNet:
     return CifarResNet(blocks_per_stage=3, **options)
 
 
 @register_model(
-    "resnet8", test_input=(1, 28, 28), milestone=Milestone(2015, "ResNet-8", in_history_line=True)
+    "resnet8",
+    citation="after He et al. 2015, Sec. 4.2, one block per stage",
+    test_input=(1, 28, 28),
+    milestone=Milestone(2015, "ResNet-8", in_history_line=True),
 )
 def resnet8(**options: Any) -> CifarResNet:
     return CifarResNet(blocks_per_stage=1, **options)

@@ -25,6 +25,12 @@ CONFIGS: dict[str, list[int | str]] = {
     + [512, 512, 512, 512, POOL, 512, 512, 512, 512, POOL],
 }
 
+# The paper, short, for `cnnkit models`.
+CITATION = (
+    'Simonyan and Zisserman 2014, "Very deep convolutional networks for large-scale image '
+    'recognition"'
+)
+
 
 class VGG(Classifier):
     """A VGG configuration of Table 1 (Simonyan and Zisserman 2014, Sec. 2.1-2.2).
@@ -88,13 +94,16 @@ class VGG(Classifier):
         return self.classifier[6](features)
 
 
-@register_model("vgg11", test_input=(3, 32, 32), recipes=(VGG_IMAGENET,))  # 5 2x2 poolings
+@register_model(
+    "vgg11", citation=CITATION, test_input=(3, 32, 32), recipes=(VGG_IMAGENET,)
+)  # 5 2x2 poolings
 def vgg11(num_classes: int = 1000, in_channels: int = 3, image_size: int | tuple = 224) -> VGG:
     return VGG("A", num_classes=num_classes, in_channels=in_channels, image_size=image_size)
 
 
 @register_model(
     "vgg16",
+    citation=CITATION,
     test_input=(3, 32, 32),
     recipes=(VGG_IMAGENET,),
     paper=PaperFacts(
@@ -111,6 +120,6 @@ def vgg16(num_classes: int = 1000, in_channels: int = 3, image_size: int | tuple
     return VGG("D", num_classes=num_classes, in_channels=in_channels, image_size=image_size)
 
 
-@register_model("vgg19", test_input=(3, 32, 32), recipes=(VGG_IMAGENET,))
+@register_model("vgg19", citation=CITATION, test_input=(3, 32, 32), recipes=(VGG_IMAGENET,))
 def vgg19(num_classes: int = 1000, in_channels: int = 3, image_size: int | tuple = 224) -> VGG:
     return VGG("E", num_classes=num_classes, in_channels=in_channels, image_size=image_size)

@@ -13,6 +13,9 @@ from cnnkit.models.interface import Classifier
 from cnnkit.models.layers import final_map_size, local_response_norm, pair
 from cnnkit.models.registry import PaperFacts, register_model
 
+# The paper, short, for `cnnkit models`.
+CITATION = 'Zeiler and Fergus 2013, "Visualizing and understanding convolutional networks"'
+
 
 class ZFNet(Classifier):
     """The 8-layer network of Zeiler and Fergus (2013), Fig. 3.
@@ -89,6 +92,7 @@ class ZFNet(Classifier):
 
 @register_model(
     "zfnet",
+    citation=CITATION,
     test_input=(3, 63, 63),
     recipes=(ZFNET_IMAGENET,),
     paper=PaperFacts(

@@ -7,7 +7,7 @@ from cnnkit.runs.epochs import EpochRecord, read_metrics, write_metrics
 from cnnkit.runs.folder import CHECKPOINT_NAME, METRICS_NAME, RUNS_DIR, default_run_dir
 from cnnkit.runs.module import RunModule
 from cnnkit.runs.record import RunRecord
-from cnnkit.runs.run import FileImages, Run, load_run
+from cnnkit.runs.run import FileImages, HeldImages, Run, load_run
 
 __all__ = [
     "CHECKPOINT_NAME",
@@ -16,6 +16,7 @@ __all__ = [
     "Checkpoint",
     "EpochRecord",
     "FileImages",
+    "HeldImages",
     "Run",
     "RunModule",
     "RunRecord",

@@ -12,6 +12,8 @@ Three kinds of input, one path each:
   preparation: MNIST's normalisation of a digit (``transforms.digits``), or for photos
   the resize-and-crop that the folder loader applies in training
   (``transforms.resize``); ``read_files`` is the same per file, for a batch;
+- ``read_images(images)``: what a user holds (a path, a PIL image, a numpy array, a
+  tensor, or a list) -> the same, each through the file path's preparation;
 - ``logits(images)`` and ``features(images)`` take either of the above.
 """
 
@@ -25,10 +27,12 @@ import numpy as np
 import torch
 
 from cnnkit.data import ImageSet, load_test_split
+from cnnkit.data.held import HeldImage, held_pixels
 from cnnkit.data.image_files import chw_tensor, read_pixels
 from cnnkit.errors import CheckpointError, ConfigError, ImageError
 from cnnkit.models import Classifier
 from cnnkit.runs.checkpoint import Checkpoint, build_trained_model, load_checkpoint
+from cnnkit.runs.epochs import EpochRecord
 from cnnkit.runs.folder import CHECKPOINT_NAME
 from cnnkit.runs.record import RunRecord
 from cnnkit.runtime.device import CPU, Placement, choose_placement
@@ -58,6 +62,15 @@ class FileImages:
 
 
 @dataclass(frozen=True)
+class HeldImages:
+    """What ``Run.read_images`` read: ``images[i]`` is called ``names[i]``."""
+
+    images: torch.Tensor  # uint8 (N, C, H, W) at the training images' size
+    names: list[str]  # each image's path, or its place in what was given ("image 2")
+    single: bool  # one image was given, not a list or a batch
+
+
+@dataclass(frozen=True)
 class Run:
     checkpoint: Checkpoint
     model: Classifier  # in eval mode, on placement.device
@@ -74,6 +87,14 @@ class Run:
     @property
     def classes(self) -> list[str]:
         return list(self.record.classes)
+
+    @property
+    def history(self) -> list[EpochRecord]:
+        """The epochs the checkpoint holds, as the trainer recorded them."""
+        try:
+            return [EpochRecord.from_dict(v) for v in self.checkpoint.state.get("history", [])]
+        except (TypeError, ValueError, AttributeError) as error:
+            raise CheckpointError(f"{self.path}: damaged history ({error})") from None
 
     def prepare(self, images: torch.Tensor, crop: bool = True) -> torch.Tensor:
         """uint8 (N, C, H, W) images at the stored size -> the model's input size;
@@ -101,9 +122,22 @@ class Run:
         images = torch.from_numpy(np.stack(pixels)).permute(0, 3, 1, 2).contiguous()
         return FileImages(images, read, problems)
 
+    def read_images(self, images: HeldImage | Sequence[HeldImage]) -> "HeldImages":
+        """What a user holds (a path, a PIL image, an array, a tensor, a batch or a list
+        of them: ``data.held``) as uint8 (N, C, H, W) at the training images' size,
+        prepared as ``read_file`` prepares a file; the first that cannot be read raises
+        its ``ImageError``."""
+        held = held_pixels(images, self.record.in_channels)
+        prepared = np.stack([self._prepared(pixels) for pixels in held.pixels])
+        tensor = torch.from_numpy(prepared).permute(0, 3, 1, 2).contiguous()
+        return HeldImages(tensor, held.names, held.single)
+
     def _read_pixels(self, path: Path | BinaryIO, name: str | None = None) -> np.ndarray:
         """The one file-to-pixels path: uint8 (H, W, C), prepared."""
-        pixels = read_pixels(path, self.record.in_channels, name)
+        return self._prepared(read_pixels(path, self.record.in_channels, name))
+
+    def _prepared(self, pixels: np.ndarray) -> np.ndarray:
+        """uint8 (H, W, C) pixels as the training images were prepared."""
         if self.record.preparation == "digit":
             return mnist_style(pixels[:, :, 0])[:, :, None]
         if pixels.shape[:2] == tuple(self.record.image_size):

@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # the same names, for the type checker
     from cnnkit.search.changes import add_to_index, index_info, remove_from_index  # noqa: F401
     from cnnkit.search.collection import Record, dataset_collection, file_collection  # noqa: F401
     from cnnkit.search.dupes import DupeGroup, find_dupes  # noqa: F401
-    from cnnkit.search.index import Hit, SearchIndex, open_index  # noqa: F401
+    from cnnkit.search.index import Hit, Neighbours, Searches, SearchIndex, open_index  # noqa: F401
     from cnnkit.search.retrieval import EvalSettings, evaluate_retrieval  # noqa: F401
 
 PUBLIC = {  # module: the names it gives the public API
@@ -30,7 +30,7 @@ PUBLIC = {  # module: the names it gives the public API
     "collection": ("Record", "dataset_collection", "file_collection"),
     "dupes": ("DupeGroup", "find_dupes"),
     "retrieval": ("EvalSettings", "evaluate_retrieval"),
-    "index": ("Hit", "SearchIndex", "open_index"),
+    "index": ("Hit", "Neighbours", "SearchIndex", "Searches", "open_index"),
 }
 HOMES = {name: module for module, names in PUBLIC.items() for name in names}
 __all__ = sorted(HOMES)

@@ -13,14 +13,18 @@ Queries by example embed with the manifest's checkpoint, or another whose weight
 have the same fingerprint; any other checkpoint is refused (``FingerprintError``).
 """
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from html import escape
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 import torch
+from tabulate import tabulate
 
 from cnnkit.data import load_dataset
+from cnnkit.data.held import HeldImage
 from cnnkit.data.image_files import read_image
 from cnnkit.errors import ConfigError, IndexFileError, UnknownNameError
 from cnnkit.runs import Run, load_run
@@ -40,6 +44,54 @@ class Hit:
 
     def to_dict(self, score_name: str = "similarity") -> dict:
         return {"rank": self.rank, score_name: round(self.score, 6), **self.record.to_json()}
+
+    @property
+    def path(self) -> str:
+        """The item's file, or its data-set image ("mnist/test/17")."""
+        return self.record.source
+
+    @property
+    def label(self) -> str | None:
+        """The item's class, where its folder or data set gave one."""
+        return self.record.label
+
+    @property
+    def similarity(self) -> float:
+        """Cosine similarity to the query (a query by example's score)."""
+        return self.score
+
+
+class Neighbours(list[Hit]):
+    """The hits of one query, best first; prints as a table (Jupyter: as HTML)."""
+
+    def __init__(
+        self, hits: Iterable[Hit] = (), score_name: str = "similarity", query: str | None = None
+    ) -> None:
+        super().__init__(hits)
+        self.score_name = score_name  # what a hit's score is: similarity or probability
+        self.query = query  # the query image's name, where it has one
+
+    def table(self, style: str = "simple") -> str:
+        rows = [(hit.rank, f"{hit.score:.3f}", hit.label or "", hit.path) for hit in self]
+        headers = ["rank", self.score_name, "label", "path"]
+        return tabulate(rows, headers=headers, tablefmt=style, disable_numparse=True)
+
+    def __repr__(self) -> str:
+        return self.table() if self.query is None else f"{self.query}:\n{self.table()}"
+
+    def _repr_html_(self) -> str:
+        heading = "" if self.query is None else f"<p>{escape(self.query)}</p>"
+        return heading + self.table("html")
+
+
+class Searches(list[Neighbours]):
+    """The neighbours of each query of a list or a batch, in order."""
+
+    def __repr__(self) -> str:
+        return "\n\n".join(map(repr, self))
+
+    def _repr_html_(self) -> str:
+        return "".join(neighbours._repr_html_() for neighbours in self)
 
 
 class SearchIndex:
@@ -82,7 +134,7 @@ class SearchIndex:
 
     def query(
         self, features: np.ndarray, top: int = 10, backend: str | None = None
-    ) -> list[list[Hit]]:
+    ) -> list[Neighbours]:
         """The ``top`` nearest items to each row of ``features`` (Q, D), best first, by
         cosine similarity; ``backend`` the index's own, or one that stores no file
         ("exact") [the index's]."""
@@ -95,7 +147,9 @@ class SearchIndex:
         hits = []
         for row_scores, row_positions in zip(*self.search(features, top, backend), strict=True):
             found = [(s, p) for s, p in zip(row_scores, row_positions, strict=True) if p >= 0]
-            hits.append([Hit(r, float(s), self.records[p]) for r, (s, p) in enumerate(found, 1)])
+            hits.append(
+                Neighbours(Hit(r, float(s), self.records[p]) for r, (s, p) in enumerate(found, 1))
+            )
         return hits
 
     def search(
@@ -116,7 +170,7 @@ class SearchIndex:
         params = chosen.params(len(self), self.manifest.feature_size, None)
         return chosen.build(self.vectors, params).search(features, k)
 
-    def by_class(self, name: str, top: int = 10) -> list[Hit]:
+    def by_class(self, name: str, top: int = 10) -> Neighbours:
         """The ``top`` items the model finds most probably of class ``name``."""
         if name not in self.classes:
             raise UnknownNameError.of("class", name, self.classes)
@@ -127,7 +181,8 @@ class SearchIndex:
             else np.zeros(0)
         )
         order = np.argsort(-np.asarray(probs), kind="stable")[:top]
-        return [Hit(rank, float(probs[p]), self.records[p]) for rank, p in enumerate(order, 1)]
+        hits = (Hit(rank, float(probs[p]), self.records[p]) for rank, p in enumerate(order, 1))
+        return Neighbours(hits, score_name="probability")
 
     def embedder(self, checkpoint: Path | None = None, device: str = "auto") -> Embedder:
         """The embedder of the manifest's checkpoint, or of ``checkpoint`` if its weights
@@ -160,8 +215,21 @@ class SearchIndex:
         names: list[str] | None = None,
         checkpoint: Path | None = None,
         backend: str | None = None,
-    ) -> list[list[Hit]]:
+    ) -> list[Neighbours]:
         return self.query(self.embed_files(files, names, checkpoint), top, backend)
+
+    def query_images(
+        self, images: HeldImage | Sequence[HeldImage], top: int = 10
+    ) -> Neighbours | Searches:
+        """The ``top`` nearest items to what a user holds (``Run.read_images``: paths,
+        PIL images, arrays, tensors), embedded with the manifest's checkpoint: one
+        ``Neighbours`` for one image, ``Searches`` for a list or a batch."""
+        embedder = self.embedder()
+        held = embedder.run.read_images(images)
+        found = self.query(embedder(held.images).vectors, top)
+        for neighbours, name in zip(found, held.names, strict=True):
+            neighbours.query = name
+        return found[0] if held.single else Searches(found)
 
     def image(self, item_id: int) -> torch.Tensor:
         """The item's pixels as stored: uint8 (C, H, W), the file's or the data set's."""

@@ -5,6 +5,7 @@ neighbours as thumbnails with rank, similarity, label and source, self-contained
 
 import base64
 import html
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,7 +71,7 @@ def results_html(index: SearchIndex, results: list[QueryResult], grid_name: str)
 
 
 def write_results(
-    index: SearchIndex, files: list[Path], hits: list[list[Hit]], out: Path
+    index: SearchIndex, files: list[Path], hits: Sequence[Sequence[Hit]], out: Path
 ) -> tuple[Path, Path]:
     """The page of the queries ``files`` and their ``hits`` at ``out``, and the grid
     beside it (``out`` with the suffix ``.png``); returns both paths."""
@@ -78,7 +79,9 @@ def write_results(
     grid_path = out.with_suffix(".png")
     if grid_path == out:
         raise ConfigError(f"{out}: name the HTML page (results.html); the grid goes beside it")
-    results = [QueryResult(str(f), read_image(f, 3), h) for f, h in zip(files, hits, strict=True)]
+    results = [
+        QueryResult(str(f), read_image(f, 3), list(h)) for f, h in zip(files, hits, strict=True)
+    ]
     rows = [
         [(r.image, "query")] + [(index.image(h.record.id), f"{h.score:.3f}") for h in r.hits]
         for r in results

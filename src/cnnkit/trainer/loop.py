@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 from torch.nn import functional as F
-from tqdm import tqdm
 
+from cnnkit.progress import bar as progress_bar
 from cnnkit.runtime.device import CPU, Placement
 from cnnkit.runtime.distributed import SINGLE, World, all_reduce_sum
 from cnnkit.runtime.inference import flush_denormals
@@ -77,7 +77,7 @@ def train_one_epoch(
     scaler = scaler or placement.grad_scaler()
     loss_sum, steps, trained = torch.zeros((), device=placement.device), 0, 0
     start = time.perf_counter()
-    with tqdm(
+    with progress_bar(
         total=total,
         unit="img",
         unit_scale=True,

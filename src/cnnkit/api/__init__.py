@@ -1,0 +1,33 @@
+"""The public API, ``import cnnkit`` (docs/api.md): train and load runs, predict on what
+a user holds, count a network's size, and search images. Every name here is what the
+command line calls too; ``cnnkit/__init__.py`` loads this package on first use."""
+
+from cnnkit.analysis.catalogue import Catalogue, ModelListing, catalogue
+from cnnkit.analysis.summary import Summary
+from cnnkit.api.run import Run, load
+from cnnkit.api.search import Index, index, open_index
+from cnnkit.api.sizes import summary
+from cnnkit.api.training import train
+from cnnkit.evaluate import EvalReport
+from cnnkit.predict import Prediction, Predictions
+from cnnkit.search.index import Hit, Neighbours, Searches
+
+__all__ = [
+    "Catalogue",
+    "EvalReport",
+    "Hit",
+    "Index",
+    "ModelListing",
+    "Neighbours",
+    "Prediction",
+    "Predictions",
+    "Run",
+    "Searches",
+    "Summary",
+    "catalogue",
+    "index",
+    "load",
+    "open_index",
+    "summary",
+    "train",
+]

@@ -1,0 +1,28 @@
+"""Progress bars where a person watches: tqdm's text bar in a terminal, and in a Jupyter
+notebook its widget (where ipywidgets is installed) or the text bar, which Jupyter
+redraws in place."""
+
+import importlib.util
+import sys
+from typing import Any
+
+from tqdm import std
+
+
+def in_notebook() -> bool:
+    """Running in a Jupyter kernel (it imports ``ipykernel`` before any cell runs)."""
+    return "ipykernel" in sys.modules
+
+
+def wanted() -> bool:
+    """Show progress by default: in a terminal or a notebook, not in a log or a pipe."""
+    return sys.stderr.isatty() or in_notebook()
+
+
+def bar(**options: Any) -> std.tqdm:
+    """A tqdm bar for where this runs (``options`` as tqdm takes them)."""
+    if in_notebook() and importlib.util.find_spec("ipywidgets") is not None:
+        from tqdm.notebook import tqdm as notebook_bar
+
+        return notebook_bar(**options)
+    return std.tqdm(**options)
