@@ -4,11 +4,13 @@
 and renamed into place: a reader sees the old file or the new one, never half of one,
 whatever kills the writer (a signal, kill -9, a full disk). ``FolderLock`` makes a run
 or index folder one process's at a time with an OS lock (``fcntl.flock``), which the
-kernel releases when its holder dies, so a killed run never leaves a stale lock.
+kernel releases when its holder dies, so a killed run never leaves a stale lock; a
+holder that finishes removes the lock file, so a finished folder holds none.
 ``stop_signals_held`` keeps files that belong together (a checkpoint and the metrics
 of the same epoch) from being parted by a Ctrl-C or SIGTERM between their writes.
 """
 
+import contextlib
 import errno
 import fcntl
 import os
@@ -129,31 +131,37 @@ def remove_stale_temporaries(folder: Path) -> list[Path]:
     return removed
 
 
+LOCK_ATTEMPTS = 10  # lock files removed under us in a row before we call the folder busy
+
+
 class FolderLock:
     """``with FolderLock(folder, "training"):`` holds ``folder/.lock`` exclusively, or
-    raises ``FolderBusyError`` naming the folder and the process that holds it."""
+    raises ``FolderBusyError`` naming the folder and the process that holds it; the
+    lock file is removed as the lock is released."""
 
     def __init__(self, folder: Path, purpose: str) -> None:
         self.folder, self.purpose = Path(folder), purpose
+        self.path = self.folder / LOCK_NAME
         self.file: BinaryIO | None = None
 
     def __enter__(self) -> "FolderLock":
-        path = self.folder / LOCK_NAME
-        try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            file = open(path, "a+b")  # noqa: SIM115  # held until __exit__
-        except OSError as error:
-            reason = describe_write_error(error, Path("/"))
-            raise WriteError(f"{self.folder}: cannot use as a folder ({reason})") from None
-        try:
-            fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            file.seek(0)
-            holder = file.read().decode(errors="replace").strip() or "another process"
+        for _ in range(LOCK_ATTEMPTS):
+            file = self.open_lock_file()
+            try:
+                fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                file.seek(0)
+                holder = file.read().decode(errors="replace").strip() or "another process"
+                file.close()
+                raise self.busy(holder) from None
+            if is_file_at(self.path, file):
+                break
+            # The holder removed this file as it let go (__exit__) between our open and
+            # our lock: we hold a lock on a file that no other process can find. Take the
+            # lock of the file at the path now (a new one, or a newer holder's).
             file.close()
-            raise FolderBusyError(
-                f"{self.folder}: in use by {holder}; wait for it to finish or use another folder"
-            ) from None
+        else:
+            raise self.busy("another process")
         file.seek(0)
         file.truncate()
         file.write(f"process {os.getpid()} ({self.purpose})".encode())
@@ -161,10 +169,40 @@ class FolderLock:
         self.file = file
         return self
 
+    def open_lock_file(self) -> BinaryIO:
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            return open(self.path, "a+b")  # noqa: SIM115  # held until __exit__
+        except OSError as error:
+            reason = describe_write_error(error, Path("/"))
+            raise WriteError(f"{self.folder}: cannot use as a folder ({reason})") from None
+
+    def busy(self, holder: str) -> FolderBusyError:
+        return FolderBusyError(
+            f"{self.folder}: in use by {holder}; wait for it to finish or use another folder"
+        )
+
     def __exit__(self, *exc_info: object) -> None:
-        if self.file is not None:
-            self.file.seek(0)
-            self.file.truncate()  # the lock file stays: removing it would race a new holder
-            fcntl.flock(self.file.fileno(), fcntl.LOCK_UN)
-            self.file.close()
-            self.file = None
+        if self.file is None:
+            return
+        # Removed while the lock is still held, never after: a process that opened the
+        # file before this point and locks it after our unlock finds it gone from the
+        # path and opens the path again (__enter__), so only a lock on the file at the
+        # path counts. Removed after the unlock, the file could already be a new holder's,
+        # and a third process would create another and lock it too: two holders.
+        # Among FolderLocks the path is our file until we remove it (only a missing file
+        # is created), so the check below guards against someone deleting it by hand.
+        if is_file_at(self.path, self.file):
+            with contextlib.suppress(OSError):  # left behind, it is still a working lock file
+                self.path.unlink()
+        fcntl.flock(self.file.fileno(), fcntl.LOCK_UN)
+        self.file.close()
+        self.file = None
+
+
+def is_file_at(path: Path, file: BinaryIO) -> bool:
+    """Whether the open ``file`` is the file at ``path`` now (not one removed from it)."""
+    try:
+        return os.path.samestat(os.stat(path), os.fstat(file.fileno()))
+    except FileNotFoundError:
+        return False

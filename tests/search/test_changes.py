@@ -112,3 +112,4 @@ def test_add_to_a_float16_index_stores_float16(tmp_path, lenet, digit_files):
     assert "added 10 images" in added.stdout and "holds 20 items" in added.stdout
     index = open_index(out)
     assert [v.dtype for v in index.vectors] == [np.float16, np.float16]
+    assert not (out / ".lock").exists()  # the lock file goes with the lock (files.FolderLock)
