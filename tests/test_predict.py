@@ -82,7 +82,7 @@ def test_evaluate_prints_errors_and_per_class_accuracy(checkpoint):
     rows = [line.split() for line in result.stdout.splitlines()[3:13]]
     assert [row[0] for row in rows] == [str(d) for d in range(10)]
     assert sum(int(row[1]) for row in rows) == 1000
-    assert all(0 <= float(row[2]) <= 100 for row in rows)
+    assert all(0 <= float(row[2]) <= 100 and len(row[2].split(".")[1]) == 2 for row in rows)
     assert "confusion matrix (row = true class" in result.stdout
 
 

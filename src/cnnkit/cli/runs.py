@@ -45,14 +45,16 @@ def evaluate(
         click.echo(tta_line(report.plain, report.tta, tta))
     click.echo(f"{error_line(stats)} ({stats.images / stats.seconds:,.0f} img/s)")
     rows = [
-        (name, int(stats.confusion[i].sum()), f"{100 * float(acc):.2f}")
+        (name, int(stats.confusion[i].sum()), 100 * float(acc))
         for i, (name, acc) in enumerate(zip(classes, stats.per_class_accuracy, strict=True))
     ]
-    click.echo(tabulate(rows, headers=["class", "images", "accuracy %"], tablefmt="simple"))
+    headers = ["class", "images", "accuracy %"]  # class names as given, counts with commas
+    click.echo(tabulate(rows, headers, tablefmt="simple", intfmt=("", ","), floatfmt=".2f"))
     click.echo("\nconfusion matrix (row = true class, column = predicted):")
     short = [name[:8] for name in classes]
     confusion = [[short[i]] + row for i, row in enumerate(stats.confusion.tolist())]
-    click.echo(tabulate(confusion, headers=["true \\ pred"] + short, tablefmt="simple"))
+    counts = ("", *[","] * len(classes))
+    click.echo(tabulate(confusion, ["true \\ pred"] + short, tablefmt="simple", intfmt=counts))
     if confusion_png is not None:
         from cnnkit.plots import save_confusion_png
 
