@@ -9,13 +9,22 @@ from cnnkit.runs import Run, load_run
 from cnnkit.runtime.inference import EvalStats
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class EvalReport:
     classes: list[str]
     plain: EvalStats  # the centre (or only) crop
     tta: EvalStats | None  # with the test-time augmentation, if one was asked for
 
-    def __str__(self) -> str:
+    @property
+    def top1_error(self) -> float:
+        """Of the single view (``tta`` holds the augmented one's)."""
+        return self.plain.top1_error
+
+    @property
+    def top5_error(self) -> float:
+        return self.plain.top5_error
+
+    def __repr__(self) -> str:
         lines = [error_line(self.plain)]
         if self.tta is not None:
             lines.append(f"with test-time augmentation: {error_line(self.tta)}")

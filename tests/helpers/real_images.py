@@ -60,3 +60,13 @@ def real_image_tree(tmp_path_factory) -> Path:
     else:
         _write_mnist_tree(root)
     return root
+
+
+def digit_photo(digit: np.ndarray, path: Path, scale: int = 4) -> Path:
+    """An MNIST digit as a person would photograph it: dark ink on white paper, larger
+    than 28x28 (``scale`` times), saved as a PNG at ``path``."""
+    paper = Image.fromarray(255 - digit).resize(
+        (digit.shape[1] * scale, digit.shape[0] * scale), Image.Resampling.BILINEAR
+    )
+    paper.save(path)
+    return path
