@@ -71,7 +71,9 @@ def test_a_batch_array_and_a_batch_tensor_give_one_prediction_per_image(run, mni
     from_array = run.predict(images.permute(0, 2, 3, 1).numpy())
     assert isinstance(from_tensor, Predictions) and len(from_tensor) == 4
     assert [p.label for p in from_tensor] == [p.label for p in from_array]
-    right = sum(p.label == test.classes[int(y)] for p, y in zip(from_tensor, test.labels[:4]))
+    right = sum(
+        p.label == test.classes[int(y)] for p, y in zip(from_tensor, test.labels[:4], strict=True)
+    )
     assert right >= 3  # one epoch of LeNet-5: about 97% right
 
 
