@@ -38,9 +38,10 @@ def test_models_names_and_create() -> None:
     assert names[:3] == ["lenet1", "lenet5", "lenet5-modern"] and "resnet152" in names
     model = cnnkit.models.create("resnet20", num_classes=7, in_channels=3)
     assert model(torch.zeros(2, 3, 32, 32)).shape == (2, 7)
-    assert sum(p.numel() for p in model.parameters()) == cnnkit.summary(
-        model, input=(3, 32, 32)
-    ).totals.parameters
+    assert (
+        sum(p.numel() for p in model.parameters())
+        == cnnkit.summary(model, input=(3, 32, 32)).totals.parameters
+    )
     with pytest.raises(UnknownNameError, match="unknown model 'lenet6'"):
         cnnkit.models.create("lenet6")
     with pytest.raises(ConfigError, match="num_classes=0: expected a whole number"):
