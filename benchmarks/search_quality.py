@@ -1,4 +1,4 @@
-"""Retrieval quality, the acceptance tables of issue 12: mAP, mAP@100, P@1, P@10 and
+"""Retrieval quality, the acceptance tables of image search: mAP, mAP@100, P@1, P@10 and
 recall@100 of raw pixels, HOG and a checkpoint's conv features (each also with PCA
 whitening), one split's images as queries and another's as the collection, relevant =
 same label; and whether the conv features' mAP is at least 0.2 above both others'.
@@ -15,7 +15,7 @@ from pathlib import Path
 from cnnkit.search import EvalSettings, evaluate_retrieval
 from cnnkit.search.retrieval import bar_chart_png
 
-MARGIN = 0.2  # issue 12: conv mAP at least this much above pixels' and HOG's
+MARGIN = 0.2  # the target: conv mAP at least this much above pixels' and HOG's
 
 
 def main() -> None:

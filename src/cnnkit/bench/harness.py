@@ -15,7 +15,7 @@ Nesterov momentum, weight decay, one-cycle schedule, batch size, epochs and
 augmentation); every trainer tests after every epoch. The epoch budgets are fixed in
 advance; the test set only tells when each accuracy was first passed. Times to an
 accuracy run from the trainer's launch to the end of the test that first showed it;
-the reference's accuracy after its first epoch is the bar of issue 14's target 2.
+the reference's accuracy after its first epoch is the bar cnnkit must pass sooner.
 Inference is timed on the test set in batches of 256, the path of ``cnnkit evaluate``
 and ``predict``.
 """
@@ -51,7 +51,7 @@ from cnnkit.transforms.augment import random_crop
 
 MNIST_TRAIN_IMAGES, MNIST_TEST_IMAGES = 60_000, 10_000
 TRAINERS = ("cnnkit", "in-memory", "textbook", "pytorch-examples")
-ACCURACIES = (0.983, 0.990)  # issue 14: one epoch of pytorch/examples here; the 99% bar
+ACCURACIES = (0.983, 0.990)  # one epoch of pytorch/examples here; the 99% bar
 
 
 @dataclass(frozen=True)

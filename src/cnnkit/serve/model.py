@@ -99,7 +99,7 @@ class ServedModel:
 
     def warm_up(self) -> None:
         """A blank image through the decoder and the model, so that the first request
-        pays for no lazy import (torchvision's resize: 0.5 s) and no first allocation."""
+        pays for no lazy import (torchvision's resize is slow to import) and no first allocation."""
         height, width = self.run.record.image_size
         height, width = height + 1, width + 1  # not the stored size: photos get resized
         shape = (height, width) if self.run.record.in_channels == 1 else (height, width, 3)

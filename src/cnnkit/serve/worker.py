@@ -26,7 +26,7 @@ BatchHandler = Callable[[list], list]
 
 def freeze_imports() -> None:
     """Exempt what start-up made (torch's modules: 200,000 objects) from the garbage
-    collector: a full collection of them took 200 ms here, the tail of the latency."""
+    collector: a full collection of them was the tail of the latency."""
     gc.collect()
     gc.freeze()
 

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch.nn import functional as F
 
-if TYPE_CHECKING:  # imported where used: torchvision's transforms take 1.3 s to import
+if TYPE_CHECKING:  # imported where used: torchvision's transforms are slow to import
     from torchvision.transforms import v2
 
 from cnnkit.errors import UnknownNameError

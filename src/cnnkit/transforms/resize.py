@@ -14,7 +14,7 @@ def fit_size(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     size = (int(size[0]), int(size[1]))
     if tuple(image.shape[-2:]) == size:
         return image
-    from torchvision.transforms.v2 import functional as TF  # 0.5 s to import: only here
+    from torchvision.transforms.v2 import functional as TF  # slow to import: only here
 
     if max(size) <= SMALL_SIDE:
         return TF.resize(image, list(size), antialias=True)

@@ -26,7 +26,7 @@ def ten_crop(images: torch.Tensor, size: int) -> torch.Tensor:
     then the same five of the horizontally reflected images (torchvision's order)."""
     pad = crop_padding(images.shape[-1], size)
     padded = F.pad(images, (pad, pad, pad, pad)) if pad else images
-    # Imported here: torchvision's transforms take 1.3 s to import, which plain
+    # Imported here: torchvision's transforms are slow to import, which plain
     # training and testing never need.
     from torchvision.transforms.v2 import functional as TF
 
