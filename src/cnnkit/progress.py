@@ -4,6 +4,7 @@ redraws in place."""
 
 import importlib.util
 import sys
+from collections.abc import Iterable
 from typing import Any
 
 from tqdm import std
@@ -19,10 +20,10 @@ def wanted() -> bool:
     return sys.stderr.isatty() or in_notebook()
 
 
-def bar(**options: Any) -> std.tqdm:
-    """A tqdm bar for where this runs (``options`` as tqdm takes them)."""
+def bar(iterable: Iterable | None = None, **options: Any) -> std.tqdm:
+    """A tqdm bar for where this runs (arguments as tqdm takes them)."""
     if in_notebook() and importlib.util.find_spec("ipywidgets") is not None:
         from tqdm.notebook import tqdm as notebook_bar
 
-        return notebook_bar(**options)
-    return std.tqdm(**options)
+        return notebook_bar(iterable, **options)
+    return std.tqdm(iterable, **options)

@@ -9,9 +9,8 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from tqdm import tqdm
-
 from cnnkit.errors import DownloadError
+from cnnkit.progress import bar as progress_bar
 
 _CHUNK_BYTES = 1 << 16
 _TIMEOUT_SECONDS = 30
@@ -70,7 +69,7 @@ def _download_one(url: str, destination: Path, check: Callable[[Path], None]) ->
             urllib.request.urlopen(url, timeout=_TIMEOUT_SECONDS) as response,
         ):
             total = int(response.headers.get("Content-Length") or 0) or None
-            with tqdm(
+            with progress_bar(
                 total=total, unit="B", unit_scale=True, desc=destination.name, leave=False
             ) as bar:
                 while chunk := response.read(_CHUNK_BYTES):

@@ -24,13 +24,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from cnnkit.data import locate
 from cnnkit.data.image_files import IMAGE_SUFFIXES, read_image
 from cnnkit.data.images import ImageSet, channel_stats
 from cnnkit.errors import DataError, ImageError, SkippedImagesWarning, WriteError, import_extra
 from cnnkit.files import atomic_write
+from cnnkit.progress import bar as progress_bar
+from cnnkit.progress import wanted as progress_wanted
 from cnnkit.transforms.resize import SMALL_SIDE, fit_size
 
 IN_MEMORY_MAX_SIDE = SMALL_SIDE  # pixels; CIFAR (32), STL-10 (96 would be resized) in mind
@@ -96,7 +97,9 @@ def _decode_listing(
     labels: list[int] = []
     images, skipped = None, []
     for path, label in zip(
-        tqdm(listing.files, desc=description, unit="img", leave=False, disable=None),
+        progress_bar(
+            listing.files, desc=description, unit="img", leave=False, disable=not progress_wanted()
+        ),
         listing.labels,
         strict=True,
     ):

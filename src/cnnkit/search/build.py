@@ -28,7 +28,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from cnnkit.config import default_workers
 from cnnkit.errors import DataError, IndexFileError
@@ -39,6 +38,7 @@ from cnnkit.files import (
     atomic_write_text,
     remove_stale_temporaries,
 )
+from cnnkit.progress import bar as progress_bar
 from cnnkit.runs import Run, load_run
 from cnnkit.runtime.distributed import World, from_main, gathered, process_group, world_from_env
 from cnnkit.search.backends import EXACT, choose_backend, recall_at_10
@@ -275,7 +275,7 @@ def embed_shards(
     workers = default_workers() if settings.workers is None else settings.workers
     plan = build_batches(collection.records, settings, first_number, skip)
     left = Counter(batch.shard for batch in plan)  # batches of each shard still to come
-    bar = tqdm(total=sum(len(b.records) for b in plan), unit="img", desc="embedding",
+    bar = progress_bar(total=sum(len(b.records) for b in plan), unit="img", desc="embedding",
                disable=not settings.progress)  # fmt: skip
     records: dict[int, list[Record]] = defaultdict(list)
     parts: dict[int, list[Embedding]] = defaultdict(list)

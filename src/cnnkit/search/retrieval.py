@@ -21,12 +21,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from cnnkit.config import RETRIEVAL_METHODS
 from cnnkit.data import ImageSet, load_dataset
 from cnnkit.errors import ConfigError, UnknownNameError
 from cnnkit.metrics import average_precision, precision_at, recall_at
+from cnnkit.progress import bar as progress_bar
 from cnnkit.runs import load_run
 from cnnkit.search.collection import SPLITS
 from cnnkit.search.embed import Embedder, normalize_rows
@@ -162,7 +162,9 @@ def rank_scores(
     items = torch.from_numpy(collection)
     sums = torch.zeros(5, dtype=torch.float64)
     starts = range(0, len(queries), QUERY_CHUNK)
-    for start in tqdm(starts, desc="ranking", unit="chunk", disable=not progress, leave=False):
+    for start in progress_bar(
+        starts, desc="ranking", unit="chunk", disable=not progress, leave=False
+    ):
         chunk = torch.from_numpy(queries[start : start + QUERY_CHUNK])
         scores = chunk @ items.T  # (q, N)
         if same_items:
