@@ -17,27 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the same names, for the type checker
     from cnnkit import models  # noqa: F401
-    from cnnkit.api import (  # noqa: F401
-        Catalogue,
-        EvalReport,
-        Hit,
-        Index,
-        ModelListing,
-        Neighbours,
-        Prediction,
-        Predictions,
-        Run,
-        Searches,
-        Summary,
-        catalogue,
-        index,
-        load,
-        open_index,
-        summary,
-        train,
-    )
+    from cnnkit.api import *  # noqa: F403
 
 __version__ = "0.1.0"
+# cnnkit.api's names, here without importing it (a test holds the two lists together)
 API = (
     "Catalogue",
     "EvalReport",

@@ -27,6 +27,9 @@ def test_import_cnnkit_loads_no_torch_and_lists_the_api() -> None:
 
 
 def test_every_public_name_resolves() -> None:
+    import cnnkit.api
+
+    assert sorted(cnnkit.API) == sorted(cnnkit.api.__all__)
     for name in cnnkit.__all__:
         assert getattr(cnnkit, name) is not None
     with pytest.raises(AttributeError):
