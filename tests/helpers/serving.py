@@ -1,6 +1,8 @@
 """``cnnkit serve`` as a process on a free loopback port, for the tests of what only a
-running server shows (its processes, signals, the page in a browser)."""
+running server shows (its processes, signals, the page in a browser), and the hostile
+uploads that the server's tests send."""
 
+import io
 import os
 import signal
 import socket
@@ -14,12 +16,24 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from cnnkit.serve.settings import TOKEN_ENV
 
 CIFAR_CLASSES = (
     "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
 )  # fmt: skip
+
+
+def claiming_jpeg(width: int, height: int) -> bytes:
+    """A real 16x16 JPEG (a few hundred bytes) whose frame header (SOF0) is rewritten to
+    claim ``width`` x ``height`` pixels; libjpeg fills in the data that is missing."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (16, 16), (250, 250, 250)).save(buffer, "JPEG", quality=75)
+    data = bytearray(buffer.getvalue())
+    start = data.find(b"\xff\xc0")  # marker, length (2 bytes), precision (1), height, width
+    data[start + 5 : start + 9] = height.to_bytes(2, "big") + width.to_bytes(2, "big")
+    return bytes(data)
 
 
 def free_port() -> int:

@@ -17,8 +17,10 @@ from PIL import Image
 
 from cnnkit.predict import predict_files
 from cnnkit.runs import load_run
-from cnnkit.serve.middleware import CONTENT_SECURITY_POLICY
+from cnnkit.serve.middleware import CONTENT_SECURITY_POLICY, MAX_MESSAGE
 from cnnkit.serve.settings import ServeSettings
+from cnnkit.serve.wire import WITHDRAWN, ItemFailure
+from tests.helpers.serving import claiming_jpeg
 
 TOKEN = "test-token-7f3a"
 
@@ -185,6 +187,16 @@ def tiff_of(png: bytes) -> bytes:
     return buffer.getvalue()
 
 
+JSON = {"content-type": "application/json"}
+
+
+def many_parts(count: int, name: str) -> dict:
+    """A multipart request of ``count`` empty parts in the field ``name``."""
+    part = f'--b\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n\r\n'.encode()
+    body = part * count + b"--b--\r\n"
+    return dict(content=body, headers={"content-type": "multipart/form-data; boundary=b"})
+
+
 BAD_REQUESTS = {
     "empty body": (dict(content=b""), 400, "empty request"),
     "wrong field": (dict(files=[("file", ("a.png", b"x", "image/png"))]), 400, "no field 'image'"),
@@ -209,6 +221,21 @@ BAD_REQUESTS = {
     ),
     "top 0": ("top0", 400, "top must be a whole number"),
     "65 images": ("many", 400, "more than 64"),
+    # str.isdigit takes a superscript two, which int() refuses; int() refuses 5,000 digits
+    "top ²": (dict(params={"top": "²"}), 400, "top must be a whole number"),
+    "top of 5,000 digits": (dict(params={"top": "9" * 5000}), 400, "top must be a whole number"),
+    "a JSON number of 5,000 digits": (
+        dict(content=b'{"image": ' + b"9" * 5000 + b"}", headers=JSON),
+        400,
+        "not JSON",
+    ),
+    "JSON nested 200,000 deep": (
+        dict(content=b"[" * 200_000 + b"]" * 200_000, headers=JSON),
+        400,
+        "nested too deeply",
+    ),
+    "a form of 20,000 parts": ("parts", 400, "more than 128 parts"),
+    "a form of long field names": ("names", 400, "no field 'image'"),
 }
 
 
@@ -221,12 +248,28 @@ def test_bad_requests_are_one_json_message_with_their_status(client, digits, cas
         "truncated": dict(files=form(png[: len(png) // 2])),
         "top0": dict(files=form(png), params={"top": 0}),
         "many": dict(files=form(*[png] * 65)),
+        "parts": many_parts(20_000, "x"),
+        "names": many_parts(100, "x" * 1000),
     }
     answer = client.post("/v1/predict", **(made[request] if isinstance(request, str) else request))
-    assert answer.status_code == status, answer.text
+    assert answer.status_code == status, answer.text[:1000]
     assert answer.headers["content-type"] == "application/json"
     message = answer.json()["error"]
     assert set(answer.json()) == {"error"} and fragment in message and "\n" not in message
+    assert len(message) <= MAX_MESSAGE  # what a client sent is not echoed at length
+
+
+def test_a_request_claiming_more_pixels_than_its_budget_is_a_413_before_decoding(model):
+    hostile = claiming_jpeg(9_000, 9_000)  # 81 million pixels each: under one image's limit
+    files = [("image", (f"{n}.jpg", hostile, "image/jpeg")) for n in range(16)]
+    with client_for(model, timeout_s=2) as client:
+        answer = client.post("/v1/predict", files=files)
+        metrics = client.get("/metrics").text
+    assert answer.status_code == 413, answer.text
+    assert answer.headers["content-type"] == "application/json"
+    assert "claim 1,296,000,000 pixels together" in answer.json()["error"]
+    assert "at most 100,000,000 for one request" in answer.json()["error"]
+    assert "cnnkit_batch_size_count" not in metrics  # nothing reached the model process
 
 
 def test_a_body_over_the_byte_limit_is_refused_before_it_is_read(model, digits):
@@ -294,6 +337,8 @@ def test_the_token_guards_the_api_and_metrics_but_not_the_page(model, digits):
         assert client.post("/v1/predict", files=form(digits[0].png)).status_code == 401
         good = {"Authorization": f"Bearer {TOKEN}"}
         assert client.get("/v1/model", headers=good).status_code == 200
+        for scheme in ("bearer", "BEARER", "Bearer  "):  # RFC 9110: any case, then spaces
+            assert client.get("/metrics", headers={"Authorization": f"{scheme} {TOKEN}"}).is_success
         assert client.post("/v1/predict", files=form(digits[0].png), headers=good).json()
         for path in ("/", "/static/page.js", "/healthz", "/readyz"):
             assert client.get(path).status_code == 200, path
@@ -321,9 +366,9 @@ class SlowModel:
     async def connect(self):
         return self
 
-    async def run_batch(self, kind, items):
+    async def run_batch(self, kind, batch):
         await asyncio.sleep(0.4)
-        return [np.array([0.25, 0.75])] * len(items)
+        return [np.array([0.25, 0.75])] * len(batch.items)
 
     async def close(self):
         pass
@@ -370,3 +415,137 @@ def test_overload_answers_503_with_retry_after_and_a_long_wait_504(digits):
     busy = next(a for a in answers if a.status_code == 503)
     assert busy.headers["retry-after"] == "1" and "busy" in busy.json()["error"]
     assert all(set(answer.json()) == {"error"} for answer in answers)  # JSON, none a 500
+
+
+class BrokenModel(SlowModel):
+    """Stands in for a model process with bugs: an item named bug.png fails in it (an
+    ``ItemFailure``), one named odd.png gets an answer that the route cannot use."""
+
+    async def run_batch(self, kind, batch):
+        answers = {"bug.png": ItemFailure("an internal error on this item"), "odd.png": "odd"}
+        return [answers.get(upload.name, np.array([0.25, 0.75])) for upload in batch.items]
+
+
+def test_a_bug_is_a_json_500_for_its_own_request_with_the_traceback_in_the_log(digits, caplog):
+    with client_for(BrokenModel()) as client:
+        item = client.post(
+            "/v1/predict", files=[("image", ("bug.png", digits[0].png, "image/png"))]
+        )
+        route = client.post(
+            "/v1/predict", files=[("image", ("odd.png", digits[0].png, "image/png"))]
+        )
+        fine = client.post("/v1/predict", files=[("image", ("ok.png", digits[0].png, "image/png"))])
+        wrong_method = client.get("/v1/predict")
+    for answer in (item, route):
+        assert answer.status_code == 500 and answer.headers["content-type"] == "application/json"
+        assert "Traceback" not in answer.text and "odd" not in answer.text
+    assert item.json() == {"error": "an internal error on this item"}
+    assert "traceback is in the server's log" in route.json()["error"]
+    assert fine.status_code == 200
+    assert wrong_method.status_code == 405 and set(wrong_method.json()) == {"error"}
+    (logged,) = [record for record in caplog.records if record.exc_info]
+    assert "POST /v1/predict failed" in logged.getMessage()
+
+
+class HeldModel(SlowModel):
+    """Stands in for the model process: holds each batch until ``go`` is set, records
+    the batches' image names and the positions withdrawn from them, and answers a
+    withdrawn item ``WITHDRAWN`` as the model process does."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[str]] = []
+        self.withdrawn: list[int] = []
+
+    async def connect(self):
+        self.holding, self.go = asyncio.Event(), asyncio.Event()  # on the app's loop
+        return self
+
+    async def run_batch(self, kind, batch):
+        self.batches.append([upload.name for upload in batch.items])
+        withdrawn: list[int] = []
+        batch.when_withdrawn(withdrawn.append)
+        self.holding.set()
+        await self.go.wait()
+        self.go.clear()
+        self.withdrawn += withdrawn
+        answer = np.array([0.25, 0.75])
+        return [WITHDRAWN if n in withdrawn else answer for n in range(len(batch.items))]
+
+
+def upload_scope(body: bytes) -> dict:
+    headers = [(b"content-type", b"image/png"), (b"content-length", str(len(body)).encode())]
+    return {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+        "scheme": "http", "path": "/v1/predict", "raw_path": b"/v1/predict", "query_string": b"",
+        "root_path": "", "headers": headers, "client": ("127.0.0.1", 5000),
+        "server": ("127.0.0.1", 8000),
+    }  # fmt: skip
+
+
+async def post(app, body: bytes, gone: asyncio.Event) -> list[dict]:
+    """A raw ASGI request of ``body`` whose client disconnects when ``gone`` is set;
+    the messages the app sent."""
+    sent: list[dict] = []
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def receive():
+        if messages:
+            return messages.pop()
+        await gone.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message):
+        sent.append(message)
+
+    await app(upload_scope(body), receive, send)
+    return sent
+
+
+def test_work_whose_client_disconnected_is_dropped_or_withdrawn_not_computed(digits):
+    """Request 1 holds the model; 2 and 3 wait in the queue, and 2's client leaves: its
+    image is dropped before any batch takes it. Then 3 and 4 share a batch, and 4's
+    client leaves while it runs: its image is withdrawn (the model process skips it)."""
+    from cnnkit.serve.app import create_app
+
+    model = HeldModel()
+    app = create_app(model, ServeSettings())
+    png = digits[0].png
+
+    async def clients():
+        lifespan = asyncio.Queue()
+        await lifespan.put({"type": "lifespan.startup"})
+        started = asyncio.Event()
+
+        async def lifespan_send(message):
+            started.set()
+
+        running = asyncio.ensure_future(app({"type": "lifespan"}, lifespan.get, lifespan_send))
+        await started.wait()
+        gone = [asyncio.Event() for _ in range(4)]
+        first = asyncio.ensure_future(post(app, png, gone[0]))
+        await model.holding.wait()  # request 1 is in the model
+        model.holding.clear()
+        second, third = (asyncio.ensure_future(post(app, png, gone[n])) for n in (1, 2))
+        await asyncio.sleep(0.05)  # both queued
+        gone[1].set()
+        second_sent = await second  # answered at once, while the model still holds 1
+        fourth = asyncio.ensure_future(post(app, png, gone[3]))
+        await asyncio.sleep(0.05)
+        model.go.set()  # 1 is answered; 3 and 4 go to the model together
+        await model.holding.wait()
+        gone[3].set()
+        fourth_sent = await fourth
+        model.go.set()
+        answers = [await first, second_sent, await third, fourth_sent]
+        await lifespan.put({"type": "lifespan.shutdown"})
+        await running
+        return [sent[0]["status"] for sent in answers]
+
+    statuses = asyncio.run(clients())
+    assert statuses == [200, 499, 200, 499]
+    assert model.batches == [["image 1"], ["image 1", "image 1"]]  # 2 never reached it
+    assert model.withdrawn == [1]  # 4, the second of its batch
+    metrics = app.metrics.render().splitlines()
+    assert 'cnnkit_dropped_items_total{kind="predict",stage="queue"} 1' in metrics
+    assert 'cnnkit_dropped_items_total{kind="predict",stage="model"} 1' in metrics
+    assert 'cnnkit_requests_total{route="/v1/predict",method="POST",status="499"} 2' in metrics

@@ -7,17 +7,18 @@ import time
 import pytest
 
 from cnnkit.errors import ImageError, ServerBusyError, ServerTimeoutError
-from cnnkit.serve.batcher import MicroBatcher
+from cnnkit.serve.batcher import Batch, ClientGone, MicroBatcher
+from cnnkit.serve.wire import WITHDRAWN
 
 
 def recording_handler(seconds: float = 0.0):
     """A handler that doubles its items after ``seconds`` and records its batches."""
     batches: list[list[int]] = []
 
-    async def handle(items: list[int]) -> list[int]:
-        batches.append(list(items))
+    async def handle(batch: Batch) -> list[int]:
+        batches.append(batch.items)
         await asyncio.sleep(seconds)
-        return [2 * item for item in items]
+        return [2 * item for item in batch.items]
 
     return handle, batches
 
@@ -26,9 +27,9 @@ def blocked_handler():
     """A handler that answers its items as they are once ``release`` is set."""
     release = asyncio.Event()
 
-    async def blocked(items: list) -> list:
+    async def blocked(batch: Batch) -> list:
         await release.wait()
-        return items
+        return batch.items
 
     return blocked, release
 
@@ -87,9 +88,9 @@ def test_kinds_are_never_mixed_in_one_batch():
     seen: list[tuple[str, list[int]]] = []
 
     def handler(kind):
-        async def handle(items):
-            seen.append((kind, list(items)))
-            return [kind] * len(items)
+        async def handle(batch):
+            seen.append((kind, batch.items))
+            return [kind] * len(batch.items)
 
         return handle
 
@@ -103,8 +104,8 @@ def test_kinds_are_never_mixed_in_one_batch():
 
 
 def test_an_item_that_fails_fails_only_its_own_request():
-    async def read(items):
-        return [ImageError(f"bad {i}") if i == 3 else i for i in items]
+    async def read(batch):
+        return [ImageError(f"bad {i}") if i == 3 else i for i in batch.items]
 
     batcher = MicroBatcher({"read": read})
 
@@ -121,11 +122,11 @@ def test_an_item_that_fails_fails_only_its_own_request():
 def test_a_failing_handler_fails_its_batch_and_the_next_batch_goes_on():
     calls = []
 
-    async def flaky(items):
-        calls.append(items)
+    async def flaky(batch):
+        calls.append(batch.items)
         if len(calls) == 1:
             raise RuntimeError("the model broke")
-        return items
+        return batch.items
 
     batcher = MicroBatcher({"x": flaky}, max_batch=2)
 
@@ -219,3 +220,76 @@ def test_a_request_larger_than_the_queue_waits_for_an_empty_one():
 
     assert run(batcher, clients) == [2, 4, 6]
     assert batches == [[1, 2, 3]]
+
+
+def test_a_batch_closes_before_its_pixel_budget_is_exceeded_and_always_takes_one_job():
+    blocked, release = blocked_handler()
+    batches: list[list[int]] = []
+
+    async def recorded(batch: Batch) -> list:
+        batches.append(batch.items)
+        return await blocked(batch)
+
+    batcher = MicroBatcher({"x": recorded}, max_batch=8, max_batch_pixels=100)
+    claims = [60, 30, 10, 50, 150, 5, 5]  # pixels that each item's header claims
+
+    async def clients():
+        running = asyncio.ensure_future(batcher.submit("x", "first"))  # holds the task
+        await asyncio.sleep(0.01)
+        waiting = [
+            asyncio.ensure_future(batcher.submit_many("x", [n], [c])) for n, c in enumerate(claims)
+        ]
+        await asyncio.sleep(0.01)
+        release.set()
+        return await asyncio.gather(running, *waiting)
+
+    run(batcher, clients)
+    assert batches == [["first"], [0, 1, 2], [3], [4], [5, 6]]  # 100, 50, 150 alone, 10
+
+
+def test_an_item_whose_request_goes_away_mid_batch_is_withdrawn_from_the_handler():
+    release = asyncio.Event()
+    withdrawn: list[int] = []
+
+    async def handle(batch: Batch) -> list:
+        batch.when_withdrawn(withdrawn.append)
+        await release.wait()
+        return [WITHDRAWN if n in withdrawn else item for n, item in enumerate(batch.items)]
+
+    batcher = MicroBatcher({"x": handle})
+
+    async def clients():
+        gone = asyncio.Event()
+        staying = asyncio.ensure_future(batcher.submit_many("x", ["a"]))
+        leaving = asyncio.ensure_future(batcher.submit_many("x", ["b", "c"], gone=gone.wait()))
+        await asyncio.sleep(0.01)  # one batch of all three in the handler
+        gone.set()
+        with pytest.raises(ClientGone):
+            await leaving
+        release.set()
+        return await staying
+
+    assert run(batcher, clients) == ["a"]
+    assert withdrawn == [1, 2]
+    assert batcher.dropped == {("x", "model"): 2}
+
+
+def test_a_request_that_times_out_drops_its_queued_items_and_withdraws_the_running_one():
+    release = asyncio.Event()
+    withdrawn: list[int] = []
+
+    async def handle(batch: Batch) -> list:
+        batch.when_withdrawn(withdrawn.append)
+        await release.wait()
+        return [WITHDRAWN if n in withdrawn else n for n in range(len(batch.items))]
+
+    batcher = MicroBatcher({"x": handle}, max_batch=1, timeout_s=0.05)
+
+    async def clients():
+        with pytest.raises(ServerTimeoutError):
+            await batcher.submit_many("x", ["a", "b"])  # a in the handler, b queued
+        release.set()
+
+    run(batcher, clients)
+    assert withdrawn == [0]
+    assert batcher.dropped == {("x", "queue"): 1, ("x", "model"): 1}

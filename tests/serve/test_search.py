@@ -1,34 +1,53 @@
 """The search routes of a server started with an index, through FastAPI's test client on
-a real LeNet-5 run, a real index of 1,000 MNIST training digits and real test digits:
-answers agree with ``cnnkit.search``'s own API, thumbnails come by item id only, every
-bad request is one JSON message, and an index of other weights refuses to start."""
+a real LeNet-5 run, a real index of 1,000 MNIST training digits and three digit files, and
+real test digits: answers agree with ``cnnkit.search``'s own API, thumbnails come by item
+id only, each item's error is its own, every bad request is one JSON message, and an
+index of other weights refuses to start."""
 
+import asyncio
 import io
+import shutil
+from pathlib import Path
 
 import pytest
 import torch
 from PIL import Image
 
-from cnnkit.errors import FingerprintError
+from cnnkit.errors import FingerprintError, NotFoundError
 from cnnkit.runs import save_checkpoint
-from cnnkit.search import open_index
+from cnnkit.search import BuildSettings, add_to_index, open_index
 from cnnkit.serve.settings import ServeSettings
 
 TOKEN = "search-token-51c2"
+FILES = range(1000, 1003)  # the ids of the items that are files on the server
 
 
 @pytest.fixture(scope="module")
-def model(serve_extra, digit_checkpoint, digit_index):
+def served_index(serve_extra, tmp_path_factory, digit_index, digits) -> Path:
+    """The session's index of 1,000 MNIST training digits, copied, and three test digits
+    added to it as PNG files (ids 1000 to 1002)."""
+    folder = tmp_path_factory.mktemp("served-index")
+    shutil.copytree(digit_index, folder / "index")
+    (folder / "files").mkdir()
+    files = [folder / "files" / digit.path.name for digit in digits[90:93]]
+    for digit, file in zip(digits[90:93], files, strict=True):
+        shutil.copy(digit.path, file)
+    add_to_index(folder / "index", files, BuildSettings(device="cpu"))
+    return folder / "index"
+
+
+@pytest.fixture(scope="module")
+def model(serve_extra, digit_checkpoint, served_index):
     from cnnkit.serve.model_process import ModelProcess
 
-    process = ModelProcess.start(digit_checkpoint, "cpu", index=digit_index)
+    process = ModelProcess.start(digit_checkpoint, "cpu", index=served_index)
     yield process
     process.close()
 
 
 @pytest.fixture(scope="module")
-def index(digit_index):
-    return open_index(digit_index)
+def index(served_index):
+    return open_index(served_index)
 
 
 @pytest.fixture
@@ -78,10 +97,42 @@ def test_thumbnails_come_by_item_id_from_the_index(client, index):
     assert answer.status_code == 200 and answer.headers["content-type"] == "image/png"
     assert answer.content == index.thumbnail(17, 96)
     assert Image.open(io.BytesIO(answer.content)).size == (96, 96)  # 28x28, enlarged
-    missing = client.get("/v1/thumbnails/1000")  # ids 0..999
-    assert missing.status_code == 404 and missing.json() == {"error": "no item 1000 in the index"}
+    missing = client.get("/v1/thumbnails/1003")  # ids 0..1002
+    assert missing.status_code == 404 and missing.json() == {"error": "no item 1003 in the index"}
     for path in ("/v1/thumbnails/..%2Fmanifest.json", "/v1/thumbnails/-1x"):
         assert client.get(path).status_code in (404, 422)
+
+
+def test_a_thumbnail_whose_file_is_gone_is_a_404_and_fails_no_other_item(model, index):
+    from cnnkit.serve.app import create_app
+    from cnnkit.serve.batcher import Batch, Job
+    from cnnkit.serve.wire import Operation
+
+    gone = Path(index.record(1001).path)
+    kept = gone.read_bytes()
+    gone.unlink()
+    try:
+        from fastapi.testclient import TestClient
+
+        with TestClient(create_app(model, ServeSettings())) as client:
+            answer = client.get("/v1/thumbnails/1001")
+
+        async def one_batch() -> list:  # as the batcher sends them: the ids together
+            connection = await model.connect()
+            loop = asyncio.get_running_loop()
+            jobs = [Job("thumbnail", item, loop.create_future()) for item in (1000, 1001, 17)]
+            try:
+                return await connection.run_batch(Operation.THUMBNAIL, Batch(jobs))
+            finally:
+                await connection.close()
+
+        first, missing, dataset_item = asyncio.run(one_batch())
+    finally:
+        gone.write_bytes(kept)
+    assert answer.status_code == 404 and answer.headers["content-type"] == "application/json"
+    assert answer.json() == {"error": "item 1001: its image is missing or unreadable on the server"}
+    assert isinstance(missing, NotFoundError) and str(gone) not in str(missing)
+    assert first == index.thumbnail(1000, 96) and dataset_item == index.thumbnail(17, 96)
 
 
 BAD_SEARCHES = {
@@ -118,7 +169,7 @@ def test_the_model_route_describes_the_index_and_the_token_guards_search(model):
             assert client.get(path).status_code == 401
             assert client.get(path, headers=good).status_code == 200
         schema = client.get("/openapi.json").json()["paths"]
-    assert described == {"items": 1000, "collection": "mnist train"}
+    assert described == {"items": 1003, "collection": "mnist train"}
     assert {"/v1/search", "/v1/thumbnails/{item_id}"} <= set(schema)
 
 

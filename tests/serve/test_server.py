@@ -77,6 +77,44 @@ def test_a_served_run_answers_and_drains_on_sigterm(serve_extra, digit_checkpoin
     assert "--resume" not in stderr  # a server has no run to resume
 
 
+def raw_answer(port: int, request: bytes) -> tuple[int, dict, str]:
+    """Send ``request`` on a new connection; the answer's status, JSON body and type."""
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(request)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    kind = next(line for line in head.split(b"\r\n") if line.lower().startswith(b"content-type"))
+    return int(head.split()[1]), json.loads(body), kind.decode()
+
+
+@pytest.mark.slow  # starts a server: seconds
+def test_request_headers_are_bounded_and_bad_http_is_a_json_400(serve_extra, digit_checkpoint):
+    limit = ServeSettings.max_header_bytes
+
+    def request_with_headers(size: int) -> bytes:
+        start = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+        padding = b"X-Padding: " + b"a" * (size - len(start) - 15) + b"\r\n"
+        return start + padding + b"\r\n"
+
+    with serving(digit_checkpoint) as served:
+        port = int(served.url.rsplit(":", 1)[1])
+        under = raw_answer(port, request_with_headers(limit - 100))
+        over = raw_answer(port, request_with_headers(limit + 1000))
+        garbled = raw_answer(port, b"NOT HTTP AT ALL\r\n\r\n")
+        assert served.get("/healthz")[0] == 200  # the server went on
+    assert under == (200, {"status": "ok"}, "content-type: application/json")
+    status, answer, kind = over
+    assert status == 431 and kind == "content-type: application/json"
+    assert answer == {
+        "error": f"request line and headers over the server's limit of {limit:,} bytes"
+    }
+    status, answer, kind = garbled
+    assert status == 400 and kind == "content-type: application/json"
+    assert "not an HTTP request" in answer["error"]
+
+
 def test_a_bad_checkpoint_is_one_line(serve_extra, tmp_path):
     missing = tmp_path / "nothing.pt"
     assert_one_line_error(run_cli("serve", str(missing), "--port", str(free_port())), str(missing))

@@ -10,7 +10,11 @@
 The HTTP process reads requests and checks each image's format and header here; the
 batcher sends the images, in batches, to the model process (``model_process``), which decodes
 and classifies them while the event loop goes on with other requests. Every error is
-JSON ``{"error": MESSAGE}`` with the status of its cause (``STATUSES``).
+JSON ``{"error": MESSAGE}`` with the status of its cause (``STATUSES``), the
+framework's own (404, 405, 422) included; a bug is a 500 for its own request, with its
+traceback in the server's log only (``ItemFailure`` for one item of a batch, the
+middleware for anything else). A request whose client disconnects while it waits for
+the model stops waiting, and its images are dropped or withdrawn (``batcher``).
 
 With an index (``ModelProcess.start(..., index=)``) the model process also answers
 search by example and by class and the items' thumbnails (``search_routes``); without
@@ -18,6 +22,7 @@ one those routes answer 404.
 """
 
 import base64
+import dataclasses
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -33,83 +38,30 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 from starlette.types import Scope
 
-from cnnkit.errors import (
-    CnnkitError,
-    ImageError,
-    ImageTooLargeError,
-    NotFoundError,
-    RequestError,
-    RequestTooLargeError,
-    ServerBusyError,
-    ServerTimeoutError,
-    UnsupportedImageError,
+from cnnkit.errors import CnnkitError
+from cnnkit.serve.answers import (
+    ANY_ROUTE,
+    PROTECTED,
+    UPLOADS,
+    error_response,
+    errors,
+    status_of,
+    submit,
+    upload_body,
 )
-from cnnkit.serve.batcher import MicroBatcher
+from cnnkit.serve.batcher import ClientGone, MicroBatcher
+from cnnkit.serve.limits import UploadLimits
 from cnnkit.serve.metrics import Metrics, milliseconds_since
-from cnnkit.serve.middleware import RETRY_AFTER_S, Gate
+from cnnkit.serve.middleware import INTERNAL_ERROR, Gate
 from cnnkit.serve.model_process import ModelProcess
 from cnnkit.serve.search_routes import no_search_routes, search_routes
 from cnnkit.serve.settings import ServeSettings
 from cnnkit.serve.uploads import read_images, top_parameter
-from cnnkit.serve.wire import Operation
+from cnnkit.serve.wire import ItemFailure, Operation
 
-# The status of each error, most specific first.
-STATUSES: tuple[tuple[type[CnnkitError], int], ...] = (
-    (ImageTooLargeError, 413),
-    (RequestTooLargeError, 413),
-    (UnsupportedImageError, 415),
-    (ImageError, 400),
-    (RequestError, 400),
-    (NotFoundError, 404),
-    (ServerBusyError, 503),
-    (ServerTimeoutError, 504),
-)
 DEFAULT_TOP = 5  # classes per image, as cnnkit predict shows
-UPLOAD_BODY = {
-    "parameters": [
-        {
-            "name": "top",
-            "in": "query",
-            "description": "how many classes per image, most probable first",
-            "schema": {"type": "integer", "minimum": 1, "default": DEFAULT_TOP},
-        }
-    ],
-    "requestBody": {
-        "required": True,
-        "description": "multipart field 'image' (repeat it for several), JSON "
-        '{"image": BASE64} or {"images": [BASE64, ...]}, or the image file as the body',
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "properties": {
-                        "image": {"type": "array", "items": {"type": "string", "format": "binary"}}
-                    },
-                    "required": ["image"],
-                }
-            },
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "properties": {
-                        "image": {"type": "string", "format": "byte"},
-                        "images": {"type": "array", "items": {"type": "string", "format": "byte"}},
-                    },
-                }
-            },
-            "image/*": {"schema": {"type": "string", "format": "binary"}},
-        },
-    },
-}
-
-
-def status_of(error: CnnkitError) -> int:
-    return next((status for kind, status in STATUSES if isinstance(error, kind)), 500)
-
-
-def error_response(status: int, message: str) -> JSONResponse:
-    headers = {"Retry-After": str(RETRY_AFTER_S)} if status == 503 else None
-    return JSONResponse({"error": message}, status_code=status, headers=headers)
+CLIENT_GONE = 499  # nginx's status for a request whose client closed the connection
+UPLOAD_BODY = upload_body(DEFAULT_TOP, "classes per image, most probable first")
 
 
 def top_classes(probs: np.ndarray, classes: list[str], top: int) -> list[dict[str, Any]]:
@@ -127,9 +79,14 @@ def create_app(model: ModelProcess, settings: ServeSettings) -> Gate:
         max_wait_s=settings.max_wait_ms / 1000,
         max_queue=settings.max_queue,
         timeout_s=settings.timeout_s,
+        max_batch_pixels=settings.max_batch_pixels,
         observe=metrics.observe_batch,
     )
     metrics.queue_depth = lambda: batcher.depth
+    metrics.dropped = lambda: batcher.dropped
+    limits = UploadLimits(
+        settings.max_images, settings.max_parts, model.max_pixels, settings.max_request_pixels
+    )
     description = {**model.description, "search": model.index}
     operations = Operation.served(model.index is not None)
 
@@ -148,10 +105,11 @@ def create_app(model: ModelProcess, settings: ServeSettings) -> Gate:
         lifespan=lifespan,
     )
     add_error_handlers(app)
-    app.include_router(image_routes(batcher, model, description, settings))
+    app.include_router(image_routes(batcher, description, limits))
     app.include_router(service_routes(batcher, model, description, metrics))
     if model.index is not None:
-        app.include_router(search_routes(batcher, model.max_pixels, UPLOAD_BODY))
+        one_image = dataclasses.replace(limits, images=1)
+        app.include_router(search_routes(batcher, one_image))
     else:
         app.include_router(no_search_routes())
     page = (resources.files("cnnkit.serve") / "static" / "index.html").read_text()
@@ -181,6 +139,18 @@ def add_error_handlers(app: FastAPI) -> None:
     async def cnnkit_error(request: Request, error: CnnkitError) -> JSONResponse:
         return error_response(status_of(error), str(error))
 
+    @app.exception_handler(ItemFailure)
+    async def item_failure(request: Request, error: ItemFailure) -> JSONResponse:
+        return error_response(500, str(error))  # the model process logged its traceback
+
+    @app.exception_handler(ClientGone)
+    async def client_gone(request: Request, error: ClientGone) -> JSONResponse:
+        return error_response(CLIENT_GONE, str(error))  # for the metrics: nobody reads it
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, error: Exception) -> JSONResponse:
+        return error_response(500, INTERNAL_ERROR)  # the middleware logs the traceback
+
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, error: HTTPException) -> JSONResponse:
         if error.status_code == 404:
@@ -194,20 +164,18 @@ def add_error_handlers(app: FastAPI) -> None:
         return error_response(422, f"{where}: {first['msg']}")
 
 
-def image_routes(
-    batcher: MicroBatcher, model: ModelProcess, description: dict, settings: ServeSettings
-) -> APIRouter:
+def image_routes(batcher: MicroBatcher, description: dict, limits: UploadLimits) -> APIRouter:
     """``/v1/predict`` and ``/v1/explain``."""
     router = APIRouter()
     name, classes = description["model"], description["classes"]
 
-    @router.post(Operation.PREDICT.path, openapi_extra=UPLOAD_BODY)
+    @router.post(Operation.PREDICT.path, openapi_extra=UPLOAD_BODY, responses=errors(*UPLOADS))
     async def predict(request: Request) -> JSONResponse:
         """The top classes of each image, most probable first."""
         started = time.perf_counter()
         top = top_parameter(request, DEFAULT_TOP)
-        uploads = await read_images(request, settings.max_images, model.max_pixels)
-        results = await batcher.submit_many(Operation.PREDICT, uploads)
+        uploads = await read_images(request, limits)
+        results = await submit(batcher, request, Operation.PREDICT, uploads)
         predictions = [
             {"name": upload.name, "top": top_classes(probs, classes, top)}
             for upload, probs in zip(uploads, results, strict=True)
@@ -215,13 +183,13 @@ def image_routes(
         answer = {"model": name, "predictions": predictions, "ms": milliseconds_since(started)}
         return JSONResponse(answer)
 
-    @router.post(Operation.EXPLAIN.path, openapi_extra=UPLOAD_BODY)
+    @router.post(Operation.EXPLAIN.path, openapi_extra=UPLOAD_BODY, responses=errors(*UPLOADS))
     async def explain(request: Request) -> JSONResponse:
         """One image as the network received it and its first convolution's feature maps."""
         started = time.perf_counter()
         top = top_parameter(request, DEFAULT_TOP)
-        (upload,) = await read_images(request, 1, model.max_pixels)
-        found = await batcher.submit(Operation.EXPLAIN, upload)
+        (upload,) = await read_images(request, dataclasses.replace(limits, images=1))
+        (found,) = await submit(batcher, request, Operation.EXPLAIN, [upload])
         return JSONResponse(
             {
                 "model": name,
@@ -243,24 +211,24 @@ def service_routes(
     """``/v1/model``, ``/healthz``, ``/readyz`` and ``/metrics``."""
     router = APIRouter()
 
-    @router.get("/v1/model")
+    @router.get("/v1/model", responses=errors(*PROTECTED))
     async def model_info() -> JSONResponse:
         """The model's name, data set, classes, input and size."""
         return JSONResponse(description)
 
-    @router.get("/healthz")
+    @router.get("/healthz", responses=errors(*ANY_ROUTE))
     async def healthz() -> JSONResponse:
         """200 while the process answers."""
         return JSONResponse({"status": "ok"})
 
-    @router.get("/readyz")
+    @router.get("/readyz", responses=errors(*ANY_ROUTE, 503))
     async def readyz() -> JSONResponse:
         """200 while the model takes requests; 503 before it is loaded and while draining."""
         if not (batcher.is_running and model.is_alive):
             return error_response(503, "not ready: the model is starting, stopping or gone")
         return JSONResponse({"status": "ready"})
 
-    @router.get("/metrics", response_class=PlainTextResponse)
+    @router.get("/metrics", response_class=PlainTextResponse, responses=errors(*PROTECTED))
     async def prometheus() -> PlainTextResponse:
         """Request counts and latencies by route and status, batch sizes, queue depth."""
         return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4")

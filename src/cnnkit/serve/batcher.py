@@ -9,6 +9,17 @@ batch while the event loop goes on reading requests. A full queue is a
 answer within ``timeout_s`` a ``ServerTimeoutError`` (504); ``close`` answers every
 queued job first.
 
+A batch is also held to a budget of claimed pixels (``max_batch_pixels``; each job's
+``pixels``, what its image's header claims): it always takes its first job, and closes
+before a job that would exceed the budget, so that large images are decoded in batches
+of their own rather than in front of every small one.
+
+Work whose request has gone (timed out, or its client disconnected: ``submit_many``'s
+``gone``) is not computed: a queued job is dropped when the task reaches it, and a job
+already handed to the handler is withdrawn (``Batch.when_withdrawn``): the server's
+handler tells the model process, which skips the item if it has not started it and
+answers ``WITHDRAWN``. ``dropped`` counts both, by kind and stage, for ``/metrics``.
+
 A request's items are queued in the same step of the event loop as the room for them
 is checked, all or none (``submit_many``). Queued from tasks of their own (as
 ``asyncio.gather`` of one coroutine per item did), every request read in one pass of
@@ -23,19 +34,15 @@ each time it woke, which Python grants every 5 ms (``sys.getswitchinterval``).
 
 import asyncio
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from cnnkit.errors import ServerBusyError, ServerTimeoutError
 from cnnkit.serve.settings import ServeSettings
-
-# A handler takes the items of one batch and returns their results, in order; a result
-# that is an exception is raised in its own request only.
-Handler = Callable[[list[Any]], Awaitable[Sequence[Any]]]
-# Called after every batch with its kind, size and seconds in the handler.
-BatchObserver = Callable[[str, int, float], None]
+from cnnkit.serve.wire import WITHDRAWN
 
 
 @dataclass
@@ -43,6 +50,41 @@ class Job:
     kind: str
     item: Any
     future: asyncio.Future
+    pixels: int = 0  # what its image's header claims; 0 for an item without an upload
+
+
+@dataclass
+class Batch:
+    """The jobs of one kind that a handler answers together."""
+
+    jobs: list[Job]
+
+    @property
+    def items(self) -> list[Any]:
+        return [job.item for job in self.jobs]
+
+    def when_withdrawn(self, callback: Callable[[int], None]) -> None:
+        """Call ``callback(position)`` when the request of the job at ``position``
+        stops waiting before the batch is answered."""
+
+        def on_done(position: int, future: asyncio.Future) -> None:
+            if future.cancelled():
+                callback(position)
+
+        for position, job in enumerate(self.jobs):
+            job.future.add_done_callback(partial(on_done, position))
+
+
+class ClientGone(Exception):
+    """The request's client disconnected before its answer was ready."""
+
+
+# A handler takes one batch and returns its items' results, in order; a result that is
+# an exception is raised in its own request only, and ``WITHDRAWN`` means that the item
+# was not computed because its request had gone.
+Handler = Callable[[Batch], Awaitable[Sequence[Any]]]
+# Called after every batch with its kind, size and seconds in the handler.
+BatchObserver = Callable[[str, int, float], None]
 
 
 @dataclass
@@ -52,7 +94,11 @@ class MicroBatcher:
     max_wait_s: float = ServeSettings.max_wait_ms / 1000
     max_queue: int = ServeSettings.max_queue
     timeout_s: float = ServeSettings.timeout_s
+    max_batch_pixels: int = ServeSettings.max_batch_pixels
     observe: BatchObserver | None = None
+    # Items not computed because their request had gone, by (kind, stage): "queue" for
+    # those dropped before a batch took them, "model" for those withdrawn from a batch.
+    dropped: Counter[tuple[str, str]] = field(default_factory=Counter, init=False)
     _pending: deque[Job] = field(default_factory=deque, init=False)
     _arrived: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     _closed: bool = field(default=False, init=False)
@@ -97,41 +143,73 @@ class MicroBatcher:
         (result,) = await self.submit_many(kind, [item])
         return result
 
-    async def submit_many(self, kind: str, items: list[Any]) -> list[Any]:
-        """The handler's results for ``items``, queued together (or refused together)
-        before this coroutine first waits; the first item's error is raised."""
+    async def submit_many(
+        self,
+        kind: str,
+        items: list[Any],
+        pixels: Sequence[int] | None = None,
+        gone: Awaitable[Any] | None = None,
+    ) -> list[Any]:
+        """The handler's results for ``items`` (whose images claim ``pixels``), queued
+        together (or refused together) before this coroutine first waits; the first
+        item's error is raised. ``gone`` completes if the client disconnects: then a
+        ``ClientGone``, and the items are dropped or withdrawn, as on a timeout."""
         self.check_room(len(items))
         loop = asyncio.get_running_loop()
-        jobs = [Job(kind, item, loop.create_future()) for item in items]
+        claims = pixels if pixels is not None else [0] * len(items)
+        jobs = [
+            Job(kind, item, loop.create_future(), claim)
+            for item, claim in zip(items, claims, strict=True)
+        ]
         self._pending.extend(jobs)
         self._arrived.set()
         futures = [job.future for job in jobs]
+        answered = asyncio.gather(*futures)
+        answered.add_done_callback(retrieved)
+        watcher = None if gone is None else asyncio.ensure_future(gone)
         try:
-            _, late = await asyncio.wait(futures, timeout=self.timeout_s)
-        finally:  # timed out, or the request went away: the task skips a cancelled job
+            watched = {answered} if watcher is None else {answered, watcher}
+            await asyncio.wait(watched, timeout=self.timeout_s, return_when=asyncio.FIRST_COMPLETED)
+        finally:  # answered, failed, timed out or gone: the rest is dropped or withdrawn
             for future in futures:
                 future.cancel()
-        if late:
-            raise ServerTimeoutError(
-                f"no answer from the model within {self.timeout_s:g} s; the server is overloaded"
-            )
-        return [future.result() for future in futures]
+            if watcher is not None:
+                watcher.cancel()
+        if answered.done() and not answered.cancelled():
+            return answered.result()  # the first item's error, if one failed
+        if watcher is not None and watcher.done() and not watcher.cancelled():
+            raise ClientGone("the client disconnected before its answer was ready")
+        raise ServerTimeoutError(
+            f"no answer from the model within {self.timeout_s:g} s; the server is overloaded"
+        )
 
     async def _work(self) -> None:
         while (batch := await self._next_batch()) is not None:
+            kind = batch[0].kind
             started = time.perf_counter()
             try:
-                results = await self.handlers[batch[0].kind]([job.item for job in batch])
+                results = await self.handlers[kind](Batch(batch))
                 error = None
             except Exception as failure:  # every job of the batch gets it (a 500 or 503)
                 results, error = [None] * len(batch), failure
             for job, result in zip(batch, results, strict=True):
+                if result is WITHDRAWN:
+                    self.dropped[kind, "model"] += 1
                 settle(job.future, result, error)
             if self.observe is not None:
-                self.observe(batch[0].kind, len(batch), time.perf_counter() - started)
+                self.observe(kind, len(batch), time.perf_counter() - started)
+
+    def _take(self) -> Job | None:
+        """The oldest queued job, or None (counted) when its request has gone."""
+        job = self._pending.popleft()
+        if job.future.done():  # its request timed out, failed or went away
+            self.dropped[job.kind, "queue"] += 1
+            return None
+        return job
 
     async def _next_batch(self) -> list[Job] | None:
-        """The next jobs of one kind, oldest first; None once closed and drained."""
+        """The next jobs of one kind, oldest first, within the batch's size and pixel
+        budget; None once closed and drained."""
         batch: list[Job] = []
         while not batch:
             while not self._pending:
@@ -139,17 +217,20 @@ class MicroBatcher:
                     return None
                 self._arrived.clear()
                 await self._arrived.wait()
-            job = self._pending.popleft()
-            if not job.future.done():  # else its request timed out or went away
+            if (job := self._take()) is not None:
                 batch.append(job)
+        pixels = batch[0].pixels
         gather_until = time.monotonic() + self.max_wait_s
         while len(batch) < self.max_batch:
             if self._pending:
-                if self._pending[0].kind != batch[0].kind:
+                waiting = self._pending[0]
+                if waiting.kind != batch[0].kind:
                     break
-                job = self._pending.popleft()
-                if not job.future.done():
+                if not waiting.future.done() and pixels + waiting.pixels > self.max_batch_pixels:
+                    break
+                if (job := self._take()) is not None:
                     batch.append(job)
+                    pixels += job.pixels
                 continue
             remaining = gather_until - time.monotonic()
             if remaining <= 0 or self._closed:
@@ -160,6 +241,13 @@ class MicroBatcher:
             except asyncio.TimeoutError:
                 break
         return batch
+
+
+def retrieved(future: asyncio.Future) -> None:
+    """Mark ``future``'s outcome as seen: a gathering whose jobs were cancelled ends in
+    an exception that nobody awaits, which asyncio would otherwise log."""
+    if not future.cancelled():
+        future.exception()
 
 
 def settle(future: asyncio.Future, result: Any, error: BaseException | None) -> None:

@@ -1,6 +1,7 @@
 """What the model process computes with a search index (``cnnkit serve --index``):
 the nearest items to uploaded images, the items most probably of a class, and an
-item's thumbnail. ``worker`` runs it beside ``ServedModel``.
+item's thumbnail, one item at a time (``worker`` answers each item with its own result
+or error). ``worker`` runs it beside ``ServedModel``.
 
 The index is opened with ``cnnkit.search.open_index`` and queried through its public
 API only; queries are embedded with the served checkpoint, which must have the
@@ -9,6 +10,7 @@ dicts: the item's id, label and file name, never its path on the server.
 """
 
 import io
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ from cnnkit.search import Hit, SearchIndex, open_index
 from cnnkit.serve.uploads import Upload
 from cnnkit.serve.wire import Operation
 
+log = logging.getLogger(__name__)
 THUMBNAIL_SIZE = 96  # pixels on the longer side, as cnnkit search's result pages show them
 
 
@@ -46,43 +49,38 @@ class ServedIndex:
         index.embedder(checkpoint, device)
         return cls(index, checkpoint)
 
-    def search(self, items: list[tuple[Upload, int]]) -> list[list[dict] | ImageError]:
-        """The ``top`` nearest items to each (upload, top), or why it could not be read."""
-        results: list[list[dict] | ImageError] = []
-        for upload, top in items:
-            try:
-                (hits,) = self.index.query_files(
-                    [io.BytesIO(upload.data)], top, [upload.name], self.checkpoint
-                )
-            except ImageError as error:
-                results.append(error)
-                continue
-            results.append([hit_json(hit, "similarity") for hit in hits])
-        return results
+    def search(self, item: tuple[Upload, int]) -> list[dict]:
+        """The ``top`` nearest items to one (upload, top); an ``ImageError`` when the
+        upload cannot be read."""
+        upload, top = item
+        (hits,) = self.index.query_files(
+            [io.BytesIO(upload.data)], top, [upload.name], self.checkpoint
+        )
+        return [hit_json(hit, "similarity") for hit in hits]
 
-    def by_class(self, items: list[tuple[str, int]]) -> list[list[dict] | NotFoundError]:
-        """The ``top`` items the model finds most probably of each (class, top)."""
-        results: list[list[dict] | NotFoundError] = []
-        for name, top in items:
-            try:
-                hits = self.index.by_class(name, top)
-            except UnknownNameError as error:
-                results.append(NotFoundError(str(error)))
-                continue
-            results.append([hit_json(hit, "probability") for hit in hits])
-        return results
+    def by_class(self, item: tuple[str, int]) -> list[dict]:
+        """The ``top`` items the model finds most probably of one (class, top)."""
+        name, top = item
+        try:
+            hits = self.index.by_class(name, top)
+        except UnknownNameError as error:
+            raise NotFoundError(str(error)) from None
+        return [hit_json(hit, "probability") for hit in hits]
 
-    def thumbnails(self, item_ids: list[int]) -> list[bytes | NotFoundError]:
-        """A PNG of each item, or a ``NotFoundError`` for an id the index does not hold."""
-        results: list[bytes | NotFoundError] = []
-        for item_id in item_ids:
-            try:
-                self.index.record(item_id)
-            except IndexFileError:
-                results.append(NotFoundError(f"no item {item_id} in the index"))
-                continue
-            results.append(self.index.thumbnail(item_id, THUMBNAIL_SIZE))
-        return results
+    def thumbnail(self, item_id: int) -> bytes:
+        """A PNG of the item; a ``NotFoundError`` for an id the index does not hold, or
+        an item whose image file is gone or unreadable (its path stays in the log)."""
+        try:
+            self.index.record(item_id)
+        except IndexFileError:
+            raise NotFoundError(f"no item {item_id} in the index") from None
+        try:
+            return self.index.thumbnail(item_id, THUMBNAIL_SIZE)
+        except ImageError as error:
+            log.warning("thumbnail of item %d: %s", item_id, error)
+            raise NotFoundError(
+                f"item {item_id}: its image is missing or unreadable on the server"
+            ) from None
 
     def describe(self) -> dict[str, Any]:
         manifest = self.index.manifest

@@ -1,11 +1,15 @@
 """What the server accepts as an image, checked before a pixel is decoded.
 
-Three checks, cheapest first, each with its own status: the request's size (the
+Four checks, cheapest first, each with its own status: the request's size (the
 middleware, 413, before the body is read), the format by its first bytes (415: only
 the formats a photo or a drawing comes in, so that none of Pillow's rarer decoders
-ever sees a request), and the pixel count that the header claims (413: a
-100,000 x 100,000 PNG is a few hundred bytes and would be 30 GB of pixels). Decoding
-itself is the run layer's (``Run.read_file``); its failures are 400s.
+ever sees a request), the pixel count that each header claims (413: a
+100,000 x 100,000 PNG is a few hundred bytes and would be 30 GB of pixels), and the
+pixels that a request's images claim together (413: sixteen JPEGs of a few hundred
+bytes that each claim 9,000 x 9,000 pixels are each under the limit of one image, and
+together ask the model process for 1.3 billion pixels). The batcher holds each batch to a budget of
+claimed pixels too (``batcher``). Decoding itself is the run layer's
+(``Run.read_file``); its failures are 400s.
 """
 
 import io
@@ -14,7 +18,12 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from cnnkit.errors import ImageError, ImageTooLargeError, UnsupportedImageError
+from cnnkit.errors import (
+    ImageError,
+    ImageTooLargeError,
+    RequestTooLargeError,
+    UnsupportedImageError,
+)
 
 # Pillow's format names and the first bytes that identify each (their specifications).
 SIGNATURES: dict[str, tuple[bytes, ...]] = {
@@ -23,6 +32,16 @@ SIGNATURES: dict[str, tuple[bytes, ...]] = {
     "GIF": (b"GIF87a", b"GIF89a"),
     "WEBP": (b"RIFF",),  # and "WEBP" at offset 8, checked below
 }
+
+
+@dataclass(frozen=True)
+class UploadLimits:
+    """What one request to a route that takes images may send."""
+
+    images: int  # images in the request
+    parts: int  # parts of a multipart form, whatever their names
+    pixels: int  # claimed by one image's header (the decoder's limit)
+    request_pixels: int  # claimed by all of the request's images together
 
 
 @dataclass(frozen=True)
@@ -74,3 +93,13 @@ def _too_large(name: str, claim: str, max_pixels: int) -> ImageTooLargeError:
     return ImageTooLargeError(
         f"{name}: its header claims {claim} pixels; the server decodes at most {max_pixels:,}"
     )
+
+
+def check_request_pixels(claims: list[int], budget: int) -> None:
+    """A ``RequestTooLargeError`` when the images' headers claim more than ``budget``
+    pixels together."""
+    if sum(claims) > budget:
+        raise RequestTooLargeError(
+            f"the {len(claims)} images' headers claim {sum(claims):,} pixels together; the "
+            f"server decodes at most {budget:,} for one request (send fewer or smaller images)"
+        )

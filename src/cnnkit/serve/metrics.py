@@ -9,7 +9,7 @@ middleware and the batcher's task), so no lock is needed.
 import bisect
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 # Request latency buckets in seconds: the page's drawing needs tens of milliseconds.
@@ -40,6 +40,8 @@ class Metrics:
     batches: dict[Labels, Histogram] = field(default_factory=dict)
     model_seconds: dict[Labels, float] = field(default_factory=lambda: defaultdict(float))
     queue_depth: Callable[[], int] = lambda: 0
+    # Items not computed because their request had gone, by (kind, stage) (the batcher's).
+    dropped: Callable[[], Mapping[tuple[str, str], int]] = lambda: {}
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         labels = (("route", route), ("method", method), ("status", str(status)))
@@ -67,6 +69,16 @@ class Metrics:
             ),
             *_family("cnnkit_queue_depth", "gauge", "Images waiting for the model."),
             _sample("cnnkit_queue_depth", (), self.queue_depth()),
+            *_family(
+                "cnnkit_dropped_items_total",
+                "counter",
+                "Items not computed because their request had gone (timed out or "
+                "disconnected): stage queue before a batch took them, model after.",
+            ),
+            *(
+                _sample("cnnkit_dropped_items_total", (("kind", kind), ("stage", stage)), count)
+                for (kind, stage), count in sorted(self.dropped().items())
+            ),
         ]
         return "\n".join(lines) + "\n"
 

@@ -2,7 +2,7 @@
 middleware (Starlette's ``BaseHTTPMiddleware`` costs a task per request):
 
 - the bearer token, for ``/v1/*`` and ``/metrics`` (the page and its files are public
-  and ask for the token in the browser);
+  and ask for the token in the browser); the scheme's name in any case (RFC 9110);
 - the body's byte limit, by its Content-Length before a byte is read, and counted as
   it streams for a chunked body;
 - an overload's 503, for a route that waits for the model while its queue is full:
@@ -10,12 +10,17 @@ middleware (Starlette's ``BaseHTTPMiddleware`` costs a task per request):
   answering it (docs/serve.md);
 - the security headers: ``nosniff`` on every answer, a strict Content-Security-Policy
   on everything but the framework's API docs page (which loads Swagger UI's scripts);
-- the request's count and latency by route and status, for ``/metrics``.
+- the request's count and latency by route and status, for ``/metrics``;
+- the last word on errors: an exception that escapes the app is logged with its
+  traceback and answered as a JSON 500, and every error message is cut to
+  ``MAX_MESSAGE`` characters, so that no answer echoes a client's megabytes.
 """
 
 import asyncio
 import hmac
 import json
+import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,7 +30,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from cnnkit.errors import RequestTooLargeError
 from cnnkit.serve.metrics import Metrics
 
+log = logging.getLogger(__name__)
 PROTECTED_PREFIXES = ("/v1/", "/metrics")
+MAX_MESSAGE = 400  # characters of an error's message
+INTERNAL_ERROR = "an internal error; its traceback is in the server's log"
+CONTENT_LENGTH = re.compile(rb"[0-9]{1,18}")  # ASCII digits, few enough for an int64
 RETRY_AFTER_S = 1  # what a 503 tells the client to wait
 DOCS_PATHS = ("/docs", "/docs/oauth2-redirect", "/redoc")
 # Scripts, styles, fetches and images from this server only (images also as data: and
@@ -45,9 +54,19 @@ PAGE_HEADERS = [
 ]
 
 
+def clipped(message: str) -> str:
+    """An error's message as an answer carries it: at most ``MAX_MESSAGE`` characters."""
+    return message if len(message) <= MAX_MESSAGE else message[: MAX_MESSAGE - 3] + "..."
+
+
+def error_body(message: str) -> bytes:
+    """An error answer's body as every route gives it: JSON with one message."""
+    return json.dumps({"error": clipped(message)}).encode()
+
+
 async def send_error(send: Send, status: int, message: str, headers: list | None = None) -> None:
     """An error answer as every route gives it: JSON with one message."""
-    body = json.dumps({"error": message}).encode()
+    body = error_body(message)
     await send(
         {
             "type": "http.response.start",
@@ -81,11 +100,12 @@ class Gate:
             return
         started = time.perf_counter()
         status = [500]  # what a request that fails before answering counts as
+        answered: list[int | None] = [None]  # the status sent, once it is
         extra = SECURITY_HEADERS if scope["path"] in DOCS_PATHS else PAGE_HEADERS
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                status[0] = message["status"]
+                status[0] = answered[0] = message["status"]
                 message = {**message, "headers": [*message.get("headers", []), *extra]}
             await send(message)
 
@@ -98,6 +118,10 @@ class Gate:
                 await send_error(send_with_headers, *refusal)
             else:
                 await self.app(scope, self._limited(scope, receive), send_with_headers)
+        except Exception:  # a bug: its traceback in the log, a JSON 500 to the client
+            log.exception("%s %s failed", scope["method"], scope["path"])
+            if answered[0] is None:
+                await send_error(send_with_headers, 500, INTERNAL_ERROR)
         finally:
             self.metrics.observe_request(
                 route_label(scope),
@@ -110,13 +134,16 @@ class Gate:
         """(status, message, headers) of a request turned away before its route runs."""
         headers = dict(scope["headers"])
         if self.token and scope["path"].startswith(PROTECTED_PREFIXES):
-            given = headers.get(b"authorization", b"")
-            if not given.startswith(b"Bearer "):
+            # RFC 9110, Sec. 11.1: the scheme's name is case-insensitive, then white space.
+            scheme, _, given = headers.get(b"authorization", b"").strip().partition(b" ")
+            if scheme.lower() != b"bearer":
                 return 401, "missing bearer token (Authorization: Bearer TOKEN)", _CHALLENGE
-            if not hmac.compare_digest(given[7:], self.token.encode()):
+            if not hmac.compare_digest(given.strip(), self.token.encode()):
                 return 401, "wrong bearer token", _CHALLENGE
         length = headers.get(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+        if length is not None and CONTENT_LENGTH.fullmatch(length) is None:
+            return 400, "a Content-Length that is not a whole number", []
+        if length is not None and int(length) > self.max_bytes:
             return 413, _too_large_message(self.max_bytes), []
         return None
 

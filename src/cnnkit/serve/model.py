@@ -1,10 +1,11 @@
-"""What the model process computes with a run: the class probabilities of a batch of
-uploads, what the first convolution layer sees of one, and the model's description.
-``worker`` runs it in its own process.
+"""What the model process computes with a run: the class probabilities of uploads, what
+the first convolution layer sees of one, and the model's description. ``worker`` runs
+it in its own process, an item at a time (``read``: an upload that fails to decode gets
+its ``ImageError`` as its answer), then the readable ones together in one forward pass
+(``probabilities``, ``explanations``).
 
 Each upload is decoded and prepared by the run layer's one file-to-pixels path
-(``Run.read_file``); an upload that fails to decode gets its ``ImageError`` as its
-result, and the others of the batch go through the model together.
+(``Run.read_file``).
 """
 
 import io
@@ -17,7 +18,6 @@ from PIL import Image
 
 from cnnkit.analysis import size_report
 from cnnkit.data.image_files import png_bytes
-from cnnkit.errors import ImageError
 from cnnkit.runs import Run
 from cnnkit.serve.uploads import Upload
 from cnnkit.serve.wire import Explanation
@@ -47,30 +47,18 @@ def image_png(image: torch.Tensor) -> bytes:
 class ServedModel:
     run: Run
 
-    def decode(self, uploads: list[Upload]) -> list[torch.Tensor | ImageError]:
-        """Each upload as the run's prepared uint8 (C, H, W) pixels, or its ``ImageError``."""
-        decoded: list[torch.Tensor | ImageError] = []
-        for upload in uploads:
-            try:
-                decoded.append(self.run.read_file(io.BytesIO(upload.data), upload.name))
-            except ImageError as error:
-                decoded.append(error)
-        return decoded
+    def read(self, upload: Upload) -> torch.Tensor:
+        """The upload as the run's prepared uint8 (C, H, W) pixels; an ``ImageError``
+        when it cannot be read."""
+        return self.run.read_file(io.BytesIO(upload.data), upload.name)
 
-    def predict(self, uploads: list[Upload]) -> list[np.ndarray | ImageError]:
-        """Class probabilities (K,) of each upload, or why it could not be read; the
-        readable ones in one forward pass."""
-        decoded = self.decode(uploads)
-        images = [image for image in decoded if isinstance(image, torch.Tensor)]
-        probs = iter(self.run.logits(torch.stack(images)).softmax(dim=1).numpy() if images else [])
-        return [next(probs) if isinstance(image, torch.Tensor) else image for image in decoded]
+    def probabilities(self, images: list[torch.Tensor]) -> list[np.ndarray]:
+        """Class probabilities (K,) of each image, in one forward pass."""
+        return list(self.run.logits(torch.stack(images)).softmax(dim=1).numpy())
 
-    def explain(self, uploads: list[Upload]) -> list[Explanation | ImageError]:
-        """Each upload's model input and first-layer feature maps, or its ``ImageError``."""
-        decoded = self.decode(uploads)
-        images = [image for image in decoded if isinstance(image, torch.Tensor)]
-        found = iter(self.explain_images(torch.stack(images)) if images else [])
-        return [next(found) if isinstance(image, torch.Tensor) else image for image in decoded]
+    def explanations(self, images: list[torch.Tensor]) -> list[Explanation]:
+        """Each image's model input and first-layer feature maps, in one forward pass."""
+        return self.explain_images(torch.stack(images))
 
     def explain_images(self, images: torch.Tensor) -> list[Explanation]:
         """The model input, first convolution's output and probabilities of each image,
@@ -103,7 +91,7 @@ class ServedModel:
         height, width = self.run.record.image_size
         height, width = height + 1, width + 1  # not the stored size: photos get resized
         shape = (height, width) if self.run.record.in_channels == 1 else (height, width, 3)
-        self.predict([Upload("warm-up", pixels_png(np.zeros(shape, np.uint8)))])
+        self.probabilities([self.read(Upload("warm-up", pixels_png(np.zeros(shape, np.uint8))))])
 
     def describe(self) -> dict[str, Any]:
         """The model's name, data, classes, sizes and the size analyzer's totals."""

@@ -9,9 +9,9 @@ limits.
 
 ``ModelProcess.start`` runs ``python -m cnnkit.serve.worker FD CHECKPOINT DEVICE
 THREADS [INDEX]`` (``worker``) with one end of a socket pair as FD, and the two talk in
-``wire``'s frames. The child ignores SIGINT and SIGTERM, so that a drain can still use
-it (a terminal's Ctrl-C and a service manager's SIGTERM reach the whole group), and
-exits when the HTTP process closes its end.
+``wire``'s frames (``Compute`` a batch, ``Withdraw`` an item of it). The child ignores
+SIGINT and SIGTERM, so that a drain can still use it (a terminal's Ctrl-C and a service
+manager's SIGTERM reach the whole group), and exits when the HTTP process closes its end.
 """
 
 import asyncio
@@ -19,11 +19,13 @@ import socket
 import subprocess
 import sys
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from cnnkit.errors import CnnkitError, ServerBusyError
-from cnnkit.serve.wire import Operation, frame, read_frame, receive_frame
+from cnnkit.serve.batcher import Batch
+from cnnkit.serve.wire import Compute, Operation, Withdraw, frame, read_frame, receive_frame
 
 STOP_WAIT_S = 10.0  # how long a closing server waits for the model process to exit
 
@@ -99,21 +101,27 @@ class ModelConnection:
     model: ModelProcess
     reader: asyncio.StreamReader
     writer: asyncio.StreamWriter
+    batches: int = 0  # sent so far: the next batch's number
 
-    async def run_batch(self, operation: Operation, items: list[Any]) -> list[Any]:
-        """The child's results for one batch, awaited while the event loop serves other
-        requests. Called by the batcher's one task only."""
+    async def run_batch(self, operation: Operation, batch: Batch) -> list[Any]:
+        """The child's answers for one batch, awaited while the event loop serves other
+        requests; an item whose request goes away meanwhile is withdrawn (the child
+        skips it if it has not started it). Called by the batcher's one task only."""
+        self.batches += 1
+        number = self.batches
         try:
-            self.writer.write(frame((operation, items)))
-            results = await receive_frame(self.reader)
+            self.writer.write(frame(Compute(number, operation, batch.items)))
+            batch.when_withdrawn(partial(self.withdraw, number))
+            return await receive_frame(self.reader)
         except (asyncio.IncompleteReadError, ConnectionError):
             raise ServerBusyError(
                 f"the model process has exited (status {self.model.process.poll()}); "
                 "restart the server"
             ) from None
-        if isinstance(results, Exception):
-            raise results
-        return results
+
+    def withdraw(self, number: int, position: int) -> None:
+        if not self.writer.is_closing():
+            self.writer.write(frame(Withdraw(number, position)))
 
     async def close(self) -> None:
         self.writer.close()

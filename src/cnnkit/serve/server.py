@@ -21,6 +21,7 @@ import uvicorn
 from cnnkit.errors import ConfigError
 from cnnkit.serve.app import create_app
 from cnnkit.serve.model_process import ModelProcess
+from cnnkit.serve.protocol import head_limited
 from cnnkit.serve.settings import ServeSettings
 from cnnkit.serve.worker import freeze_imports
 
@@ -69,6 +70,7 @@ def run_server(
             host=settings.host,
             port=settings.port,
             access_log=False,  # a line per request would cost more than the prediction
+            http=head_limited(settings.max_header_bytes),
             timeout_graceful_shutdown=int(settings.timeout_s + DRAIN_GRACE_S),
         )
         with stop_quietly():

@@ -25,6 +25,19 @@ class ServeSettings:
     timeout_s: float = 10.0  # how long an image may wait for the model; beyond it: 504
     max_bytes: int = 8 * 1024 * 1024  # request body, checked before anything is decoded
     max_images: int = 64  # images in one request
+    # Parts of a multipart form, whatever their names: the parser stops at the first one
+    # beyond it (a form of a million empty parts is a few megabytes).
+    max_parts: int = 128
+    # Pixels that the headers of a request's images claim, all together (each image is
+    # also held to the decoder's own limit, 89,478,485): a request of many images that
+    # each claim nearly that much is refused before the model process decodes any.
+    max_request_pixels: int = 100_000_000
+    # Pixels claimed by the images of one batch: the batcher closes a batch before it
+    # exceeds them (a batch always takes its first image), so that a few large images
+    # are decoded in batches of their own rather than beside every small one.
+    max_batch_pixels: int = 100_000_000
+    # Bytes of a request's line and headers (431 beyond), counted as they arrive.
+    max_header_bytes: int = 64 * 1024
     # torch's threads in the model process: of two cores, the HTTP process needs one.
     threads: int = 1
 

@@ -5,8 +5,12 @@ of their own. Both processes import it; it imports no torch and no FastAPI.
 Each message is a frame: its length (``LENGTH_BYTES``, big-endian) and a pickle, between
 two processes of this package only. The child first sends ``("ready", {"description":
 ..., "max_pixels": ..., "index": ...})`` or ``("error", CnnkitError)``; then it answers
-each batch ``(Operation, items)`` with a list of one result or ``CnnkitError`` per item,
-or with one exception for the whole batch (a bug).
+each ``Compute`` with a list of one result per item: the item's answer, its
+``CnnkitError`` (the client's fault: a 4xx), an ``ItemFailure`` (a bug: a 500 for that
+item's request alone), or ``WITHDRAWN``. While the child works on a batch, the HTTP
+process may send ``Withdraw`` for an item whose request has gone (timed out, or its
+client disconnected); the child reads them between items and skips those it has not
+started, answering them ``WITHDRAWN``.
 
 Adding an operation: a member of ``Operation`` here, its handler in ``worker.load``, its
 route (``app`` or ``search_routes``), and the page if it shows it.
@@ -65,6 +69,40 @@ class Operation(str, Enum):
     SEARCH = "search", "/v1/search", True, True  # (Upload, top) -> hits
     CLASS = "class", "/v1/search", True, False  # (class name, top) -> hits
     THUMBNAIL = "thumbnail", "/v1/thumbnails/{item_id}", True, False  # item id -> PNG
+
+
+@dataclass(frozen=True)
+class Compute:
+    """A batch for the model process: its number (which a ``Withdraw`` names), what to
+    compute, and the items."""
+
+    number: int
+    operation: Operation
+    items: list[Any]
+
+
+@dataclass(frozen=True)
+class Withdraw:
+    """The request of item ``position`` of batch ``number`` has gone: skip it if it has
+    not been started. One for a batch already answered is ignored."""
+
+    number: int
+    position: int
+
+
+class Skipped(Enum):
+    """An item's answer when it was not computed (an enum, so that it pickles as itself)."""
+
+    WITHDRAWN = "withdrawn"  # its request had gone before the model process reached it
+
+
+WITHDRAWN = Skipped.WITHDRAWN
+
+
+class ItemFailure(Exception):
+    """An item that failed in the model process other than by a ``CnnkitError``: a bug,
+    whose traceback the model process wrote to the server's log. Its request alone gets
+    a 500 with this message, the others of its batch their own answers."""
 
 
 @dataclass(frozen=True)
