@@ -7,7 +7,9 @@ Arrays are channels last, as Pillow and matplotlib hold images: (H, W), (H, W, C
 of 1, 3 or 4 (RGBA; alpha dropped), or a batch (N, H, W, C). Tensors are channels first,
 as PyTorch holds them: (H, W), (C, H, W) or (N, C, H, W). Values are uint8 (0-255) or
 floats in [0, 1]. Anything else is one ``ImageError`` naming the image and what was
-expected.
+expected. With ``least_side``, a large image is reduced as ``read_pixels`` reduces a file
+(by the largest whole factor that keeps both sides at least that), so that what comes
+after costs what an image of about that size costs; the image given is left as it is.
 """
 
 from collections.abc import Sequence
@@ -40,21 +42,24 @@ class HeldPixels:
     single: bool  # one image was given, not a list or a batch
 
 
-def held_pixels(images: HeldImage | Sequence[HeldImage], channels: int) -> HeldPixels:
+def held_pixels(
+    images: HeldImage | Sequence[HeldImage], channels: int, least_side: int | None = None
+) -> HeldPixels:
     """The pixels of one image, a batch (a 4-d array or tensor) or a list of images,
-    each with ``channels`` channels (1: luminance, 3: RGB)."""
+    each with ``channels`` channels (1: luminance, 3: RGB), each reduced toward
+    ``least_side`` when it is at least twice that on both sides."""
     if isinstance(images, list | tuple):
         if not images:
             raise ImageError(f"an empty list of images; {EXPECTED}")
         pixels, names = [], []
         for position, image in enumerate(images):
-            found = _pixels_of(image, channels, _name(image, f"image {position}"))
+            found = _pixels_of(image, channels, _name(image, f"image {position}"), least_side)
             if len(found) != 1:
                 raise ImageError(f"image {position}: a batch inside a list; {EXPECTED}")
             pixels += found
             names.append(_name(image, f"image {position}"))
         return HeldPixels(pixels, names, single=False)
-    found = _pixels_of(images, channels, _name(images, "image"))
+    found = _pixels_of(images, channels, _name(images, "image"), least_side)
     batch = isinstance(images, np.ndarray | torch.Tensor) and images.ndim == 4
     names = [f"image {i}" for i in range(len(found))] if batch else [_name(images, "image")]
     return HeldPixels(found, names, single=not batch)
@@ -64,26 +69,28 @@ def _name(image: object, place: str) -> str:
     return str(image) if isinstance(image, str | Path) else place
 
 
-def _pixels_of(image: object, channels: int, name: str) -> list[np.ndarray]:
+def _pixels_of(image: object, channels: int, name: str, least_side: int | None) -> list[np.ndarray]:
     if isinstance(image, str | Path):
-        return [read_pixels(Path(image), channels)]
+        return [read_pixels(Path(image), channels, least_side=least_side)]
     if isinstance(image, Image.Image):
-        return [_pillow_pixels(image, channels, name)]
+        return [_pillow_pixels(image, channels, name, least_side)]
     if isinstance(image, torch.Tensor):
-        return _array_pixels(_channels_last(image, name), channels, name)
+        return _array_pixels(_channels_last(image, name), channels, name, least_side)
     if isinstance(image, np.ndarray):
-        return _array_pixels(image, channels, name)
+        return _array_pixels(image, channels, name, least_side)
     raise ImageError(f"{name}: of type {type(image).__name__}; {EXPECTED}")
 
 
-def _pillow_pixels(image: Image.Image, channels: int, name: str) -> np.ndarray:
+def _pillow_pixels(
+    image: Image.Image, channels: int, name: str, least_side: int | None
+) -> np.ndarray:
     width, height = image.size
     if width * height > MAX_PIXELS:
         raise too_many_pixels(name, width * height)
     if width * height == 0:
         raise ImageError(f"{name}: an image of no pixels ({width} x {height})")
     try:
-        return image_pixels(image, channels)
+        return image_pixels(image, channels, least_side)
     except Exception as error:  # Pillow raises many types for a mode it cannot convert
         raise ImageError(f"{name}: a PIL image Pillow cannot convert ({error})") from None
 
@@ -103,10 +110,15 @@ def _channels_last(tensor: torch.Tensor, name: str) -> np.ndarray:
     return array
 
 
-def _array_pixels(array: np.ndarray, channels: int, name: str) -> list[np.ndarray]:
+def _array_pixels(
+    array: np.ndarray, channels: int, name: str, least_side: int | None
+) -> list[np.ndarray]:
     shape = array.shape
     if array.ndim == 4:
-        return [_array_pixels(one, channels, f"{name} {i}")[0] for i, one in enumerate(array)]
+        return [
+            _array_pixels(one, channels, f"{name} {i}", least_side)[0]
+            for i, one in enumerate(array)
+        ]
     if array.ndim == 2:
         array = array[:, :, None]
     if array.ndim != 3 or array.shape[2] not in MODES:
@@ -118,7 +130,7 @@ def _array_pixels(array: np.ndarray, channels: int, name: str) -> list[np.ndarra
         raise ImageError(f"{name}: an image of no pixels (shape {shape})")
     eight_bit = _eight_bit(array, name)
     picture = Image.fromarray(eight_bit if eight_bit.shape[2] > 1 else eight_bit[:, :, 0])
-    return [image_pixels(picture, channels)]
+    return [image_pixels(picture, channels, least_side)]
 
 
 def _eight_bit(array: np.ndarray, name: str) -> np.ndarray:

@@ -5,17 +5,27 @@ its centre of mass is at the centre.
 
 This runs once per upload in ``cnnkit serve``'s model process, where it was half of
 the work per digit, so it does each step once (``np.median`` alone cost 20 us of a
-170 us call; the median of integer pixel values is taken from a sort instead).
+170 us call; the median of integer pixel values is taken from a sort instead). An image
+larger than ``MAX_SIDE`` is shrunk first, so that a photo or a hostile file claiming
+9,000 x 9,000 pixels costs what a 512-pixel one costs (the float copies of the steps
+below are 4 bytes a pixel: a gigabyte at full size).
 """
 
 import numpy as np
 from PIL import Image
 
 INK_THRESHOLD = 0.2  # fraction of the image's contrast range that counts as ink
+# The longest side the digit steps work at. The ink's box ends as 20x20 pixels, so 512
+# keeps at least 25 image pixels per final pixel for ink that spans the whole image and
+# 2.5 for ink that spans a tenth of it. Images up to 512 pixels (MNIST's 28, a scan or a
+# crop of one digit, a drawing on a page's canvas) are not touched: their results are
+# exactly those of the steps alone.
+MAX_SIDE = 512
 
 
 def mnist_style(gray: np.ndarray) -> np.ndarray:
     """A grayscale uint8 (H, W) photo or scan of one digit as a 28x28 MNIST-style image."""
+    gray = shrunk(gray, MAX_SIDE)
     background = border_median(gray)
     ink = gray.astype(np.float32)
     if background > 127:  # dark ink on light paper: invert to MNIST's white on black
@@ -34,6 +44,19 @@ def mnist_style(gray: np.ndarray) -> np.ndarray:
         Image.fromarray(crop.astype(np.uint8)).resize(size, Image.Resampling.LANCZOS)
     )
     return centre_by_mass(digit)
+
+
+def shrunk(gray: np.ndarray, max_side: int) -> np.ndarray:
+    """uint8 (H, W) ``gray`` with its longest side at most ``max_side``, its aspect ratio
+    kept (Lanczos, as the digit's own resize; a whole-factor box reduction first where
+    the factor is large, which Pillow's ``reducing_gap`` makes cheap)."""
+    height, width = gray.shape
+    scale = max_side / max(height, width)
+    if scale >= 1:
+        return gray
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    picture = Image.fromarray(np.ascontiguousarray(gray))
+    return np.asarray(picture.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0))
 
 
 def border_median(gray: np.ndarray) -> float:
