@@ -70,14 +70,14 @@ def test_auto_takes_each_backend_from_its_size():
 
 def test_the_manifest_takes_every_backend_and_its_file(mnist_index):
     values = json.loads((mnist_index / "manifest.json").read_text())
-    entry = {"name": "any-00000.index", "bytes": 1, "sha256": "0" * 64}
+    entry = {"name": "faiss-00000.index", "bytes": 1, "sha256": "0" * 64}
     for name, backend in BACKENDS.items():
         stores = backend.file_prefix is not None
         values["backend"] = {"name": name, "params": {}, "recall_at_10": None}
         values["backend"]["file"] = entry if stores else None
         assert Manifest.from_dict(values, mnist_index).backend.name == name
         values["backend"]["file"] = None if stores else entry
-        with pytest.raises(IndexFileError, match="file is not present exactly"):
+        with pytest.raises(IndexFileError, match="backend.file is .*expected present exactly"):
             Manifest.from_dict(values, mnist_index)
 
 

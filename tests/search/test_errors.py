@@ -58,16 +58,19 @@ def edit_manifest(index, change):
 @pytest.mark.parametrize(
     ("change", "fragment"),
     [
-        (lambda m: m.update(count=m["count"] + 1), "count is not the sum of the shards"),
+        (
+            lambda m: m.update(count=m["count"] + 1),
+            "count is 2001, expected the sum of the shards' counts (2,000)",
+        ),
         (lambda m: m.update(feature_size=100), "holds float32 (512, 84)"),
         (lambda m: m.update(format_version=7), "index format 7 is not supported"),
-        (lambda m: m.update(dtype="int8"), "dtype is not one of float32, float16"),
+        (lambda m: m.update(dtype="int8"), "dtype is 'int8', expected one of float32, float16"),
         (
             lambda m: m["shards"][0]["files"]["vectors"].update(sha256="0" * 64),
             "damaged or changed",
         ),
         (lambda m: m["shards"][0]["files"]["records"].update(name="../x"), "inside the index"),
-        (lambda m: m.pop("weights_sha256"), "weights_sha256 is not a SHA-256"),
+        (lambda m: m.pop("weights_sha256"), "weights_sha256 is missing, expected a SHA-256 in hex"),
         (lambda m: m["backend"].update(name="annoy"), "backend"),
     ],
 )

@@ -18,6 +18,7 @@ are cut as in one process, so the index is the one a single process builds, and 
 stopped build resumes with any number of processes.
 """
 
+import contextlib
 import hashlib
 import json
 import time
@@ -30,12 +31,13 @@ from pathlib import Path
 import numpy as np
 
 from cnnkit.config import default_workers
-from cnnkit.errors import DataError, IndexFileError
+from cnnkit.errors import CheckpointError, DataError, IndexFileError
 from cnnkit.files import (
     LOCK_NAME,
     FolderLock,
     atomic_write_bytes,
     atomic_write_text,
+    read_json,
     remove_stale_temporaries,
 )
 from cnnkit.progress import bar as progress_bar
@@ -107,6 +109,22 @@ def build_index(
     out, world = Path(out), world_from_env()
     settings = replace(settings, progress=settings.progress and world.is_main)  # one bar
     check_new_folder(out, settings.resume)
+    created = not out.exists()
+    try:
+        return build_into(checkpoint, out, collect, settings, world)
+    finally:  # a new build that failed before writing anything leaves no folder
+        if created and out.is_dir() and not any(out.iterdir()):
+            with contextlib.suppress(OSError):  # another process's file came meanwhile
+                out.rmdir()
+
+
+def build_into(
+    checkpoint: Path,
+    out: Path,
+    collect: Callable[[Run], Collection],
+    settings: BuildSettings,
+    world: World,
+) -> BuildResult | None:
     # a bad checkpoint or source: nothing written
     run = load_run(checkpoint, settings.device, world.local_rank)
     collection = collect(run)
@@ -161,8 +179,10 @@ def finish_build(
     """The manifest of every shard written (by this build's processes or before it),
     and the backend's file where it stores one."""
     shards = written_shards(out, range(plan_shards(plan)))
-    if not shards:
-        raise DataError(f"{collection.description}: none of the images could be read")
+    if not shards:  # nothing to resume either: the plan goes, and the folder is empty
+        (out / BUILD_STATE_NAME).unlink(missing_ok=True)
+        first = f" ({stats[0].problems[0]})" if stats and stats[0].problems else ""
+        raise DataError(f"{collection.description}: none of the images could be read{first}")
     manifest = Manifest(
         feature_size=int(read_vectors(out, shards[0], None, settings.dtype).shape[1]),
         count=sum(shard.count for shard in shards),
@@ -218,6 +238,9 @@ def build_plan(run: Run, collection: Collection, settings: BuildSettings) -> dic
     }
 
 
+BUILD_STATE_MAX_BYTES = 1 << 20  # build.json holds a few hashes and numbers
+
+
 def plan_shards(plan: dict) -> int:
     return -(-plan["items"] // plan["shard_size"])
 
@@ -228,10 +251,7 @@ def begin_plan(out: Path, plan: dict, resume: bool) -> None:
     if not resume:
         atomic_write_text(path, json.dumps(plan, indent=1) + "\n")
         return
-    try:
-        stored = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
-        stored = {}
+    stored = read_json(path, BUILD_STATE_MAX_BYTES, IndexFileError, "build plan")
     changed = [key for key in plan if not isinstance(stored, dict) or stored.get(key) != plan[key]]
     if changed:
         raise IndexFileError(
@@ -289,10 +309,22 @@ def embed_shards(
         left[batch.shard] -= 1
         if not left[batch.shard] and records[batch.shard]:
             shard = Embedding.concatenate(parts.pop(batch.shard))
+            check_finite(shard, run)
             write_shard(out, batch.shard, shard, records.pop(batch.shard), settings.dtype)
             embedded += len(shard.vectors)
     bar.close()
     return EmbedStats(embedded, time.perf_counter() - start, problems)
+
+
+def check_finite(embedding: Embedding, run: Run) -> None:
+    """The model's features and scores are numbers, or the shard is not written: a NaN
+    vector would rank first in every search."""
+    finite = np.isfinite(embedding.vectors).all(axis=1) & ~np.isnan(embedding.scores).any(axis=1)
+    if not finite.all():
+        raise CheckpointError(
+            f"{run.path}: the model gave features that are not finite (NaN or infinite) for "
+            f"{int((~finite).sum()):,} of {len(finite):,} images; are its weights damaged?"
+        )
 
 
 def written_shards(out: Path, numbers: Iterable[int]) -> list[Shard]:

@@ -12,6 +12,7 @@ import torch
 from cnnkit.data import load_dataset
 from cnnkit.data.image_files import IMAGE_SUFFIXES
 from cnnkit.errors import ConfigError, DataError, ImageError, IndexFileError
+from cnnkit.files import Integer, Optional, Schema, Text
 from cnnkit.runs import Run
 
 SPLITS = ("train", "test")
@@ -39,15 +40,35 @@ class Record:
 
     @classmethod
     def from_json(cls, value: object, source: str) -> "Record":
-        if not isinstance(value, dict) or not isinstance(value.get("id"), int):
-            raise IndexFileError(f"{source}: damaged record {str(value)[:60]!r}")
-        try:
-            record = cls(**value)
-        except TypeError:
-            raise IndexFileError(f"{source}: damaged record {str(value)[:60]!r}") from None
-        if (record.path is None) == (record.index is None):
-            raise IndexFileError(f"{source}: record {record.id} names no file or data-set image")
+        """The record in a parsed line (as ``to_json`` wrote it), every field read by
+        its rule (``RECORD``): a path, or a data set's split and index, never both."""
+        record = RECORD.parse(value, source, IndexFileError, "record")
+        if (record.path is None) == (record.index is None) or (record.index is None) != (
+            record.dataset is None or record.split is None
+        ):
+            raise IndexFileError(
+                f"{source}: damaged record: item {record.id} names no file or data-set "
+                "image, or both (expected path, or dataset, split and index)"
+            )
         return record
+
+
+MAX_ID = 1 << 40  # item ids an index may give (manifest.MAX_ITEMS)
+# Every field of a record with the rule it is read by; a key that is none of these is
+# refused (the index's format version says which fields there are). A path may name
+# any file: the index trusts its records to name the images it was built from.
+RECORD = Schema(
+    Record,
+    {
+        "id": Integer(0, MAX_ID - 1),
+        "label": Optional(Text(max_length=1024)),
+        "path": Optional(Text()),
+        "dataset": Optional(Text(max_length=4096)),
+        "split": Optional(Text(SPLITS)),
+        "index": Optional(Integer(0, MAX_ID - 1)),
+    },
+    defaults=True,
+)
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ FAISS_KINDS = ("flat", "ivf", "hnsw", "ivfpq")
 AUTO_THRESHOLD = 100_000  # vectors; from here "auto" takes FAISS's IVF when it is installed
 AUTO_KIND = "ivf"
 TRAIN_POINTS_PER_CELL = 64  # k-means sample: FAISS warns below 39 per centroid
+PARAM_NAMES = ("nlist", "nprobe", "m", "ef_construction", "ef_search")  # default_params's
 
 
 def require_faiss() -> ModuleType:
@@ -96,6 +97,11 @@ class FaissIndex:
     def __len__(self) -> int:
         return self.index.ntotal
 
+    @property
+    def dim(self) -> int:
+        """The width of the vectors it holds."""
+        return self.index.d
+
     def add(self, vectors: np.ndarray) -> None:
         import numpy as np
 
@@ -143,6 +149,17 @@ def load_faiss(data: bytes, kind: str, params: dict[str, int], source: str) -> F
     except RuntimeError as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else "unreadable"
         raise IndexFileError(f"{source}: not a readable FAISS index ({reason[:80]})") from None
+    expected = {
+        "flat": faiss.IndexFlatIP,
+        "ivf": faiss.IndexIVFFlat,
+        "hnsw": faiss.IndexHNSWFlat,
+        "ivfpq": faiss.IndexIVFPQ,
+    }[kind]
+    if not isinstance(index, expected) or index.metric_type != faiss.METRIC_INNER_PRODUCT:
+        raise IndexFileError(
+            f"{source}: holds a FAISS {type(index).__name__} (metric {index.metric_type}), "
+            f"the manifest says {kind} by inner product"
+        )
     return FaissIndex(index, kind, params)
 
 

@@ -32,7 +32,14 @@ from cnnkit.search.backends import EXACT, Searcher, get_backend
 from cnnkit.search.collection import SPLITS, Record
 from cnnkit.search.embed import Embedder, Embedding, check_fingerprint
 from cnnkit.search.manifest import Manifest
-from cnnkit.search.store import read_array, read_manifest, read_records
+from cnnkit.search.store import (
+    check_log_probabilities,
+    check_tiny_width,
+    check_unit_rows,
+    read_array,
+    read_manifest,
+    read_records,
+)
 from cnnkit.search.thumbnails import thumbnail_png
 
 
@@ -107,10 +114,13 @@ class SearchIndex:
         tiny: list[np.ndarray],
         records: list[Record],
         searcher: Searcher,
+        sources: list[tuple[int, Path]] | None = None,
     ) -> None:
         self.path, self.manifest = path, manifest
         self.vectors, self.scores, self.tiny, self.records = vectors, scores, tiny, records
         self.searcher = searcher  # the manifest's backend over the vectors
+        # Each shard's records file, after the position one past its last record.
+        self.sources = sources or [(len(records), path)]
         self.positions = {record.id: i for i, record in enumerate(records)}
         self._embedders: dict[Path, Embedder] = {}
         self._datasets: dict[tuple[str, str], torch.Tensor] = {}
@@ -144,8 +154,17 @@ class SearchIndex:
                 f"query features of shape {features.shape}; {self.path} holds "
                 f"{self.manifest.feature_size}-dimensional vectors"
             )
+        if not np.isfinite(features).all():
+            raise ConfigError("query features that are not finite (NaN or infinite)")
         hits = []
-        for row_scores, row_positions in zip(*self.search(features, top, backend), strict=True):
+        scores, positions = self.search(features, top, backend)
+        if not (np.isfinite(scores).all() and (positions < len(self.records)).all()):
+            source = self.manifest.backend.file
+            raise IndexFileError(
+                f"{self.path / source.name if source else self.path}: damaged (a search gave "
+                "a similarity that is not a number or an item it does not hold)"
+            )
+        for row_scores, row_positions in zip(scores, positions, strict=True):
             found = [(s, p) for s, p in zip(row_scores, row_positions, strict=True) if p >= 0]
             hits.append(
                 Neighbours(Hit(r, float(s), self.records[p]) for r, (s, p) in enumerate(found, 1))
@@ -239,7 +258,14 @@ class SearchIndex:
         key = (str(record.dataset), str(record.split))
         if key not in self._datasets:
             self._datasets[key] = load_dataset(key[0])[SPLITS.index(key[1])].images
-        return self._datasets[key][int(str(record.index))]
+        images, index = self._datasets[key], int(str(record.index))
+        if index >= len(images):
+            source = next(file for end, file in self.sources if self.positions[item_id] < end)
+            raise IndexFileError(
+                f"{source}: damaged record: item {item_id}'s index is {index:,}, expected "
+                f"an index below the {len(images):,} images of {key[0]} {key[1]}"
+            )
+        return images[index]
 
     def thumbnail(self, item_id: int, size: int = 96) -> bytes:
         """A PNG of the item, its longer side ``size`` pixels."""
@@ -247,22 +273,25 @@ class SearchIndex:
 
 
 def open_index(path: Path) -> SearchIndex:
-    """The index in folder ``path``, every file checked against its manifest."""
+    """The index in folder ``path``, every file checked against its manifest: sizes and
+    checksums, array shapes and dtypes, vectors finite and of unit length, scores
+    log-probabilities, tiny images of one width, every record's fields, and the
+    backend's file of the manifest's kind and size."""
     path = Path(path)
     manifest = read_manifest(path)
-    vectors, scores, tiny, records = [], [], [], []
+    vectors, scores, tiny, records, sources = [], [], [], [], []
+    tiny_width = None
     for shard in manifest.shards:
         files = {part: entry.check(path) for part, entry in shard.files.items()}
         dim, classes = manifest.feature_size, len(manifest.classes)
         vectors.append(read_array(files["vectors"], shard.count, dim, manifest.dtype))
+        check_unit_rows(vectors[-1], files["vectors"])
         scores.append(read_array(files["scores"], shard.count, classes, "float32"))
+        check_log_probabilities(scores[-1], files["scores"])
         tiny.append(read_array(files["tiny"], shard.count, None, "uint8"))
-        shard_records = read_records(files["records"])
-        if len(shard_records) != shard.count:
-            raise IndexFileError(
-                f"{files['records']}: {len(shard_records)} records, the manifest says {shard.count}"
-            )
-        records += shard_records
+        tiny_width = check_tiny_width(tiny[-1], files["tiny"], tiny_width)
+        records += read_records(files["records"], shard.count)
+        sources.append((len(records), files["records"]))
     ids = [record.id for record in records]
     if len(set(ids)) != len(ids) or (ids and max(ids) >= manifest.next_id):
         raise IndexFileError(f"{path}: damaged records (ids repeat or exceed next_id)")
@@ -274,4 +303,10 @@ def open_index(path: Path) -> SearchIndex:
         raise IndexFileError(
             f"{source}: holds {len(searcher)} vectors, the manifest says {manifest.count}"
         )
-    return SearchIndex(path, manifest, vectors, scores, tiny, records, searcher)
+    dim = getattr(searcher, "dim", manifest.feature_size)  # a stored file's (FAISS's)
+    if dim != manifest.feature_size:
+        raise IndexFileError(
+            f"{source}: holds {dim}-dimensional vectors, the manifest says "
+            f"{manifest.feature_size} (feature_size)"
+        )
+    return SearchIndex(path, manifest, vectors, scores, tiny, records, searcher, sources)

@@ -6,18 +6,34 @@ It records the format version, the feature size, the item count, the metric, the
 checkpoint the vectors came from (path, model name, SHA-256 of its weights), the
 model's classes (for ``search class``), the backend (``search.backends``) and its file
 if any, and for each shard its
-three files with their size and SHA-256. ``Manifest.from_dict`` checks every field,
-so that a damaged or hand-edited manifest is one clear ``IndexFileError``.
+files with their size and SHA-256. ``Manifest.from_dict`` reads every field by its
+rule (``MANIFEST``, a ``files.Schema``) and checks the fields that must agree, so that
+a damaged or hand-edited manifest is one clear ``IndexFileError`` naming the field.
 """
 
 import hashlib
+import re
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from cnnkit.config import VECTOR_DTYPES
 from cnnkit.errors import IndexFileError
+from cnnkit.files import (
+    SHA256,
+    Integer,
+    Invalid,
+    Items,
+    Mapping,
+    Number,
+    Optional,
+    Schema,
+    Text,
+    invalid_error,
+    shown_value,
+)
 from cnnkit.search.backends import BACKENDS, EXACT
+from cnnkit.search.faiss_backend import PARAM_NAMES
 
 FORMAT_NAME = "cnnkit-search-index"
 FORMAT_VERSION = 1
@@ -132,118 +148,102 @@ class Manifest:
 
     @classmethod
     def from_dict(cls, values: object, source: Path) -> "Manifest":
-        """The manifest in ``values`` (as ``to_dict`` wrote it), every field checked."""
-        check = Fields(values, source)
-        if check.values.get("format") != FORMAT_NAME:
+        """The manifest in ``values`` (as ``to_dict`` wrote it), every field read by its
+        rule (``MANIFEST``) and the fields that must agree checked together."""
+        if not isinstance(values, dict) or values.get("format") != FORMAT_NAME:
             raise IndexFileError(f"{source}: not a cnnkit search index manifest")
-        version = check.values.get("format_version")
+        version = values.get("format_version")
         if version != FORMAT_VERSION:
+            shown = shown_value(version)
             raise IndexFileError(
-                f"{source}: index format {version!r} is not supported (this cnnkit reads "
+                f"{source}: index format {shown} is not supported (this cnnkit reads "
                 f"format {FORMAT_VERSION})"
             )
-        if check.values.get("metric") != METRIC:
-            raise check.fail("metric", f"{METRIC!r}")
-        shards = tuple(
-            Fields(value, source, f"shards[{i}].").shard()
-            for i, value in enumerate(check.array("shards"))
+        manifest = MANIFEST.parse(
+            {k: v for k, v in values.items() if k != "format"}, source, IndexFileError, "manifest"
         )
-        manifest = cls(
-            feature_size=check.count("feature_size"),
-            count=check.count("count", minimum=0),
-            dtype=check.text("dtype", VECTOR_DTYPES),
-            checkpoint=check.text("checkpoint"),
-            model=check.text("model"),
-            weights_sha256=check.digest("weights_sha256"),
-            classes=tuple(check.names("classes")),
-            collection=check.text("collection"),
-            next_id=check.count("next_id", minimum=0),
-            shards=shards,
-            backend=check.child("backend").backend(),
-        )
-        if sum(shard.count for shard in shards) != manifest.count:
-            raise check.fail("count", f"the sum of the shards' counts ({manifest.count} is not)")
-        if len({shard.number for shard in shards}) != len(shards):
-            raise check.fail("shards", "distinct shard numbers")
+        manifest.check_agreement(source)
         return manifest
 
+    def check_agreement(self, source: Path) -> None:
+        def fail(where: str, value: object, expected: str) -> IndexFileError:
+            return invalid_error(
+                Invalid(expected, value, where), source, IndexFileError, "manifest"
+            )
 
-@dataclass(frozen=True)
-class Fields:
-    """Reads one manifest field at a time, with one error per bad field; nested
-    objects are read by a ``child`` that names its fields with their path."""
+        total = sum(shard.count for shard in self.shards)
+        if total != self.count:
+            raise fail("count", self.count, f"the sum of the shards' counts ({total:,})")
+        if self.next_id < self.count:
+            raise fail("next_id", self.next_id, f"at least count ({self.count:,})")
+        if len({shard.number for shard in self.shards}) != len(self.shards):
+            raise fail("shards", [s.number for s in self.shards], "distinct shard numbers")
+        for i, shard in enumerate(self.shards):
+            for part, name in shard_file_names(shard.number).items():
+                if shard.files[part].name != name:
+                    raise fail(f"shards[{i}].files.{part}.name", shard.files[part].name, name)
+        backend, prefix = self.backend, BACKENDS[self.backend.name].file_prefix
+        settings = BACKENDS[backend.name].params(max(1, self.count), self.feature_size, None)
+        if set(backend.params) - set(settings):
+            raise fail("backend.params", backend.params, f"some of {', '.join(settings) or '{}'}")
+        if (prefix is None) != (backend.file is None):
+            shown = backend.file.name if backend.file else None
+            raise fail("backend.file", shown, "present exactly for FAISS backends")
+        if prefix is not None and backend.file is not None:
+            if not re.fullmatch(rf"{prefix}-\d{{5,9}}\.index", backend.file.name):
+                expected = f"{backend_file_name(prefix, 0)} or a later number"
+                raise fail("backend.file.name", backend.file.name, expected)
 
-    values: Any
-    source: Path
-    prefix: str = ""
 
-    def __post_init__(self) -> None:
-        if not isinstance(self.values, dict):
-            where = f"{self.prefix.rstrip('.')} is" if self.prefix else "manifest"
-            raise IndexFileError(f"{self.source}: damaged {where} (not a JSON object)")
-
-    def child(self, key: str) -> "Fields":
-        return Fields(self.values.get(key), self.source, f"{self.prefix}{key}.")
-
-    def fail(self, key: str, expected: str) -> IndexFileError:
-        return IndexFileError(
-            f"{self.source}: damaged manifest: {self.prefix}{key} is not {expected}"
-        )
-
-    def count(self, key: str, minimum: int = 1) -> int:
-        value = self.values.get(key)
-        if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-            raise self.fail(key, f"an integer >= {minimum}")
-        return value
-
-    def text(self, key: str, choices: tuple[str, ...] = ()) -> str:
-        value = self.values.get(key)
-        if not isinstance(value, str) or not value or (choices and value not in choices):
-            raise self.fail(key, "one of " + ", ".join(choices) if choices else "a name")
-        return value
-
-    def array(self, key: str) -> list:
-        value = self.values.get(key)
-        if not isinstance(value, list):
-            raise self.fail(key, "a list")
-        return value
-
-    def names(self, key: str) -> list[str]:
-        value = self.array(key)
-        if not value or not all(isinstance(name, str) for name in value):
-            raise self.fail(key, "a list of names")
-        return value
-
-    def digest(self, key: str) -> str:
-        value = self.values.get(key)
-        if not isinstance(value, str) or len(value) != 64 or set(value) - set("0123456789abcdef"):
-            raise self.fail(key, "a SHA-256 in hex")
-        return value
-
-    def file(self) -> FileEntry:
-        name = self.text("name")
-        if Path(name).name != name:  # a manifest must not point outside its folder
-            raise self.fail("name", "a file name inside the index folder")
-        return FileEntry(name, self.count("bytes", 0), self.digest("sha256"))
-
-    def shard(self) -> Shard:
-        files = self.child("files")
-        if set(files.values) != set(SHARD_PARTS):
-            raise self.fail("files", "vectors, scores, tiny and records")
-        parts = {part: files.child(part).file() for part in SHARD_PARTS}
-        return Shard(self.count("number", 0), self.count("count", 0), parts)
-
-    def backend(self) -> Backend:
-        name = self.text("name", tuple(BACKENDS))
-        params = self.values.get("params")
-        if not isinstance(params, dict) or not all(
-            isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in params.values()
-        ):
-            raise self.fail("params", "a mapping of positive integers")
-        recall = self.values.get("recall_at_10")
-        if recall is not None and not (isinstance(recall, float | int) and 0 <= recall <= 1):
-            raise self.fail("recall_at_10", "a fraction")
-        file = None if self.values.get("file") is None else self.child("file").file()
-        if (BACKENDS[name].file_prefix is None) != (file is None):
-            raise self.fail("file", "present exactly for FAISS backends")
-        return Backend(name, params, file, recall)
+MAX_ITEMS = 1 << 40  # items (and ids) an index may hold
+MAX_SHARDS = 1 << 20
+FILE_ENTRY = Schema(
+    FileEntry,
+    {
+        # A bare file name: a manifest must not point outside its folder.
+        "name": Text(
+            max_length=255,
+            pattern=r"(?!\.\.?$)[^/]+",
+            meaning="a file name inside the index folder",
+        ),
+        "bytes": Integer(0, 1 << 50),
+        "sha256": SHA256,
+    },
+)
+SHARD = Schema(
+    Shard,
+    {
+        "number": Integer(0, MAX_SHARDS),
+        "count": Integer(0, MAX_ITEMS),
+        "files": Mapping(SHARD_PARTS, FILE_ENTRY),
+    },
+)
+BACKEND = Schema(
+    Backend,
+    {
+        "name": Text(tuple(BACKENDS)),
+        "params": Mapping(PARAM_NAMES, Integer(1, 1 << 24), partial=True),
+        "file": Optional(FILE_ENTRY),
+        "recall_at_10": Optional(Number(0, 1)),
+    },
+)
+# Every field of the manifest with the rule it is read by; a key that is none of
+# these is refused: the format's version says which fields there are.
+MANIFEST = Schema(
+    Manifest,
+    {
+        "feature_size": Integer(1, 1 << 16),
+        "count": Integer(0, MAX_ITEMS),
+        "dtype": Text(VECTOR_DTYPES),
+        "checkpoint": Text(),
+        "model": Text(max_length=256),
+        "weights_sha256": SHA256,
+        "classes": Items(Text(max_length=1024), 1, 1 << 20),
+        "collection": Text(),
+        "next_id": Integer(0, MAX_ITEMS),
+        "shards": Items(SHARD, 0, MAX_SHARDS),
+        "backend": BACKEND,
+        "format_version": Integer(FORMAT_VERSION, FORMAT_VERSION),
+        "metric": Text((METRIC,)),
+    },
+)

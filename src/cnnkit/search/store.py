@@ -7,6 +7,7 @@ one or the new one, whatever stops the writer. Files that no manifest lists (lef
 a writer killed mid-change) are removed by the next writer, under the folder's lock.
 """
 
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -14,10 +15,16 @@ from typing import Any
 import numpy as np
 
 from cnnkit.errors import IndexFileError
-from cnnkit.files import atomic_write, atomic_write_text, remove_stale_temporaries
+from cnnkit.files import (
+    atomic_write,
+    atomic_write_text,
+    parse_json,
+    read_json,
+    remove_stale_temporaries,
+)
 from cnnkit.search.backends import BACKENDS
 from cnnkit.search.collection import Record
-from cnnkit.search.embed import Embedding
+from cnnkit.search.embed import TINY_SIDE, Embedding
 from cnnkit.search.manifest import (
     BUILD_STATE_NAME,
     MANIFEST_NAME,
@@ -26,6 +33,8 @@ from cnnkit.search.manifest import (
     Shard,
     shard_file_names,
 )
+
+MANIFEST_MAX_BYTES = 64 << 20  # about 700 bytes a shard: room for 90,000 shards
 
 
 def write_array(path: Path, array: np.ndarray) -> None:
@@ -67,25 +76,89 @@ def read_array(path: Path, rows: int, columns: int | None, dtype: str) -> np.nda
     process's pages only, never the file, which stays as its manifest describes it."""
     try:
         array = np.load(path, mmap_mode="c", allow_pickle=False)
-    except (ValueError, OSError, EOFError) as error:
-        raise IndexFileError(f"{path}: not a readable .npy array ({error})") from None
+    except Exception as error:  # a damaged header raises many types (seen: tokenize's TokenError)
+        reason = str(error).splitlines()[0][:80] if str(error) else type(error).__name__
+        raise IndexFileError(f"{path}: not a readable .npy array ({reason})") from None
+    if not isinstance(array, np.ndarray) or array.ndim != 2:  # a 0-d or 3-d array
+        shape = getattr(array, "shape", None)
+        raise IndexFileError(f"{path}: holds an array of shape {shape}, not a table of rows")
     expected = (rows, columns) if columns is not None else (rows, array.shape[-1])
-    if array.ndim != 2 or array.shape != expected or array.dtype != np.dtype(dtype):
+    if array.shape != expected or array.dtype != np.dtype(dtype):
         raise IndexFileError(
             f"{path}: holds {array.dtype} {array.shape}, the manifest says {dtype} {expected}"
         )
     return array
 
 
-def read_records(path: Path) -> list[Record]:
+CHECK_ROWS = 1 << 16  # rows checked at a time: a few MiB, whatever the shard's size
+# How far a stored row's length may be from 1: float32's rounding is 6e-8 a value and
+# float16's 4.9e-4 (2^-11), so a row normalised and then stored stays far inside these.
+UNIT_TOLERANCE = {"float32": 1e-4, "float16": 2e-3}
+
+
+def check_unit_rows(array: np.ndarray, path: Path) -> None:
+    """Every row of unit length (a zero row, a feature vector of zeros, stays zero), and
+    so finite: read in chunks of the memory map, one vectorised product each."""
+    tolerance = UNIT_TOLERANCE.get(array.dtype.name, UNIT_TOLERANCE["float16"])
+    for start in range(0, len(array), CHECK_ROWS):
+        chunk = np.asarray(array[start : start + CHECK_ROWS], dtype=np.float32)
+        squared = np.einsum("ij,ij->i", chunk, chunk)
+        bad = ~((np.abs(squared - 1) <= 2 * tolerance) | (squared == 0))
+        if bad.any():
+            row = start + int(np.argmax(bad))
+            what = (
+                "not finite" if not np.isfinite(chunk[row - start]).all() else "not of unit length"
+            )
+            raise IndexFileError(
+                f"{path}: row {row} is {what} ({int(bad.sum()):,} such rows in rows "
+                f"{start:,}-{start + len(chunk) - 1:,}); the index's vectors are L2-normalised"
+            )
+
+
+def check_log_probabilities(array: np.ndarray, path: Path) -> None:
+    """Every value a log-probability: not NaN, at most 0 (with float32's rounding)."""
+    for start in range(0, len(array), CHECK_ROWS):
+        chunk = array[start : start + CHECK_ROWS]
+        bad = ~(chunk <= 1e-4)  # NaN compares false
+        if bad.any():
+            row = start + int(np.argmax(bad.any(axis=1)))
+            raise IndexFileError(
+                f"{path}: row {row} holds a value that is not a log-probability (NaN or > 0)"
+            )
+
+
+def check_tiny_width(array: np.ndarray, path: Path, width: int | None) -> int:
+    """The width of a shard's tiny images: C * 8 * 8 for C channels, the same in every
+    shard (``width``: the first shard's)."""
+    found = array.shape[1]
+    cells = TINY_SIDE * TINY_SIDE
+    if found % cells or not 1 <= found // cells <= 4 or (width is not None and found != width):
+        expected = f"{width}" if width is not None else f"{cells} or a multiple up to {4 * cells}"
+        raise IndexFileError(f"{path}: tiny images {found} values wide, expected {expected}")
+    return found
+
+
+MAX_RECORD_BYTES = 1 << 16  # one line of a records file: an id, a path, a label
+
+
+def read_records(path: Path, count: int | None = None) -> list[Record]:
+    """The records of a shard, one JSON object a line, each read by ``Record``'s rules;
+    ``count``: the manifest's, and no line beyond it is read."""
     records = []
-    with open(path, encoding="utf-8", errors="replace") as file:
-        for number, line in enumerate(file, 1):
-            try:
-                value = json.loads(line)
-            except json.JSONDecodeError:
-                raise IndexFileError(f"{path}: line {number} is not JSON") from None
-            records.append(Record.from_json(value, f"{path}:{number}"))
+    with open(path, "rb") as file:
+        for number in itertools.count(1):
+            line = file.readline(MAX_RECORD_BYTES + 1)
+            if not line:
+                break
+            source = f"{path}:{number}"
+            if len(line) > MAX_RECORD_BYTES:
+                raise IndexFileError(f"{source}: damaged record (over {MAX_RECORD_BYTES:,} bytes)")
+            if count is not None and number > count:
+                raise IndexFileError(f"{path}: more records than the manifest's {count:,}")
+            value = parse_json(line, source, IndexFileError, "record")
+            records.append(Record.from_json(value, source))
+    if count is not None and len(records) != count:
+        raise IndexFileError(f"{path}: {len(records):,} records, the manifest says {count:,}")
     return records
 
 
@@ -105,10 +178,7 @@ def read_manifest(folder: Path) -> Manifest:
         if not folder.is_dir():
             raise IndexFileError(f"{folder}: no such index folder")
         raise IndexFileError(f"{folder}: not a cnnkit search index (no {MANIFEST_NAME})")
-    try:
-        values = json.loads(path.read_text(encoding="utf-8", errors="replace"))
-    except json.JSONDecodeError as error:
-        raise IndexFileError(f"{path}: damaged manifest (not JSON: {error.msg})") from None
+    values = read_json(path, MANIFEST_MAX_BYTES, IndexFileError, "manifest")
     return Manifest.from_dict(values, path)
 
 
