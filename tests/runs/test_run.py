@@ -80,10 +80,10 @@ def test_format_1_checkpoints_load_and_give_the_same_outputs(trained, tmp_path, 
 @pytest.mark.parametrize(
     ("field", "value", "fragment"),
     [
-        ("num_classes", "ten", "num_classes is 'ten', expected a positive integer"),
+        ("num_classes", "ten", "num_classes is 'ten', expected an integer from 1 to 1,000,000"),
         ("classes", ["only one"], "classes is ['only one'], expected 10 names"),
         ("model", "lenet99", "unknown model 'lenet99'"),
-        ("std", [0.0], "std is [0.0], expected a list of positive numbers"),
+        ("std", [0.0], "std[0] is 0.0, expected a finite number above 0"),
     ],
 )
 def test_damaged_metadata_is_one_line_naming_the_file(trained, tmp_path, field, value, fragment):

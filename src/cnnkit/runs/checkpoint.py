@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from cnnkit.errors import CheckpointError, CnnkitError
-from cnnkit.files import atomic_write
+from cnnkit.files import Integer, Invalid, atomic_write, invalid_error
 from cnnkit.models import Classifier, build_model
 from cnnkit.runs.record import RunRecord
 
@@ -74,7 +74,14 @@ def load_checkpoint(path: Path) -> Checkpoint:
     else:
         record = RunRecord.from_dict(state["record"], path)
     config = state.get("config") if isinstance(state.get("config"), dict) else None
-    return Checkpoint(path, record, int(state["epoch"]), config, state)
+    try:
+        epoch = EPOCH.read(state["epoch"])
+    except Invalid as invalid:
+        raise invalid_error(invalid.inside("epoch"), path, CheckpointError, "checkpoint") from None
+    return Checkpoint(path, record, epoch, config, state)
+
+
+EPOCH = Integer(0, 1 << 31)  # epochs a checkpoint has finished
 
 
 def legacy_input_size(state: dict, path: Path) -> tuple[int, int]:

@@ -5,11 +5,11 @@ here, by attribute."""
 
 import json
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from cnnkit.errors import CnnkitError
-from cnnkit.files import atomic_write_text
+from cnnkit.files import Integer, Number, Optional, Schema, atomic_write_text, parse_json
 from cnnkit.runs.folder import METRICS_NAME
 
 
@@ -34,18 +34,35 @@ class EpochRecord:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict) -> "EpochRecord":
-        """A record as ``to_dict`` (or an older cnnkit) wrote it; keys it does not know
-        are ignored, so that a newer run's metrics still read."""
-        known = {field.name for field in fields(cls)}
-        record = cls(**{key: value for key, value in values.items() if key in known})
-        for field in fields(cls):
-            value = getattr(record, field.name)
-            optional = field.name == "elapsed_seconds" and value is None
-            number = isinstance(value, int | float) and not isinstance(value, bool)
-            if not (optional or number) or (field.name == "epoch" and not isinstance(value, int)):
-                raise TypeError(f"{field.name} is {value!r:.40}, not a number")
-        return record
+    def from_dict(cls, values: object) -> "EpochRecord":
+        """A record as ``to_dict`` (or an older cnnkit) wrote it, every field read by
+        its rule (``EPOCH_RECORD``); a ``files.Invalid`` (a ValueError) naming the field
+        otherwise, for the caller to name its file."""
+        return EPOCH_RECORD.read(values)
+
+
+ANY_NUMBER = Number(finite=False)  # NaN where an older cnnkit recorded no rate
+# Every field with the rule it is read by. A key that is none of these is ignored, so
+# that a newer run's metrics still read: they are figures to show, and one this cnnkit
+# does not know changes nothing it does. A missing field takes its default (older runs).
+EPOCH_RECORD = Schema(
+    EpochRecord,
+    {
+        "epoch": Integer(0, 1 << 31),
+        "train_loss": ANY_NUMBER,
+        "test_top1_error": ANY_NUMBER,
+        "test_top5_error": ANY_NUMBER,
+        "lr": ANY_NUMBER,
+        "seconds": ANY_NUMBER,
+        "images_per_second": ANY_NUMBER,
+        "elapsed_seconds": Optional(ANY_NUMBER),
+    },
+    defaults=True,
+    ignore_unknown=True,
+)
+
+
+MAX_METRICS_BYTES = 64 << 20  # a few hundred bytes an epoch
 
 
 def read_metrics(run_dir: Path) -> list[EpochRecord]:
@@ -56,11 +73,14 @@ def read_metrics(run_dir: Path) -> list[EpochRecord]:
     path = run_dir / METRICS_NAME
     if not path.is_file():
         raise CnnkitError(f"{path}: not found; is {run_dir} a folder of `cnnkit train --out`?")
-    try:
-        lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-        history = [EpochRecord.from_dict(values) for values in lines]
-    except (ValueError, TypeError, AttributeError, RecursionError) as error:  # JSON's too
-        raise CnnkitError(f"{path}: not the JSON lines of epoch records ({error})") from None
+    if path.stat().st_size > MAX_METRICS_BYTES:
+        raise CnnkitError(f"{path}: damaged metrics (more than {MAX_METRICS_BYTES:,} bytes)")
+    history = []
+    for number, line in enumerate(path.read_bytes().splitlines(), 1):
+        if line.strip():
+            source = f"{path}:{number}"
+            values = parse_json(line, source, CnnkitError, "epoch record", allow_nan=True)
+            history.append(EPOCH_RECORD.parse(values, source, CnnkitError, "epoch record"))
     if not history:
         raise CnnkitError(f"{path}: no finished epoch yet")
     return history

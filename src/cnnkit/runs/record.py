@@ -4,7 +4,7 @@ Everything a consumer needs besides the weights: how to rebuild the model (regis
 name and build arguments), the image sizes as trained and as the model takes them,
 the classes, the training split's normalisation, the data set, and how an image file
 becomes the pixels the model saw in training (``preparation``). Read back by
-``RunRecord.from_dict``, which checks every field, so that damaged or hostile
+``RunRecord.from_dict``, which reads every field by its rule, so that damaged or hostile
 metadata is one clear error instead of a failure deep inside a consumer.
 """
 
@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from cnnkit.errors import CheckpointError
+from cnnkit.files import Integer, Invalid, Items, Number, Schema, Text, invalid_error
 
 # How an image file is prepared for the model: "digit" as MNIST prepared its digits
 # (transforms.digits), "photo" resized and cropped as the folder loader stores photos
@@ -60,24 +61,17 @@ class RunRecord:
 
     @classmethod
     def from_dict(cls, values: object, source: Path) -> "RunRecord":
-        """The record in ``values`` (as ``to_dict`` wrote it), every field checked;
-        a ``CheckpointError`` naming ``source`` and the field otherwise."""
-        if not isinstance(values, dict):
-            raise CheckpointError(f"{source}: damaged run record (not a mapping)")
-        check = FieldCheck(values, source)
-        record = cls(
-            model=check.text("model"),
-            num_classes=check.count("num_classes"),
-            in_channels=check.count("in_channels"),
-            input_size=check.size("input_size"),
-            image_size=check.size("image_size"),
-            classes=check.names("classes"),
-            mean=check.floats("mean"),
-            std=check.floats("std", positive=True),
-            dataset=check.text("dataset"),
-            preparation=check.text("preparation", choices=PREPARATIONS),
-        )
-        check.agree(record)
+        """The record in ``values`` (as ``to_dict`` wrote it), every field read by its
+        rule (``RUN_RECORD``) and the counts checked against each other; a
+        ``CheckpointError`` naming ``source`` and the field otherwise."""
+        record = RUN_RECORD.parse(values, source, CheckpointError, "run record")
+        if len(record.classes) != record.num_classes:
+            expected = f"{record.num_classes} names"
+            raise record_error(source, "classes", list(record.classes), expected)
+        for key in ("mean", "std"):
+            if len(getattr(record, key)) != record.in_channels:
+                expected = f"{record.in_channels} values, one per channel"
+                raise record_error(source, key, list(getattr(record, key)), expected)
         return record
 
     @classmethod
@@ -100,62 +94,26 @@ class RunRecord:
         return cls.from_dict(values, source)
 
 
-@dataclass(frozen=True)
-class FieldCheck:
-    """Reads one field of a stored record at a time, with one error per bad field."""
+def record_error(source: Path, key: str, value: object, expected: str) -> CheckpointError:
+    return invalid_error(Invalid(expected, value, key), source, CheckpointError, "run record")
 
-    values: dict
-    source: Path
 
-    def _fail(self, key: str, expected: str) -> CheckpointError:
-        shown = repr(self.values.get(key))[:60]
-        return CheckpointError(
-            f"{self.source}: damaged run record: {key} is {shown}, expected {expected}"
-        )
-
-    def text(self, key: str, choices: tuple[str, ...] = ()) -> str:
-        value = self.values.get(key)
-        if not isinstance(value, str) or not value or (choices and value not in choices):
-            raise self._fail(key, "one of " + ", ".join(choices) if choices else "a name")
-        return value
-
-    def count(self, key: str) -> int:
-        value = self.values.get(key)
-        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 1_000_000:
-            raise self._fail(key, "a positive integer")
-        return value
-
-    def size(self, key: str) -> tuple[int, int]:
-        value = self.values.get(key)
-        if (
-            not isinstance(value, list | tuple)
-            or len(value) != 2
-            or not all(isinstance(v, int) and 1 <= v <= 65_536 for v in value)
-        ):
-            raise self._fail(key, "two positive integers (height, width)")
-        return int(value[0]), int(value[1])
-
-    def names(self, key: str) -> tuple[str, ...]:
-        value = self.values.get(key)
-        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
-            raise self._fail(key, "a list of class names")
-        return tuple(value)
-
-    def floats(self, key: str, positive: bool = False) -> tuple[float, ...]:
-        value = self.values.get(key)
-        if (
-            not isinstance(value, list | tuple)
-            or not value
-            or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
-            or (positive and not all(v > 0 for v in value))
-        ):
-            raise self._fail(key, "a list of " + ("positive " if positive else "") + "numbers")
-        return tuple(float(v) for v in value)
-
-    def agree(self, record: RunRecord) -> None:
-        """The fields that must agree with each other."""
-        if len(record.classes) != record.num_classes:
-            raise self._fail("classes", f"{record.num_classes} names, one per output")
-        for key in ("mean", "std"):
-            if len(getattr(record, key)) != record.in_channels:
-                raise self._fail(key, f"{record.in_channels} values, one per channel")
+SIZE = Items(Integer(1, 65_536), 2, 2)  # (height, width)
+# Every field of the record with the rule it is read by; a key that is none of these is
+# refused: the fields say how to rebuild the model and prepare its images, and a field
+# this cnnkit does not know could change either.
+RUN_RECORD = Schema(
+    RunRecord,
+    {
+        "model": Text(max_length=256),
+        "num_classes": Integer(1, 1_000_000),
+        "in_channels": Integer(1, 1_000_000),
+        "input_size": SIZE,
+        "image_size": SIZE,
+        "classes": Items(Text(max_length=1024), 1, 1_000_000),
+        "mean": Items(Number(), 1, 1_000_000),
+        "std": Items(Number(positive=True), 1, 1_000_000),
+        "dataset": Text(),
+        "preparation": Text(PREPARATIONS),
+    },
+)
