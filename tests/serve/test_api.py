@@ -234,6 +234,7 @@ BAD_REQUESTS = {
         400,
         "nested too deeply",
     ),
+    "an empty list of images": (dict(json={"images": []}), 400, "an empty list"),  # fuzzing
     "a form of 20,000 parts": ("parts", 400, "more than 128 parts"),
     "a form of long field names": ("names", 400, "no field 'image'"),
 }

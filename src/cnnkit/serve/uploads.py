@@ -171,6 +171,8 @@ def parse_json(body: bytes, max_images: int) -> list[Upload]:
         encoded = document["images"]
     else:
         raise RequestError(f"no key {FIELD!r} (a base64 string) or 'images' (a list): {HOW}")
+    if not encoded:
+        raise RequestError(f"an empty list of 'images': {HOW}")
     if len(encoded) > max_images:
         raise too_many(max_images)
     return [decode_base64(text, f"image {n}") for n, text in enumerate(encoded, 1)]
