@@ -10,6 +10,14 @@ throughput, p50/p90/p99 latency (of all answers and of the 200s), the answers by
 the server's mean batch size (from its /metrics) and the RSS of its two processes
 before and after.
 
+``--hostile ROUNDS`` measures instead what a hostile client costs the others: one
+server, 32 clients as above, and rounds with and without a second client that sends,
+every second, one request of 16 JPEGs of a few hundred bytes whose headers each claim
+9,000 x 9,000 pixels (built here: a real 16x16 JPEG with its frame header rewritten).
+The rounds alternate (without, with, without, ...), so that the machine's drift falls
+on both; it prints the 32 clients' p99 without and with, their ratio, and the hostile
+requests' answers.
+
 The client is one asyncio process speaking HTTP/1.1 on raw sockets (a prebuilt request
 per digit, the answer's status and Content-Length parsed, nothing more), so that it
 costs the two cores little; a run that does not finish within its deadline is reported
@@ -17,6 +25,7 @@ as a hang. Usage:
 
     cnnkit train --out runs/lenet5-mnist            # the default LeNet-5 run
     python benchmarks/serve_load.py runs/lenet5-mnist/checkpoint.pt
+    python benchmarks/serve_load.py runs/lenet5-mnist/checkpoint.pt --hostile 3
 """
 
 import argparse
@@ -29,6 +38,7 @@ import re
 import signal
 import socket
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -45,6 +55,11 @@ BOUNDARY = "cnnkit-load-boundary"
 DIGITS = 100  # distinct real MNIST test digits, sent in turn
 WARM_UP = 500
 DEADLINE_S = 180  # a run that takes longer is a hang
+HOSTILE_CLIENTS = 32  # the clients whose latency a hostile client must not change
+HOSTILE_REQUESTS = 10_000  # theirs per round
+HOSTILE_IMAGES = 16  # JPEGs in one hostile request
+HOSTILE_SIDE = 9_000  # pixels each claims, on either side: under one image's limit
+HOSTILE_PERIOD_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -281,6 +296,105 @@ def run(coroutine):
         return runner.run(coroutine)
 
 
+def claiming_jpeg(side: int) -> bytes:
+    """A real 16x16 JPEG whose frame header (SOF0) claims ``side`` x ``side`` pixels."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (16, 16), (250, 250, 250)).save(buffer, "JPEG", quality=75)
+    data = bytearray(buffer.getvalue())
+    start = data.find(b"\xff\xc0")  # marker, length (2 bytes), precision (1), height, width
+    struct.pack_into(">HH", data, start + 5, side, side)
+    return bytes(data)
+
+
+def hostile_request(port: int) -> bytes:
+    """One POST /v1/predict of HOSTILE_IMAGES claiming JPEGs, as a complete request."""
+    jpeg = claiming_jpeg(HOSTILE_SIDE)
+    parts = [
+        (
+            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="image"; '
+            f'filename="{n}.jpg"\r\nContent-Type: image/jpeg\r\n\r\n'
+        ).encode()
+        + jpeg
+        + b"\r\n"
+        for n in range(HOSTILE_IMAGES)
+    ]
+    body = b"".join(parts) + f"--{BOUNDARY}--\r\n".encode()
+    head = (
+        f"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"Content-Type: multipart/form-data; boundary={BOUNDARY}\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    return head + body
+
+
+async def hostile_client(port: int, statuses: Counter, stop: asyncio.Event) -> None:
+    """Send the hostile request every HOSTILE_PERIOD_S (or as soon as the last was
+    answered, if that took longer) until ``stop``; count the answers' statuses."""
+    request = hostile_request(port)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        while not stop.is_set():
+            started = time.perf_counter()
+            writer.write(request)
+            head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+            length = int(re.search(r"(?im)^content-length:\s*(\d+)", head).group(1))
+            await reader.readexactly(length)
+            statuses[int(head.split(" ", 2)[1])] += 1
+            if re.search(r"(?im)^connection:\s*close", head):
+                writer.close()
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            wait = HOSTILE_PERIOD_S - (time.perf_counter() - started)
+            try:
+                await asyncio.wait_for(stop.wait(), max(0.0, wait))
+            except asyncio.TimeoutError:
+                pass
+    finally:
+        writer.close()
+
+
+async def load_beside(port: int, requests: list[bytes], hostile: Counter | None) -> Tally:
+    """One round of the 32 clients' load, beside the hostile client when ``hostile``
+    (which counts its answers)."""
+    stop = asyncio.Event()
+    task = None
+    if hostile is not None:
+        task = asyncio.ensure_future(hostile_client(port, hostile, stop))
+    try:
+        tally, _ = await load(port, requests, HOSTILE_CLIENTS, HOSTILE_REQUESTS)
+    finally:
+        stop.set()
+        if task is not None:
+            await task
+    return tally
+
+
+def run_hostile(checkpoint: Path, rounds: int) -> dict:
+    """The 32 clients' latencies in alternated rounds without and with the hostile
+    client, on one server; the hostile requests' answers."""
+    port = free_port()
+    requests = digit_requests(port)
+    log = tempfile.TemporaryFile()
+    server = start_server(checkpoint, port, [], log)
+    latencies: dict[str, list[float]] = {"without": [], "with": []}
+    statuses: dict[str, Counter] = {"without": Counter(), "with": Counter()}
+    hostile: Counter = Counter()
+    try:
+        run(load(port, requests, 8, WARM_UP))
+        for _ in range(rounds):
+            for name in ("without", "with"):
+                tally = run(load_beside(port, requests, hostile if name == "with" else None))
+                latencies[name] += [seconds for _, seconds in tally.latencies]
+                statuses[name] += Counter(status for status, _ in tally.latencies) + tally.errors
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=60)
+    if server.returncode != 0:
+        log.seek(0)
+        print(log.read().decode(errors="replace")[-3000:], file=sys.stderr)
+    p99 = {name: 1000 * percentile(values, 99) for name, values in latencies.items()}
+    return {"p99_ms": p99, "statuses": statuses, "hostile": hostile, "exit": server.returncode}
+
+
 def machine() -> str:
     model = next(
         (line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if "model name" in line),
@@ -301,8 +415,17 @@ def main() -> None:
     parser.add_argument(
         "--only", choices=CONFIGS, action="append", help="run this configuration only [all]"
     )
+    parser.add_argument(
+        "--hostile",
+        type=int,
+        metavar="ROUNDS",
+        help="instead: ROUNDS rounds each without and with a hostile client, alternated",
+    )
     args = parser.parse_args()
     load_before = os.getloadavg()[0]  # other work on the machine skews every figure
+    if args.hostile:
+        print_hostile(run_hostile(args.checkpoint, args.hostile), args.hostile, load_before)
+        return
     rows = []
     for name in args.only or CONFIGS:
         rows += run_config(args.checkpoint, name, CONFIGS[name])
@@ -339,6 +462,24 @@ def main() -> None:
     print(tabulate(table, headers=headers, tablefmt="github"))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
+
+
+def print_hostile(result: dict, rounds: int, load_before: float) -> None:
+    without, with_hostile = result["p99_ms"]["without"], result["p99_ms"]["with"]
+    print(f"machine: {machine()}")
+    print(f"load average (1 min) before: {load_before:.2f}, after: {os.getloadavg()[0]:.2f}")
+    print(f"command: python {' '.join(sys.argv)}")
+    print(
+        f"{HOSTILE_CLIENTS} clients, {rounds} rounds of {HOSTILE_REQUESTS:,} requests without "
+        f"and with a client sending {HOSTILE_IMAGES} JPEGs that each claim "
+        f"{HOSTILE_SIDE:,} x {HOSTILE_SIDE:,} pixels every {HOSTILE_PERIOD_S:g} s, alternated"
+    )
+    for name in ("without", "with"):
+        answers = " ".join(f"{k}:{v}" for k, v in sorted(result["statuses"][name].items(), key=str))
+        print(f"  {name + ':':9} p99 {result['p99_ms'][name]:.1f} ms ({answers})")
+    print(f"  ratio with / without: {with_hostile / without:.3f}")
+    hostile = " ".join(f"{k}:{v}" for k, v in sorted(result["hostile"].items()))
+    print(f"  the hostile client's answers: {hostile}; server exit {result['exit']}")
 
 
 if __name__ == "__main__":
