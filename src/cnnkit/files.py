@@ -255,7 +255,7 @@ def parse_json(
     try:
         if isinstance(text, bytes):
             text = text.decode("utf-8")
-        constant = None if allow_nan else _refuse_constant
+        constant = None if allow_nan else refuse_constant
         value = json.loads(text, parse_constant=constant)
     except json.JSONDecodeError as failure:
         reason = f"not JSON: {failure.msg} at line {failure.lineno} column {failure.colno}"
@@ -263,7 +263,7 @@ def parse_json(
         reason = "not UTF-8 text"
     except RecursionError:
         reason = f"nested more than {JSON_MAX_DEPTH} deep"
-    except ValueError as failure:  # int() of too many digits, or _refuse_constant
+    except ValueError as failure:  # int() of too many digits, or refuse_constant
         reason = str(failure) if str(failure).startswith("a number") else "an integer too long"
     else:
         problem = json_problem(value, allow_nan)
@@ -273,7 +273,9 @@ def parse_json(
     raise error(f"{source}: damaged {what} ({reason})")
 
 
-def _refuse_constant(name: str) -> object:
+def refuse_constant(name: str) -> object:
+    """``json.loads``'s ``parse_constant``: NaN and the infinities are no number cnnkit
+    stores."""
     raise ValueError(f"a number that is not finite ({name})")
 
 
@@ -457,32 +459,45 @@ class Schema(Rule):
     rules: dict[str, Rule]
     defaults: bool = False
     ignore_unknown: bool = False
+    # Worked out once from the fields: (name, default or MISSING, rule), and the names.
+    _plan: list[tuple[str, Any, Rule]] = dataclasses.field(init=False, repr=False)
+    _names: frozenset[str] = dataclasses.field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        names = {field.name for field in dataclasses.fields(self.cls)}
+        fields = dataclasses.fields(self.cls)
+        names = {field.name for field in fields}
         if set(self.rules) != names:
             raise TypeError(
                 f"{self.cls.__name__}'s schema must have one rule per field: "
                 f"{sorted(names ^ set(self.rules))}"
             )
+        plan = [
+            (
+                field.name,
+                field.default if self.defaults else dataclasses.MISSING,
+                self.rules[field.name],
+            )
+            for field in fields
+        ]
+        object.__setattr__(self, "_plan", plan)
+        object.__setattr__(self, "_names", frozenset(names))
 
     def read(self, value: object) -> Any:
         if not isinstance(value, dict):
             raise Invalid("an object", value)
-        unknown = set(value) - set(self.rules)
-        if unknown and not self.ignore_unknown:
-            name = sorted(map(str, unknown))[0]
+        if not self.ignore_unknown and not value.keys() <= self._names:
+            name = sorted(map(str, value.keys() - self._names))[0]
             raise Invalid("no such field (this cnnkit does not know it)", value[name]).inside(name)
         found: dict[str, Any] = {}
-        for field in dataclasses.fields(self.cls):
-            stored = value.get(field.name, MISSING)
-            if stored is MISSING and self.defaults and field.default is not dataclasses.MISSING:
-                found[field.name] = field.default
+        for name, default, rule in self._plan:
+            stored = value.get(name, MISSING)
+            if stored is MISSING and default is not dataclasses.MISSING:
+                found[name] = default
                 continue
             try:
-                found[field.name] = self.rules[field.name].read(stored)
+                found[name] = rule.read(stored)
             except Invalid as invalid:
-                raise invalid.inside(field.name) from None
+                raise invalid.inside(name) from None
         return self.cls(**found)
 
     def parse(self, value: object, source: object, error: type[CnnkitError], what: str) -> Any:

@@ -7,7 +7,6 @@ one or the new one, whatever stops the writer. Files that no manifest lists (lef
 a writer killed mid-change) are removed by the next writer, under the folder's lock.
 """
 
-import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from cnnkit.files import (
     atomic_write_text,
     parse_json,
     read_json,
+    refuse_constant,
     remove_stale_temporaries,
 )
 from cnnkit.search.backends import BACKENDS
@@ -142,24 +142,28 @@ MAX_RECORD_BYTES = 1 << 16  # one line of a records file: an id, a path, a label
 
 
 def read_records(path: Path, count: int | None = None) -> list[Record]:
-    """The records of a shard, one JSON object a line, each read by ``Record``'s rules;
-    ``count``: the manifest's, and no line beyond it is read."""
-    records = []
+    """The records of a shard, one JSON object a line, each read by ``Record``'s rules
+    (``collection.RECORD``, which bounds every value's type and range); ``count``: the
+    manifest's, and no more lines than that are read."""
     with open(path, "rb") as file:
-        for number in itertools.count(1):
-            line = file.readline(MAX_RECORD_BYTES + 1)
-            if not line:
-                break
-            source = f"{path}:{number}"
-            if len(line) > MAX_RECORD_BYTES:
-                raise IndexFileError(f"{source}: damaged record (over {MAX_RECORD_BYTES:,} bytes)")
-            if count is not None and number > count:
-                raise IndexFileError(f"{path}: more records than the manifest's {count:,}")
-            value = parse_json(line, source, IndexFileError, "record")
-            records.append(Record.from_json(value, source))
-    if count is not None and len(records) != count:
-        raise IndexFileError(f"{path}: {len(records):,} records, the manifest says {count:,}")
-    return records
+        limit = None if count is None else (count + 1) * (MAX_RECORD_BYTES + 1)
+        lines = file.read(-1 if limit is None else limit).splitlines()
+    if count is not None and len(lines) != count:
+        raise IndexFileError(f"{path}: {len(lines):,} records, the manifest says {count:,}")
+    for number, line in enumerate(lines, 1):
+        if len(line) > MAX_RECORD_BYTES:
+            raise IndexFileError(
+                f"{path}:{number}: damaged record (over {MAX_RECORD_BYTES:,} bytes)"
+            )
+    try:  # one parse for the whole file; a line that fails is found and named below
+        values = json.loads(b"[" + b",".join(lines) + b"]", parse_constant=refuse_constant)
+    except (ValueError, RecursionError):  # JSONDecodeError, UnicodeDecodeError among them
+        values = [parse_json(line, f"{path}:{n}", IndexFileError, "record") for n, line in
+                  enumerate(lines, 1)]  # fmt: skip
+    if len(values) != len(lines):  # a line holding "1, 2": two values
+        values = [parse_json(line, f"{path}:{n}", IndexFileError, "record") for n, line in
+                  enumerate(lines, 1)]  # fmt: skip
+    return [Record.from_json(value, f"{path}:{n}") for n, value in enumerate(values, 1)]
 
 
 def write_manifest(folder: Path, manifest: Manifest) -> None:
