@@ -292,7 +292,7 @@ def test_a_one_channel_model_on_an_rgb_folder_is_one_line(tmp_path, checkpoint, 
     [
         (["train", "--out", "{file}"], ["{file}", "cannot use as a folder"]),
         (["train", "--out", "/proc/cnnkit-run"], ["/proc/cnnkit-run", "cannot use as a folder"]),
-        (["train", "--lr", "nan"], ["--lr nan", "not a finite number"]),
+        (["train", "--lr", "nan"], ["'--lr'", "'nan' is not a finite number"]),
         (["train", "--data-dir", "{missing}"], ["--data-dir", "{missing}' does not exist"]),
         (["train", "--epochs", "0"], ["--epochs", "0 is not in the range x>=1"]),
         (["train", "--batch-size", "-1"], ["--batch-size"]),

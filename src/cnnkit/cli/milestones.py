@@ -6,6 +6,7 @@ from typing import Any
 import click
 
 from cnnkit.cli.options import (
+    FiniteFloat,
     data_dir_option,
     dataset_option,
     progress_option,
@@ -26,7 +27,7 @@ def baseline() -> None:
 @train_limit_option
 @test_limit_option
 @click.option(
-    "--c", "svm_c", default=0.1, show_default=True, type=click.FloatRange(min=0, min_open=True),
+    "--c", "svm_c", default=0.1, show_default=True, type=FiniteFloat(min=0, min_open=True),
     help="The SVM's C (weight of the hinge loss against the L2 penalty).",
 )  # fmt: skip
 @click.option(
@@ -62,7 +63,7 @@ def hog_svm(
 )  # fmt: skip
 @click.option(
     "--budget",
-    type=click.FloatRange(min=1),
+    type=FiniteFloat(min=1),
     help="Instead: seconds of training and testing for all nets, split evenly and "
     "planned from each net's measured speed.",
 )

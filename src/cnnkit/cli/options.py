@@ -1,12 +1,26 @@
 """Options that several commands share, declared once. Valid values come from
 ``cnnkit.config``, which imports no torch, so that ``--help`` stays fast."""
 
+import math
 import sys
 from pathlib import Path
 
 import click
 
 from cnnkit.config import TTA_MODES
+
+
+class FiniteFloat(click.FloatRange):
+    """A number option's type: click's ``FloatRange`` (bounds optional) that also refuses
+    NaN and the infinities. ``FloatRange`` lets NaN through, since NaN compares false with
+    every bound (``--threshold nan`` found nothing, ``--lr nan`` trained to NaN), and an
+    infinity through an open side. Every float option of every command uses this type."""
+
+    def convert(self, value, param, ctx):
+        number = click.FLOAT.convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return super().convert(number, param, ctx)
 
 
 def dataset_option(default: str | None = "mnist", help: str = "Data set to train on."):

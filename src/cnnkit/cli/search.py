@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 from tabulate import tabulate
 
-from cnnkit.cli.options import checkpoint_argument, data_dir_option, progress_option
+from cnnkit.cli.options import FiniteFloat, checkpoint_argument, data_dir_option, progress_option
 from cnnkit.cli.search_index import device_option, format_option
 from cnnkit.config import RETRIEVAL_METHODS
 from cnnkit.search.backends import BACKENDS
@@ -104,7 +104,7 @@ def by_class(index_path: Path, name: str, top: int, fmt: str) -> None:
     help="Compare 8x8 tiny images (and their mirror images), or the model's features.",
 )  # fmt: skip
 @click.option(
-    "--threshold", type=click.FloatRange(-1, 1),
+    "--threshold", type=FiniteFloat(-1, 1),
     help="Least cosine similarity of near-duplicates [tiny 0.95, features 0.995: precision "
     "0.97 on CIFAR-10 copies, docs/search.md].",
 )  # fmt: skip

@@ -6,7 +6,7 @@ from pathlib import Path
 import click
 from tabulate import tabulate
 
-from cnnkit.cli.options import checkpoint_argument, data_dir_option, progress_option
+from cnnkit.cli.options import FiniteFloat, checkpoint_argument, data_dir_option, progress_option
 from cnnkit.config import DEVICES, VECTOR_DTYPES
 from cnnkit.search.backends import AUTO, BACKEND_CHOICES, describe_backends
 
@@ -73,7 +73,7 @@ def index() -> None:
 @device_option
 @progress_option
 @click.option(
-    "--dist-timeout", type=click.FloatRange(min=1), default=1800, show_default=True,
+    "--dist-timeout", type=FiniteFloat(min=1), default=1800, show_default=True,
     help="Under torchrun: seconds a process waits for the others (the first to finish "
     "waits for the last one's last shard) before it fails.",
 )  # fmt: skip

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import click
 
-from cnnkit.cli.options import checkpoint_argument
+from cnnkit.cli.options import FiniteFloat, checkpoint_argument
 from cnnkit.config import DEVICES
 from cnnkit.serve.settings import TOKEN_ENV, ServeSettings, exposure_warning
 
@@ -42,7 +42,7 @@ DEFAULTS = ServeSettings()
     "--max-wait-ms",
     default=DEFAULTS.max_wait_ms,
     show_default=True,
-    type=click.FloatRange(min=0),
+    type=FiniteFloat(min=0),
     help="Milliseconds a batch's first image waits for more.",
 )
 @click.option(
@@ -56,7 +56,7 @@ DEFAULTS = ServeSettings()
     "--busy-pause-ms",
     default=DEFAULTS.busy_pause_ms,
     show_default=True,
-    type=click.FloatRange(min=0),
+    type=FiniteFloat(min=0),
     help="Milliseconds a 503 for a full queue is held before it is sent.",
 )
 @click.option(
@@ -64,7 +64,7 @@ DEFAULTS = ServeSettings()
     "timeout_s",
     default=DEFAULTS.timeout_s,
     show_default=True,
-    type=click.FloatRange(min=0, min_open=True),
+    type=FiniteFloat(min=0, min_open=True),
     help="Seconds an image may wait for the model before its request gets 504.",
 )
 @click.option(

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from cnnkit.cli.options import (
+    FiniteFloat,
     data_dir_option,
     dataset_option,
     seed_option,
@@ -26,10 +27,10 @@ if TYPE_CHECKING:  # the run layer imports torch; the CLI only names its types
 @click.option("--batch-size", type=click.IntRange(min=1), help="Images per step [recipe].")
 @click.option(
     "--lr",
-    type=click.FloatRange(min=0, min_open=True),
+    type=FiniteFloat(min=0, min_open=True),
     help="Peak learning rate of the one-cycle schedule [recipe].",
 )
-@click.option("--weight-decay", type=click.FloatRange(min=0), help="L2 penalty [recipe].")
+@click.option("--weight-decay", type=FiniteFloat(min=0), help="L2 penalty [recipe].")
 @click.option(
     "--optimizer",
     type=click.Choice(OPTIMIZERS),
@@ -61,7 +62,7 @@ if TYPE_CHECKING:  # the run layer imports torch; the CLI only names its types
 @tta_option("Also test the final model averaging the softmax over ten crops.")
 @click.option(
     "--label-smoothing",
-    type=click.FloatRange(0, 1, max_open=True),
+    type=FiniteFloat(0, 1, max_open=True),
     help="Weight of the uniform target in the loss (Szegedy et al. 2016) [recipe].",
 )
 @click.option(
@@ -109,7 +110,7 @@ if TYPE_CHECKING:  # the run layer imports torch; the CLI only names its types
 )
 @click.option(
     "--dist-timeout",
-    type=click.FloatRange(min=1),
+    type=FiniteFloat(min=1),
     default=300,
     show_default=True,
     help="Under torchrun: seconds a process waits for the others before it fails.",

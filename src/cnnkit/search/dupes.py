@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cnnkit.errors import UnknownNameError
+from cnnkit.errors import ConfigError, UnknownNameError
 from cnnkit.search.collection import Record
 from cnnkit.search.embed import TINY_SIDE, normalize_rows
 from cnnkit.search.exact import exact_top_k
@@ -121,6 +121,8 @@ def find_dupes(
         raise UnknownNameError.of("comparison", by, COMPARISONS)
     if threshold is None:
         threshold = DEFAULT_THRESHOLDS[by]
+    if not -1 <= threshold <= 1:  # NaN too: it is at or above nothing, and found no group
+        raise ConfigError(f"threshold={threshold!r}: expected a cosine similarity from -1 to 1")
     comparison = compared(index, by)
     pairs = linked_pairs(comparison, threshold, neighbours)
     members = {position: [position] for position in range(len(index))}
