@@ -378,13 +378,17 @@ def run_hostile(checkpoint: Path, rounds: int) -> dict:
     latencies: dict[str, list[float]] = {"without": [], "with": []}
     statuses: dict[str, Counter] = {"without": Counter(), "with": Counter()}
     hostile: Counter = Counter()
+    hung = None  # the condition whose round did not finish within the deadline
     try:
         run(load(port, requests, 8, WARM_UP))
-        for _ in range(rounds):
-            for name in ("without", "with"):
+        for name in ("without", "with") * rounds:
+            try:
                 tally = run(load_beside(port, requests, hostile if name == "with" else None))
-                latencies[name] += [seconds for _, seconds in tally.latencies]
-                statuses[name] += Counter(status for status, _ in tally.latencies) + tally.errors
+            except asyncio.TimeoutError:
+                hung = name
+                break
+            latencies[name] += [seconds for _, seconds in tally.latencies]
+            statuses[name] += Counter(status for status, _ in tally.latencies) + tally.errors
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=60)
@@ -392,7 +396,13 @@ def run_hostile(checkpoint: Path, rounds: int) -> dict:
         log.seek(0)
         print(log.read().decode(errors="replace")[-3000:], file=sys.stderr)
     p99 = {name: 1000 * percentile(values, 99) for name, values in latencies.items()}
-    return {"p99_ms": p99, "statuses": statuses, "hostile": hostile, "exit": server.returncode}
+    return {
+        "p99_ms": p99,
+        "statuses": statuses,
+        "hostile": hostile,
+        "hung": hung,
+        "exit": server.returncode,
+    }
 
 
 def machine() -> str:
@@ -477,6 +487,8 @@ def print_hostile(result: dict, rounds: int, load_before: float) -> None:
     for name in ("without", "with"):
         answers = " ".join(f"{k}:{v}" for k, v in sorted(result["statuses"][name].items(), key=str))
         print(f"  {name + ':':9} p99 {result['p99_ms'][name]:.1f} ms ({answers})")
+    if result["hung"]:
+        print(f"  HANG: a round {result['hung']} the hostile client took over {DEADLINE_S} s")
     print(f"  ratio with / without: {with_hostile / without:.3f}")
     hostile = " ".join(f"{k}:{v}" for k, v in sorted(result["hostile"].items()))
     print(f"  the hostile client's answers: {hostile}; server exit {result['exit']}")
