@@ -84,3 +84,24 @@ def test_unknown_model_is_one_line(tmp_path) -> None:
     assert result.returncode == 1
     assert "unknown model 'lenet7'" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ('{"year": 2012}', "damaged result: model is missing"),
+        ("[" * 100_000, "more than 65,536 bytes"),
+        ("[" * 1_000, "nested more than"),
+        ('{"year": ' + "9" * 5000 + "}", "an integer too long"),
+    ],
+)
+def test_a_damaged_result_is_one_error_naming_the_file(tmp_path, text, fragment) -> None:
+    from cnnkit.errors import CnnkitError
+    from cnnkit.milestones import read_result
+
+    path = tmp_path / "result.json"
+    path.write_text(text)
+    with pytest.raises(CnnkitError) as caught:
+        read_result(path)
+    message = str(caught.value)
+    assert message.startswith(str(path)) and fragment in message and "\n" not in message

@@ -350,14 +350,6 @@ class TrainConfig:
         values["data_dir"] = str(self.data_dir) if self.data_dir else None
         return values
 
-    @classmethod
-    def from_dict(cls, values: dict) -> "TrainConfig":
-        values = dict(values)
-        values["recipe"] = Recipe(**values["recipe"])
-        values["out"] = Path(values["out"])
-        values["data_dir"] = Path(values["data_dir"]) if values["data_dir"] else None
-        return cls(**values)
-
 
 def with_overrides(recipe: Recipe, **overrides: Any) -> Recipe:
     """``recipe`` with the given settings replaced; ``None`` leaves a setting as it is."""

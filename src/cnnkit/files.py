@@ -388,6 +388,34 @@ SHA256 = Text(max_length=64, pattern="[0-9a-f]{64}", meaning="a SHA-256 in hex")
 
 
 @dataclass(frozen=True)
+class Flag(Rule):
+    def read(self, value: object) -> bool:
+        if not isinstance(value, bool):
+            raise Invalid("true or false", value)
+        return value
+
+
+@dataclass(frozen=True)
+class FilePath(Rule):
+    """A path stored as text."""
+
+    def read(self, value: object) -> Path:
+        return Path(Text().read(value))
+
+
+@dataclass(frozen=True)
+class Note(Rule):
+    """Free text, empty allowed (a recipe's source)."""
+
+    max_length: int = 4096
+
+    def read(self, value: object) -> str:
+        if not isinstance(value, str) or len(value) > self.max_length:
+            raise Invalid(f"a text of at most {self.max_length:,} characters", value)
+        return value
+
+
+@dataclass(frozen=True)
 class Optional(Rule):
     rule: Rule
 

@@ -24,7 +24,16 @@ from cnnkit.analysis import size_report
 from cnnkit.baseline import train_hog_svm
 from cnnkit.config import TrainOptions
 from cnnkit.data import ImageSet, load_dataset
-from cnnkit.files import atomic_write_bytes, atomic_write_text
+from cnnkit.errors import CnnkitError
+from cnnkit.files import (
+    Integer,
+    Number,
+    Schema,
+    Text,
+    atomic_write_bytes,
+    atomic_write_text,
+    read_json,
+)
 from cnnkit.models import Milestone, check_model_name, history_line, model_entry, recipe_for
 from cnnkit.models.fitting import build_for_images
 from cnnkit.runs import CHECKPOINT_NAME
@@ -66,11 +75,36 @@ class HistoryRow:
     top5_error: float
 
 
+# A result.json is read back on a rerun (to skip a finished model): each field checked.
+HISTORY_ROW = Schema(
+    HistoryRow,
+    {
+        "year": Integer(1900, 3000),
+        "model": Text(max_length=256),
+        "title": Text(max_length=256),
+        "parameters": Integer(),
+        "connections": Integer(),
+        "train_images": Integer(),
+        "epochs": Integer(),
+        "train_seconds": Number(0),
+        "top1_error": Number(0, 1),
+        "top5_error": Number(0, 1),
+    },
+)
+MAX_RESULT_BYTES = 1 << 16
+
+
+def read_result(path: Path) -> HistoryRow:
+    return HISTORY_ROW.parse(
+        read_json(path, MAX_RESULT_BYTES, what="result"), path, CnnkitError, "result"
+    )
+
+
 def baseline_row(settings: HistorySettings) -> HistoryRow:
     """HOG + linear SVM on the whole training split (cached in ``out/hog-svm``)."""
     path = settings.out / BASELINE / RESULT_NAME
     if path.is_file():
-        return HistoryRow(**json.loads(path.read_text()))
+        return read_result(path)
     result = train_hog_svm(
         settings.dataset, settings.data_dir, settings.train_limit, settings.test_limit
     )
@@ -143,7 +177,7 @@ def net_row(
     run_dir = settings.out / model_name
     path = run_dir / RESULT_NAME
     if path.is_file():
-        return HistoryRow(**json.loads(path.read_text()))
+        return read_result(path)
     recipe = recipe_for(model_name, settings.dataset)
     epochs, images = settings.epochs, len(train_set)
     # A resumed run keeps the plan it was started with (its checkpoint's config).

@@ -59,7 +59,7 @@ def test_every_checkpoint_holds_a_typed_record(trained):
         preparation="digit",
     )
     assert checkpoint.record.mean[0] == pytest.approx(0.1307, abs=2e-3)  # MNIST's own
-    assert checkpoint.epoch == 1 and checkpoint.config["model"] == "lenet5"
+    assert checkpoint.epoch == 1 and checkpoint.config.model == "lenet5"
 
 
 def test_format_1_checkpoints_load_and_give_the_same_outputs(trained, tmp_path, mnist):

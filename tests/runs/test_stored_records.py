@@ -11,6 +11,7 @@ import torch
 from cnnkit.errors import CheckpointError, CnnkitError
 from cnnkit.files import Schema
 from cnnkit.runs import RunRecord, load_checkpoint, read_metrics
+from cnnkit.runs.checkpoint import RECIPE, TRAIN_CONFIG
 from cnnkit.runs.epochs import EPOCH_RECORD
 from cnnkit.runs.folder import METRICS_NAME
 from cnnkit.runs.record import RUN_RECORD
@@ -19,7 +20,8 @@ from cnnkit.search.manifest import BACKEND, FILE_ENTRY, MANIFEST, SHARD
 
 
 @pytest.mark.parametrize("schema", [RUN_RECORD, EPOCH_RECORD, MANIFEST, SHARD, FILE_ENTRY,
-                                    BACKEND, RECORD], ids=lambda s: s.cls.__name__)  # fmt: skip
+                                    BACKEND, RECORD, TRAIN_CONFIG, RECIPE],
+                         ids=lambda s: s.cls.__name__)  # fmt: skip
 def test_every_stored_record_has_a_rule_for_each_field(schema):
     assert set(schema.rules) == {field.name for field in dataclasses.fields(schema.cls)}
 
@@ -53,6 +55,14 @@ def saved_with(digit_run, tmp_path, change):
         ),
         (lambda s: s["record"].update(owner="me"), "owner is 'me', expected no such field"),
         (lambda s: s["record"].update(input_size=[28, 28, 1]), "input_size is [28, 28, 1]"),
+        (
+            lambda s: s["config"]["recipe"].update(lr="fast"),
+            "damaged training config: recipe.lr is 'fast', expected a finite number above 0",
+        ),
+        (lambda s: s["config"].update(device="tpu"), "device is 'tpu', expected one of auto"),
+        (lambda s: s["config"].update(extra=1), "extra is 1, expected no such field"),
+        (lambda s: s["history"][0].update(train_loss="low"), "history[0].train_loss is 'low'"),
+        (lambda s: s.update(history={"epoch": 1}), "history is {'epoch': 1}, expected a list"),
     ],
 )
 def test_checkpoint_fields_are_read_by_their_rules(digit_run, tmp_path, change, fragment):

@@ -50,9 +50,12 @@ def evaluate_run(run_dir: Path, data_dir: Path | None = None) -> RunEvaluation:
     """Reload a run's model from its checkpoint and predict the test split it was
     tested on in training (its data folder and test limit)."""
     run = load_run(run_dir)
-    config = run.checkpoint.config or {}
-    data_dir = data_dir or (Path(config["data_dir"]) if config.get("data_dir") else None)
-    test_set = run.test_set(data_dir=data_dir, limit=config.get("test_limit"))
+    config = run.checkpoint.config
+    if config is not None:
+        data_dir, limit = data_dir or config.data_dir, config.test_limit
+    else:
+        limit = None
+    test_set = run.test_set(data_dir=data_dir, limit=limit)
     return RunEvaluation(run, test_set, run.logits(test_set.images))
 
 

@@ -14,9 +14,25 @@ from typing import Any
 
 import torch
 
+from cnnkit.config import DEVICES, OPTIMIZERS, PRECISIONS, TTA_MODES, Recipe, TrainConfig
 from cnnkit.errors import CheckpointError, CnnkitError
-from cnnkit.files import Integer, Invalid, atomic_write, invalid_error
+from cnnkit.files import (
+    FilePath,
+    Flag,
+    Integer,
+    Invalid,
+    Items,
+    Note,
+    Number,
+    Optional,
+    Rule,
+    Schema,
+    Text,
+    atomic_write,
+    invalid_error,
+)
 from cnnkit.models import Classifier, build_model
+from cnnkit.runs.epochs import EPOCH_RECORD, EpochRecord
 from cnnkit.runs.record import RunRecord
 
 # 2: the run's record under "record"; 1 (cnnkit before the run layer): its fields at
@@ -31,13 +47,14 @@ STATE_KEYS = ("model_state", "epoch")
 
 @dataclass(frozen=True)
 class Checkpoint:
-    """A checkpoint as read: its record, the epochs it holds, the training config
-    (``TrainConfig.to_dict()``) and everything as saved (``state``, for resuming)."""
+    """A checkpoint as read: its record, the epochs it holds, the training config (each
+    field checked) and everything as saved (``state``, for resuming)."""
 
     path: Path
     record: RunRecord
     epoch: int
-    config: dict | None
+    config: TrainConfig | None  # None in a checkpoint saved without one
+    history: tuple[EpochRecord, ...]  # the epochs trained, as the trainer recorded them
     state: dict[str, Any]
 
 
@@ -73,15 +90,69 @@ def load_checkpoint(path: Path) -> Checkpoint:
         record = RunRecord.from_legacy(state, legacy_input_size(state, path), path)
     else:
         record = RunRecord.from_dict(state["record"], path)
-    config = state.get("config") if isinstance(state.get("config"), dict) else None
+    config = state.get("config")
+    if config is not None:
+        config = TRAIN_CONFIG.parse(config, path, CheckpointError, "training config")
+    epoch = read_field(EPOCH, state, "epoch", path)
+    history = read_field(HISTORY, state, "history", path)
+    return Checkpoint(path, record, epoch, config, history, state)
+
+
+def read_field(rule: Rule, state: dict, key: str, path: Path) -> Any:
+    """``state[key]`` read by ``rule`` (an absent history is empty), or one error
+    naming the checkpoint and the field."""
     try:
-        epoch = EPOCH.read(state["epoch"])
+        return rule.read(state.get(key, []))
     except Invalid as invalid:
-        raise invalid_error(invalid.inside("epoch"), path, CheckpointError, "checkpoint") from None
-    return Checkpoint(path, record, epoch, config, state)
+        raise invalid_error(invalid.inside(key), path, CheckpointError, "checkpoint") from None
 
 
 EPOCH = Integer(0, 1 << 31)  # epochs a checkpoint has finished
+HISTORY = Items(EPOCH_RECORD, 0, 1 << 31)
+# The recipe and the config a run trained with, read back for --resume; a field an older
+# checkpoint lacks takes its default, as it did when it was written.
+RECIPE = Schema(
+    Recipe,
+    {
+        "epochs": Integer(1, 1_000_000),
+        "batch_size": Integer(1, 1 << 24),
+        "lr": Number(positive=True),
+        "momentum": Number(0, 1),
+        "nesterov": Flag(),
+        "weight_decay": Number(0),
+        "warmup_fraction": Number(0, 1),
+        "label_smoothing": Number(0, 1),
+        "augment": Text(max_length=1024),
+        "source": Note(),
+        "optimizer": Text(OPTIMIZERS),
+    },
+    defaults=True,
+)
+TRAIN_CONFIG = Schema(
+    TrainConfig,
+    {
+        "model": Text(max_length=256),
+        "dataset": Text(),
+        "recipe": RECIPE,
+        "out": FilePath(),
+        "seed": Integer(),
+        "resume": Flag(),
+        "data_dir": Optional(FilePath()),
+        "train_limit": Optional(Integer(1)),
+        "test_limit": Optional(Integer(1)),
+        "eval_batch_size": Integer(1, 1 << 24),
+        "progress": Flag(),
+        "tta": Text(TTA_MODES),
+        "stream": Flag(),
+        "workers": Optional(Integer()),
+        "device": Text(DEVICES),
+        "precision": Text(PRECISIONS),
+        "dist_timeout": Number(positive=True),
+        "compile": Flag(),
+        "holdout": Integer(),
+    },
+    defaults=True,
+)
 
 
 def legacy_input_size(state: dict, path: Path) -> tuple[int, int]:

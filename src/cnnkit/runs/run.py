@@ -91,10 +91,7 @@ class Run:
     @property
     def history(self) -> list[EpochRecord]:
         """The epochs the checkpoint holds, as the trainer recorded them."""
-        try:
-            return [EpochRecord.from_dict(v) for v in self.checkpoint.state.get("history", [])]
-        except (TypeError, ValueError, AttributeError) as error:
-            raise CheckpointError(f"{self.path}: damaged history ({error})") from None
+        return list(self.checkpoint.history)
 
     def prepare(self, images: torch.Tensor, crop: bool = True) -> torch.Tensor:
         """uint8 (N, C, H, W) images at the stored size -> the model's input size;

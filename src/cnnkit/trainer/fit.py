@@ -3,7 +3,7 @@
 import math
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import cast
 
@@ -171,16 +171,16 @@ def resolve_resume(config: TrainConfig) -> tuple[TrainConfig, dict | None]:
     resumed = load_checkpoint(checkpoint_path)
     if resumed.config is None:
         raise CheckpointError(f"{checkpoint_path}: holds no training config to resume")
-    saved = {
-        **resumed.config,
-        "out": str(config.out),
-        "progress": config.progress,
-        "workers": config.workers,
-        "resume": True,
-        "device": config.device,
-        "dist_timeout": config.dist_timeout,
-    }
-    return TrainConfig.from_dict(saved), resumed.state
+    saved = replace(
+        resumed.config,
+        out=config.out,
+        progress=config.progress,
+        workers=config.workers,
+        resume=True,
+        device=config.device,
+        dist_timeout=config.dist_timeout,
+    )
+    return saved, resumed.state
 
 
 def fit(
