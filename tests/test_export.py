@@ -203,3 +203,24 @@ def test_missing_onnx_extra_names_the_extra(checkpoints, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "onnxscript", None)  # as if not installed
     with pytest.raises(MissingExtraError, match=r"onnxscript: pip install 'cnnkit\[export\]'"):
         export_checkpoint(checkpoints["lenet5"], "onnx", tmp_path / "m.onnx")
+
+
+@pytest.mark.parametrize(
+    ("out", "reason"),
+    [
+        ("{tmp}", "a folder"),
+        ("{tmp}/a-file/model.pt", "is a file, not a folder"),
+        ("/sys/cnnkit-model.pt", "permission denied"),
+        ("/proc/cnnkit-model.pt", "no such file or directory"),
+    ],
+)
+def test_an_unwritable_out_is_refused_before_the_checkpoint_is_read(tmp_path, out, reason):
+    """The output path is checked first (it costs a stat and an empty file; reading a
+    checkpoint and its test set costs seconds): the checkpoint here does not exist, and
+    the error is still the path's, in its own words (/sys was "no space left")."""
+    (tmp_path / "a-file").write_text("")
+    out = out.format(tmp=tmp_path)
+    result = run_cli("export", str(tmp_path / "no-checkpoint.pt"), "--format", "torchscript",
+                     "--out", out)  # fmt: skip
+    assert_one_line_error(result, f"{out}: cannot write", reason)
+    assert not list(tmp_path.glob("**/*.tmp"))

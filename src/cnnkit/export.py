@@ -16,6 +16,7 @@ and VGG's weights mostly sit: the "memory at test time" story.
 
 import io
 import json
+import os
 import tempfile
 import warnings
 from collections.abc import Callable, Iterator
@@ -28,8 +29,8 @@ import torch
 from torch import nn
 
 from cnnkit.config import EXPORT_FORMATS, QUANTIZATIONS
-from cnnkit.errors import ExportError, UnknownNameError, import_extra
-from cnnkit.files import atomic_write_bytes
+from cnnkit.errors import ExportError, UnknownNameError, WriteError, import_extra
+from cnnkit.files import TEMPORARY_SUFFIX, atomic_write_bytes
 from cnnkit.metrics import topk_correct
 from cnnkit.runs import RunModule, RunRecord, load_run
 
@@ -76,6 +77,7 @@ def export_checkpoint(
         raise UnknownNameError.of("export format", fmt, EXPORT_FORMATS)
     if quantize is not None and quantize not in QUANTIZATIONS:
         raise UnknownNameError.of("quantization", quantize, QUANTIZATIONS)
+    check_writable(out)  # before the checkpoint is read: nothing is loaded in vain
     if fmt == "onnx":
         require_export_extra()  # before the slow steps
     run = load_run(checkpoint, device="cpu")  # traced and checked on the CPU
@@ -114,6 +116,26 @@ def export_checkpoint(
         float_bytes=float_bytes if quantize else None,
         float_top1_error=top1_error(float_logits, test_set.labels) if quantize else None,
     )
+
+
+def check_writable(out: Path) -> None:
+    """A ``WriteError`` unless a file can be written at ``out``: a folder is refused, and
+    a file is made beside it and removed (as the export's own write will make one), so
+    that a read-only or virtual file system (/proc, /sys) says so now, in its own words."""
+    if out.is_dir():
+        raise WriteError(f"{out}: cannot write (a folder; give the file's name)")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        handle, name = tempfile.mkstemp(
+            dir=out.parent, prefix=out.name + ".", suffix=TEMPORARY_SUFFIX
+        )
+        os.close(handle)
+        os.unlink(name)
+    except OSError as error:
+        reason = (error.strerror or type(error).__name__).lower()
+        if isinstance(error, FileExistsError):  # from mkdir: a file where a folder should be
+            reason = f"{error.filename} is a file, not a folder"
+        raise WriteError(f"{out}: cannot write ({reason})") from None
 
 
 def export_metadata(
