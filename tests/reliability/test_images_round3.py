@@ -60,9 +60,6 @@ def test_held_images_are_bounded_as_files_are(tmp_path):
         assert all(digits.MAX_SIDE <= side < 2 * digits.MAX_SIDE for side in pixels.shape[:2])
 
 
-@pytest.mark.xfail(
-    strict=True, reason="until runs/run.py passes least_side to read_pixels and held_pixels"
-)
 def test_the_prediction_path_reads_the_jpeg_bomb_bounded(tmp_path, digit_run, monkeypatch):
     """What ``cnnkit predict``, search and the server decode (the run layer's file path)
     and what a notebook's ``Run.predict`` reads: the pixels the digit steps are given."""

@@ -46,8 +46,9 @@ from cnnkit.runtime.inference import (
     predict_logits,
 )
 from cnnkit.transforms import fit_to_input
+from cnnkit.transforms.digits import MAX_SIDE as DIGIT_SIDE
 from cnnkit.transforms.digits import mnist_style
-from cnnkit.transforms.resize import fit_size
+from cnnkit.transforms.resize import decode_side, fit_size
 
 BATCH_SIZE = 256  # LeNet-5 infers 2.5x as fast in batches of 256 as of 1,000
 
@@ -124,14 +125,22 @@ class Run:
         of them: ``data.held``) as uint8 (N, C, H, W) at the training images' size,
         prepared as ``read_file`` prepares a file; the first that cannot be read raises
         its ``ImageError``."""
-        held = held_pixels(images, self.record.in_channels)
+        held = held_pixels(images, self.record.in_channels, self._least_side)
         prepared = np.stack([self._prepared(pixels) for pixels in held.pixels])
         tensor = torch.from_numpy(prepared).permute(0, 3, 1, 2).contiguous()
         return HeldImages(tensor, held.names, held.single)
 
     def _read_pixels(self, path: Path | BinaryIO, name: str | None = None) -> np.ndarray:
         """The one file-to-pixels path: uint8 (H, W, C), prepared."""
-        return self._prepared(read_pixels(path, self.record.in_channels, name))
+        pixels = read_pixels(path, self.record.in_channels, name, self._least_side)
+        return self._prepared(pixels)
+
+    @property
+    def _least_side(self) -> int:
+        """How small a large image may be read before ``_prepared``: what its steps need."""
+        if self.record.preparation == "digit":
+            return DIGIT_SIDE
+        return decode_side(self.record.image_size)
 
     def _prepared(self, pixels: np.ndarray) -> np.ndarray:
         """uint8 (H, W, C) pixels as the training images were prepared."""

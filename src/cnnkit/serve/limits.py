@@ -18,20 +18,13 @@ from dataclasses import dataclass
 
 from PIL import Image
 
+from cnnkit.data.image_files import SIGNATURES
 from cnnkit.errors import (
     ImageError,
     ImageTooLargeError,
     RequestTooLargeError,
     UnsupportedImageError,
 )
-
-# Pillow's format names and the first bytes that identify each (their specifications).
-SIGNATURES: dict[str, tuple[bytes, ...]] = {
-    "PNG": (b"\x89PNG\r\n\x1a\n",),
-    "JPEG": (b"\xff\xd8\xff",),
-    "GIF": (b"GIF87a", b"GIF89a"),
-    "WEBP": (b"RIFF",),  # and "WEBP" at offset 8, checked below
-}
 
 
 @dataclass(frozen=True)
