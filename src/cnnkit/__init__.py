@@ -23,6 +23,7 @@ __version__ = "0.1.0"
 # cnnkit.api's names, here without importing it (a test holds the two lists together)
 API = (
     "Catalogue",
+    "Comparison",
     "EvalReport",
     "Hit",
     "Index",
@@ -34,6 +35,7 @@ API = (
     "Searches",
     "Summary",
     "catalogue",
+    "compare",
     "index",
     "load",
     "open_index",

@@ -158,3 +158,16 @@ def test_train_returns_a_run_and_runs_again_in_the_same_interpreter(tmp_path) ->
     evaluation = loaded.evaluate(limit=300)
     assert evaluation.top1_error == pytest.approx(first.history[-1].test_top1_error)
     assert repr(evaluation).startswith("300 test images: top-1 error")
+
+
+def test_compare_gives_the_lecture_comparison_as_cnnkit_size_compare_prints_it() -> None:
+    comparison = cnnkit.compare(["lenet1", "lenet5", "alexnet"])
+    assert [column.model for column in comparison] == ["lenet1", "lenet5", "alexnet"]
+    printed = run_cli("size", "--compare", "lenet1", "lenet5", "alexnet")
+    assert repr(comparison) == printed.stdout.rstrip("\n")
+    html = comparison._repr_html_()
+    assert html.startswith("<table>") and "340,908" in html and "<li>" in html
+    with pytest.raises(UnknownNameError, match="no paper facts"):
+        cnnkit.compare(["resnet8"])
+    with pytest.raises(ConfigError, match="expected a list of model names"):
+        cnnkit.compare("lenet5")  # type: ignore[arg-type]

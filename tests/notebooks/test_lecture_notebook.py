@@ -10,8 +10,6 @@ from pathlib import Path
 import pytest
 
 import cnnkit
-from cnnkit.analysis.papers import compare_models
-from cnnkit.analysis.render import render_comparison
 from tests.helpers import require_path
 from tests.helpers.browser import CHROMIUM_FLAGS, chromium
 from tests.helpers.real_images import CIFAR_JPEG_ARCHIVE
@@ -118,8 +116,9 @@ def test_outputs_hold_the_lenet5_table_as_text_and_html(executed, lenet5_table) 
 
 @pytest.mark.slow
 def test_outputs_hold_the_lecture_comparison(executed) -> None:
-    table = render_comparison(compare_models(["lenet1", "lenet5", "alexnet"]), "markdown")
-    assert results(executed, "text/markdown") == [table]
+    comparison = cnnkit.compare(["lenet1", "lenet5", "alexnet"])
+    assert results(executed, "text/html").count(comparison._repr_html_()) == 1
+    assert repr(comparison) in results(executed, "text/plain")
 
 
 @pytest.mark.slow

@@ -161,4 +161,6 @@ def render_comparison(columns: list[PaperComparison], fmt: str) -> str:
         f"input size",
         *[f"{bullet}{c.facts.network}: {c.facts.source}" for c in columns],
     ]
+    if fmt == "html":
+        return table + "<ul>" + "".join(f"<li>{escape(note)}</li>" for note in notes) + "</ul>"
     return "\n".join([table, "", *notes])

@@ -1,9 +1,11 @@
-"""``Summary``: a size report as people read it, the table that ``cnnkit size`` prints
-with the lecture's rules of thumb in words, as text and as HTML for Jupyter."""
+"""A size report as people read it (``Summary``: the table that ``cnnkit size`` prints,
+with the lecture's rules of thumb in words) and the lecture's comparison of networks
+(``Comparison``: ``cnnkit size --compare``), as text and as HTML for Jupyter."""
 
 from dataclasses import dataclass
 
-from cnnkit.analysis.render import render_size
+from cnnkit.analysis.papers import PaperComparison
+from cnnkit.analysis.render import render_comparison, render_size
 from cnnkit.analysis.size import LayerSize, RuleOfThumb, SizeReport, SizeTotals
 
 
@@ -31,3 +33,13 @@ class Summary:
 
     def _repr_html_(self) -> str:
         return render_size(self.report, "html")
+
+
+class Comparison(list[PaperComparison]):
+    """One column per network: its paper's task and training, and its size as counted."""
+
+    def __repr__(self) -> str:
+        return render_comparison(self, "table")
+
+    def _repr_html_(self) -> str:
+        return render_comparison(self, "html")

@@ -62,15 +62,18 @@ def index(
     images: str | Path | Sequence[str | Path],
     out: str | Path,
     backend: str = "auto",
+    progress: bool | None = None,
 ) -> Index:
     """Embed image files (a folder, searched recursively, its subfolders naming the
     labels; a file; or a list of them) with ``run`` (a ``Run`` or its checkpoint) into a
-    new index folder ``out``, and open it; as ``cnnkit index build`` does."""
+    new index folder ``out``, and open it; as ``cnnkit index build`` does. A progress
+    bar shows in a terminal or a notebook unless ``progress=False``."""
     if backend not in BACKEND_CHOICES:
         raise ConfigError(f"backend={backend!r}: expected one of {', '.join(BACKEND_CHOICES)}")
     checkpoint = run.path if isinstance(run, Run) else Path(run)
     paths = [Path(images)] if isinstance(images, str | Path) else [Path(p) for p in images]
-    settings = BuildSettings(backend=backend, progress=progress_wanted())
+    shown = progress_wanted() if progress is None else progress
+    settings = BuildSettings(backend=backend, progress=shown)
     build_index(checkpoint, Path(out), lambda _: file_collection(paths), settings)
     return open_index(out)
 

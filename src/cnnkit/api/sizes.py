@@ -1,12 +1,14 @@
 """``cnnkit.summary``: the units, weights and connections of a network, layer by layer,
-with the lecture's rules of thumb (``analysis``), for a model's name, a module or a run."""
+with the lecture's rules of thumb (``analysis``), for a model's name, a module or a run;
+``cnnkit.compare``: the lecture's comparison of networks and their training."""
 
 from typing import cast
 
 from torch import nn
 
+from cnnkit.analysis.papers import compare_models
 from cnnkit.analysis.size import Shape, model_size, size_report
-from cnnkit.analysis.summary import Summary
+from cnnkit.analysis.summary import Comparison, Summary
 from cnnkit.api.run import Run
 from cnnkit.errors import ConfigError
 from cnnkit.models import Classifier
@@ -44,3 +46,12 @@ def _is_shape(value: object) -> bool:
         and len(value) == 3
         and all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in value)
     )
+
+
+def compare(models: list[str] | tuple[str, ...] = ("lenet1", "lenet5", "alexnet")) -> Comparison:
+    """The lecture's comparison table (``cnnkit size --compare``): each network's task,
+    data and epochs as its paper states them, its size as counted, and its training
+    operations, for models whose papers cnnkit holds the facts of."""
+    if isinstance(models, str):
+        raise ConfigError(f"models={models!r}: expected a list of model names")
+    return Comparison(compare_models(list(models)))
