@@ -47,3 +47,19 @@ def photo_run(tmp_path_factory, real_image_tree) -> Path:  # noqa: F811
         report=False,
     )
     return trained_checkpoint(options)
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """The fuzzing's counts in the log of every run (the tests print them; pytest would
+    show a passing test's output only with -s)."""
+    lines = [
+        line
+        for report in terminalreporter.stats.get("passed", [])
+        if "tests/fuzz/" in report.nodeid and report.when == "call"
+        for line in report.capstdout.splitlines()
+        if "fuzzing:" in line
+    ]
+    if lines:
+        terminalreporter.section("fuzzing")
+        for line in lines:
+            terminalreporter.write_line(line)
