@@ -70,3 +70,28 @@ def test_the_readme_example_runs(example_folder) -> None:
     assert "10,000 test images: top-1 error" in printed
     assert "rank" in printed and "similarity" in printed
     assert names["run"].record.model == "lenet5"
+
+
+# What a new user writes from docs/api.md alone: train a tiny model, predict on a PIL
+# image and on a numpy array, print a summary, query an index.
+NEW_USERS_SCRIPT = """
+import cnnkit
+import numpy as np
+from PIL import Image
+
+run = cnnkit.train("lenet5", epochs=1, train_limit=2000, test_limit=500, report=False)
+photo = Image.open("digit.png")
+print(run.predict(photo))
+print(run.predict(np.asarray(photo.convert("L"))).label)
+print(cnnkit.summary("lenet5"))
+index = cnnkit.index(run, "digits", out="index")
+print(index.search(photo, top=3))
+"""
+
+
+@pytest.mark.slow
+def test_a_new_users_script_from_the_api_page_is_under_15_lines(example_folder) -> None:
+    assert len(NEW_USERS_SCRIPT.strip().splitlines()) < 15
+    names, printed = run_blocks([NEW_USERS_SCRIPT])
+    assert printed.count("rank") >= 2 and "similarity" in printed and "340,908" in printed
+    assert names["index"].path == Path("index") and len(names["index"]) == 50
