@@ -2,6 +2,7 @@
 the choices that the command line offers (torch-free, so that ``cnnkit --help`` and
 option parsing never import torch)."""
 
+import math
 import os
 import types
 from dataclasses import dataclass, field, fields, replace
@@ -22,6 +23,12 @@ RETRIEVAL_METHODS = ("pixels", "hog", "conv")  # search eval
 OPTIMIZERS = ("sgd", "sdlm")  # trainer.optimizers: SGD one-cycle; LeNet-5's own (trainer.sdlm)
 
 MAX_DEFAULT_WORKERS = 8
+
+
+def is_count(value: object) -> bool:
+    """A whole number, 1 or more, as a count of images, classes or results is (True is
+    an int to Python, and no count)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
 def default_workers() -> int:
@@ -202,6 +209,8 @@ class Limits:
             return value in self.choices
         if not isinstance(value, int | float):
             return True
+        if not math.isfinite(value):
+            return False
         above = self.low is None or (value > self.low if self.low_open else value >= self.low)
         below = self.high is None or (value < self.high if self.high_open else value <= self.high)
         return above and below

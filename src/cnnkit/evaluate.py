@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from pathlib import Path
 
-from cnnkit.config import TTA_MODES
+from cnnkit.config import TTA_MODES, is_count
 from cnnkit.errors import ConfigError, UnknownNameError
 from cnnkit.runs import Run, load_run
 from cnnkit.runtime.inference import EvalStats
@@ -62,9 +62,7 @@ def evaluate_run(
     """``evaluate_checkpoint`` of a loaded run."""
     if tta not in TTA_MODES:
         raise UnknownNameError.of("test-time augmentation", tta, TTA_MODES)
-    if test_limit is not None and (
-        isinstance(test_limit, bool) or not isinstance(test_limit, int) or test_limit < 1
-    ):
+    if test_limit is not None and not is_count(test_limit):
         raise ConfigError(
             f"test_limit={test_limit!r}: expected a whole number of images, 1 or more"
         )

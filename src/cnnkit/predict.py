@@ -14,6 +14,7 @@ from pathlib import Path
 
 from tabulate import tabulate
 
+from cnnkit.config import is_count
 from cnnkit.data.held import HeldImage
 from cnnkit.errors import ConfigError
 from cnnkit.runs import Run, load_run
@@ -70,7 +71,7 @@ def predict_images(
 ) -> Prediction | Predictions:
     """The ``top`` classes of each image (``Run.read_images`` takes what a user holds):
     one ``Prediction`` for one image, ``Predictions`` for a list or a batch."""
-    if isinstance(top, bool) or not isinstance(top, int) or top < 1:
+    if not is_count(top):
         raise ConfigError(f"top={top!r}: expected a whole number of classes, 1 or more")
     held = run.read_images(images)
     probs = run.logits(held.images).softmax(dim=1)

@@ -108,6 +108,8 @@ def test_features_are_a_vector_for_one_image_and_a_matrix_for_a_list(run, photo)
         (torch.zeros(28, 28, 3), "a tensor of shape (28, 28, 3)"),
         (torch.zeros(2, 2, 2, 2, 2), "a tensor of shape (2, 2, 2, 2, 2)"),
         (5, "of type int"),
+        (np.zeros((0, 28, 28, 1), np.uint8), "a batch of no images"),
+        (torch.zeros(0, 1, 28, 28), "a batch of no images"),
         ([], "an empty list"),
         ([np.zeros((2, 28, 28, 1), np.uint8)], "a batch inside a list"),
         ("no-such-file.png", "no-such-file.png: file not found"),
@@ -130,3 +132,14 @@ def test_a_held_image_over_the_pixel_limit_is_refused_before_it_is_converted(run
 def test_top_must_be_a_whole_number_of_classes(run, photo, top):
     with pytest.raises(CnnkitError, match=f"top={top!r}"):
         run.predict(photo[0], top=top)
+
+
+def test_an_index_of_the_working_folder_opens(run, photo, monkeypatch, tmp_path):
+    """Images directly in the folder given as ".": labelled with the folder's own name."""
+    folder = tmp_path / "sevens"
+    folder.mkdir()
+    for n in range(3):
+        Image.open(photo[0]).save(folder / f"{n}.png")
+    monkeypatch.chdir(folder)
+    index = cnnkit.index(run, ".", out=tmp_path / "index", progress=False)
+    assert len(index) == 3 and {hit.label for hit in index.search(photo[0])} == {"sevens"}

@@ -80,6 +80,8 @@ def test_summary_of_a_module_needs_its_input_unless_it_is_a_cnnkit_model() -> No
         cnnkit.summary(mlp)
     with pytest.raises(ConfigError, match="input=\\(1, 28\\): expected a shape"):
         cnnkit.summary("lenet5", input=(1, 28))
+    with pytest.raises(ConfigError, match="num_classes=2.5: expected a whole number"):
+        cnnkit.summary("lenet5", num_classes=2.5)  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="expected a model's name"):
         cnnkit.summary(42)  # type: ignore[arg-type]
 
@@ -101,6 +103,8 @@ def test_the_catalogue_lists_every_model_as_cnnkit_models_prints_it() -> None:
         ({"epochs": 0}, "epochs=0: expected a value >= 1"),
         ({"epochs": "3"}, "epochs='3': expected a whole number or None"),
         ({"lr": 0.0}, "lr=0.0: expected a value > 0"),
+        ({"lr": float("inf")}, "lr=inf: expected a value > 0"),
+        ({"weight_decay": float("nan")}, "weight_decay=nan: expected a value >= 0"),
         ({"label_smoothing": 1.0}, "label_smoothing=1.0: expected a value >= 0 and < 1"),
         ({"device": "gpu"}, "device='gpu': expected one of auto, cpu, cuda, mps"),
         ({"report": "no"}, "report='no': expected True or False"),
@@ -171,3 +175,5 @@ def test_compare_gives_the_lecture_comparison_as_cnnkit_size_compare_prints_it()
         cnnkit.compare(["resnet8"])
     with pytest.raises(ConfigError, match="expected a list of model names"):
         cnnkit.compare("lenet5")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="expected a list of model names"):
+        cnnkit.compare([])

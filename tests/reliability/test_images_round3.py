@@ -161,4 +161,4 @@ def test_the_server_and_the_reader_accept_the_same_formats():
     from cnnkit.serve import limits
 
     assert limits.SIGNATURES == image_files.SIGNATURES
-    assert image_files.FORMATS == ("PNG", "JPEG", "GIF", "WEBP")
+    assert tuple(image_files.SIGNATURES) == ("PNG", "JPEG", "GIF", "WEBP")

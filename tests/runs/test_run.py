@@ -154,8 +154,8 @@ def test_a_photo_is_prepared_as_the_folder_loader_stores_it(tmp_path, real_image
     run = photo_run(tmp_path, (3, 32, 32))
     photos = sorted((real_image_tree / "test").rglob("*.*"))[:8]
     expected = torch.stack([decode_file(path) for path in photos])  # as training decoded them
-    assert torch.equal(run.prepare_files(photos), expected)
-    assert run.logits(run.prepare_files(photos)).shape == (8, 10)
+    assert torch.equal(run.prepare(run.read_images(photos).images), expected)
+    assert run.logits(run.prepare(run.read_images(photos).images)).shape == (8, 10)
 
 
 def test_read_files_reads_a_batch_as_read_file_reads_each(tmp_path, real_image_tree):
@@ -183,7 +183,7 @@ def test_a_large_photo_is_cropped_not_stretched(tmp_path):
     pixels[:, :150] = pixels[:, 450:] = (255, 0, 0)  # red quarters left and right
     pixels[:, 150:450] = (0, 0, 255)  # a blue square in the middle
     Image.fromarray(pixels).save(tmp_path / "wide.png")
-    (prepared,) = run.prepare_files([tmp_path / "wide.png"])
+    (prepared,) = run.prepare(run.read_images([tmp_path / "wide.png"]).images)
     assert prepared.shape == (3, 224, 224)  # AlexNet's 224 of the 256
     assert prepared[0].max() < 10 and prepared[2].min() > 245  # all blue, no red
 

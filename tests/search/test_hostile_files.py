@@ -75,6 +75,19 @@ def test_a_records_line_the_parser_refuses(copy, line, fragment):
     refused(copy, f"{path}:1", fragment)
 
 
+def test_records_split_across_lines_are_not_read_as_whole_ones(copy):
+    """Two records on the first line and one split over the next two: as many lines as
+    records, each line no JSON value of its own; refused, as each line is alone."""
+    path = shard_file(copy, "records")
+    lines = path.read_text().splitlines()
+    first, second, third = (json.loads(line) for line in lines[:3])
+    split_third = json.dumps(third).split(", ", 1)
+    rewritten = [f"{json.dumps(first)}, {json.dumps(second)}", split_third[0], split_third[1]]
+    path.write_text("\n".join([*rewritten, *lines[3:]]) + "\n")
+    rehash(copy)
+    refused(copy, f"{path}:1", "damaged record")
+
+
 # Finding: vectors never checked.
 
 

@@ -91,3 +91,42 @@ def test_each_item_gets_its_own_answer_and_a_bug_fails_its_item_alone(caplog):
         "predict: item 2 of its batch failed",
         "predict: item 4 of its batch failed",
     ]
+
+
+def test_an_items_own_error_in_the_forward_pass_stays_its_own(caplog):
+    """Found one at a time after the batch failed: a client's error is its 4xx, not a 500."""
+
+    def together(items: list[int]) -> list[int]:
+        if 3 in items:
+            raise ImageError("item 3: too small to read")
+        return items
+
+    with caplog.at_level(logging.ERROR):
+        results = answer(Operation.PREDICT, Handler(lambda i: i, together), [1, 3], lambda p: 1)
+    assert results[0] == 1 and isinstance(results[1], ImageError)
+    assert not [record for record in caplog.records if record.exc_info]
+
+
+def test_a_bug_outside_any_item_fails_its_batch_and_the_loop_goes_on(caplog):
+    """A handler that gives too few answers, or an operation with no handler: every item
+    of that batch is a failure, and the next batch is answered."""
+
+    def too_few(items: list[int]) -> list[int]:
+        return items[:-1]
+
+    handlers = {Operation.PREDICT: Handler(lambda i: i, too_few)}
+    ours, theirs = socket.socketpair()
+    ours.sendall(frame(Compute(1, Operation.EXPLAIN, [0, 1])))  # no handler for it
+    ours.sendall(frame(Compute(2, Operation.PREDICT, [5, 6])))
+    loop = threading.Thread(target=serve, args=(theirs, handlers))
+    with caplog.at_level(logging.ERROR):
+        loop.start()
+        try:
+            first, second = read_frame(ours), read_frame(ours)
+        finally:
+            ours.close()
+            loop.join()
+            theirs.close()
+    assert [type(result) for result in first] == [ItemFailure, ItemFailure]
+    assert [type(result) for result in second] == [ItemFailure, ItemFailure]  # one at a time
+    assert any("a batch of 2 items failed" in r.getMessage() for r in caplog.records)

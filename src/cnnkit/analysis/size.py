@@ -128,11 +128,13 @@ class SizeReport:
         subsampling too), as the lecture splits a network in two."""
         conv, fc = self.shares(fully_connected=False), self.shares(fully_connected=True)
         weights_why = f"{_percent(fc.weights)} of the weights are in fully connected layers"
-        if fc.weights <= 0.5:
-            heaviest = max(
-                (layer for layer in self.layers if layer.kind not in FULLY_CONNECTED_KINDS),
-                key=lambda layer: layer.weights,
-            )
+        others = [
+            layer
+            for layer in self.layers
+            if layer.kind not in FULLY_CONNECTED_KINDS and layer.kind != "input"
+        ]
+        if fc.weights <= 0.5 and self.totals.weights and others:
+            heaviest = max(others, key=lambda layer: layer.weights)
             share = _percent(_fraction(heaviest.weights, self.totals.weights))
             weights_why += f"; {heaviest.name}, a {heaviest.kind} layer, holds {share}"
         return (
@@ -154,9 +156,6 @@ class SizeReport:
                 weights_why,
             ),
         )
-
-    def rules_of_thumb_hold(self) -> bool:
-        return all(rule.holds for rule in self.rules_of_thumb())
 
     def to_dict(self) -> dict:
         """The JSON shape: model, input, layers, totals."""

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from cnnkit.analysis.size import model_size
+from cnnkit.analysis.size import Shape, model_size
 from cnnkit.analysis.summary import Summary
 from cnnkit.data.held import HeldImage
 from cnnkit.evaluate import EvalReport, evaluate_run
@@ -75,10 +75,10 @@ class Run:
         default; the first ``limit`` images), as ``cnnkit evaluate`` gives them."""
         return evaluate_run(self.loaded, dataset, data_dir, limit, tta)
 
-    def summary(self) -> Summary:
-        """The size table of the trained model at its input size."""
+    def summary(self, input: Shape | None = None) -> Summary:
+        """The size table of the trained model, at its input size by default."""
         record = self.record
-        return Summary(model_size(record.model, record.input_shape, record.num_classes))
+        return Summary(model_size(record.model, input or record.input_shape, record.num_classes))
 
     def __repr__(self) -> str:
         record, history = self.record, self.history

@@ -5,6 +5,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from cnnkit.api.run import Run
+from cnnkit.config import is_count
 from cnnkit.data.held import HeldImage
 from cnnkit.errors import ConfigError
 from cnnkit.progress import wanted as progress_wanted
@@ -52,7 +53,7 @@ class Index:
 
 
 def check_top(top: int) -> int:
-    if isinstance(top, bool) or not isinstance(top, int) or top < 1:
+    if not is_count(top):
         raise ConfigError(f"top={top!r}: expected a whole number of results, 1 or more")
     return top
 

@@ -10,6 +10,7 @@ from cnnkit.analysis.papers import compare_models
 from cnnkit.analysis.size import Shape, model_size, size_report
 from cnnkit.analysis.summary import Comparison, Summary
 from cnnkit.api.run import Run
+from cnnkit.config import is_count
 from cnnkit.errors import ConfigError
 from cnnkit.models import Classifier
 
@@ -20,11 +21,12 @@ def summary(
     """The size table of ``model`` (a registered name, a PyTorch module, or a trained
     ``Run``) on one input of shape ``input`` (C, H, W); a cnnkit model's own input size
     by default. ``num_classes`` sizes a named model's output layer [its paper's]."""
+    if num_classes is not None and not is_count(num_classes):
+        raise ConfigError(f"num_classes={num_classes!r}: expected a whole number, 1 or more")
     if input is not None and not _is_shape(input):
         raise ConfigError(f"input={input!r}: expected a shape (C, H, W) of 3 whole numbers >= 1")
     if isinstance(model, Run):
-        record = model.record
-        return Summary(model_size(record.model, input or record.input_shape, record.num_classes))
+        return model.summary(input)
     if isinstance(model, str):
         return Summary(model_size(model, input, num_classes))
     if isinstance(model, nn.Module):
@@ -41,17 +43,13 @@ def summary(
 
 
 def _is_shape(value: object) -> bool:
-    return (
-        isinstance(value, tuple | list)
-        and len(value) == 3
-        and all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in value)
-    )
+    return isinstance(value, tuple | list) and len(value) == 3 and all(is_count(n) for n in value)
 
 
 def compare(models: list[str] | tuple[str, ...] = ("lenet1", "lenet5", "alexnet")) -> Comparison:
     """The lecture's comparison table (``cnnkit size --compare``): each network's task,
     data and epochs as its paper states them, its size as counted, and its training
     operations, for models whose papers cnnkit holds the facts of."""
-    if isinstance(models, str):
+    if isinstance(models, str) or not models:
         raise ConfigError(f"models={models!r}: expected a list of model names")
     return Comparison(compare_models(list(models)))

@@ -61,6 +61,8 @@ def held_pixels(
         return HeldPixels(pixels, names, single=False)
     found = _pixels_of(images, channels, _name(images, "image"), least_side)
     batch = isinstance(images, np.ndarray | torch.Tensor) and images.ndim == 4
+    if not found:  # a batch of none
+        raise ImageError(f"image: a batch of no images; {EXPECTED}")
     names = [f"image {i}" for i in range(len(found))] if batch else [_name(images, "image")]
     return HeldPixels(found, names, single=not batch)
 

@@ -46,8 +46,7 @@ SIGNATURES: dict[str, tuple[bytes, ...]] = {
     "GIF": (b"GIF87a", b"GIF89a"),
     "WEBP": (b"RIFF",),  # and "WEBP" at offset 8, checked in image_format
 }
-FORMATS = tuple(SIGNATURES)
-FORMAT_NAMES = "PNG, JPEG, GIF or WebP"  # FORMATS as messages and docs name them
+FORMAT_NAMES = "PNG, JPEG, GIF or WebP"  # SIGNATURES' formats as messages and docs name them
 
 
 def read_image(
@@ -127,7 +126,7 @@ def _opened(path: Path | BinaryIO, name: str) -> Iterator[BinaryIO]:
 
 
 def image_format(file: BinaryIO, name: str) -> str:
-    """The format (one of ``FORMATS``) of the image in ``file``, by its first bytes, read
+    """The format (one of ``SIGNATURES``) of the image in ``file``, by its first bytes, read
     without moving the file's position; an ``UnsupportedImageError`` otherwise."""
     start = file.tell()
     head = file.read(12)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from cnnkit.config import SDLM_RECIPE, SHORT_SCHEDULE, Recipe, RecipeRule
+from cnnkit.config import SDLM_RECIPE, SHORT_SCHEDULE, Recipe, RecipeRule, is_count
 from cnnkit.errors import ConfigError, UnknownNameError
 from cnnkit.models.interface import Classifier
 
@@ -117,9 +117,7 @@ def create(
     """A new model ``name`` with fresh weights (``None`` leaves the paper's value; some
     models take more, such as ``image_size``); a bad argument is one ``ConfigError``."""
     for argument, value in (("num_classes", num_classes), ("in_channels", in_channels)):
-        if value is not None and (
-            isinstance(value, bool) or not isinstance(value, int) or value < 1
-        ):
+        if value is not None and not is_count(value):
             raise ConfigError(f"{argument}={value!r}: expected a whole number, 1 or more")
     try:
         return build_model(name, num_classes, in_channels, **options)

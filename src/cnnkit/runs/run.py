@@ -7,7 +7,7 @@ them in training and computes logits or features in batches, on the best device.
 Three kinds of input, one path each:
 - ``prepare(images)``: uint8 images as the data set stores them -> the model's input
   (padded or centre-cropped, ``transforms.fit_to_input``);
-- ``read_file(path)`` / ``read_files(paths)`` / ``prepare_files(paths)``: image files
+- ``read_file(path)`` / ``read_files(paths)``: image files
   -> the same, through the one decoder (``data.image_files``) and the record's
   preparation: MNIST's normalisation of a digit (``transforms.digits``), or for photos
   the resize-and-crop that the folder loader applies in training
@@ -149,14 +149,6 @@ class Run:
         if pixels.shape[:2] == tuple(self.record.image_size):
             return pixels  # what fit_size returns for an image at its size, without torch
         return fit_size(chw_tensor(pixels), self.record.image_size).permute(1, 2, 0).numpy()
-
-    def prepare_files(self, paths: list[Path]) -> torch.Tensor:
-        """Image files as uint8 (N, C, H, W) at the model's input; the first file that
-        cannot be read raises its ``ImageError``."""
-        files = self.read_files(paths)
-        if files.problems:
-            raise ImageError(files.problems[0])
-        return self.prepare(files.images)
 
     def logits(self, images: torch.Tensor) -> torch.Tensor:
         """float32 logits (N, K) on the CPU of uint8 images (stored or prepared size)."""

@@ -123,7 +123,7 @@ def list_images(paths: list[Path], limit: int | None = None) -> list[tuple[Path,
     return list(found.items())[:limit]
 
 
-def images_under(folder: Path) -> list[tuple[Path, str]]:
+def images_under(folder: Path) -> list[tuple[Path, str | None]]:
     """The image files under ``folder``, found as ``Path.rglob`` finds them (not in
     linked folders; unreadable folders skipped), in its order, each with its real path
     and the name of the folder that holds it. The folder is resolved once: below it a
@@ -149,7 +149,7 @@ def images_under(folder: Path) -> list[tuple[Path, str]]:
     return [
         (
             root.joinpath(*parts).resolve() if link else root.joinpath(*parts),
-            parts[-2] if len(parts) > 1 else folder.name,
+            parts[-2] if len(parts) > 1 else root.name or None,
         )
         for parts, link in found
     ]

@@ -155,12 +155,18 @@ def read_records(path: Path, count: int | None = None) -> list[Record]:
             raise IndexFileError(
                 f"{path}:{number}: damaged record (over {MAX_RECORD_BYTES:,} bytes)"
             )
-    try:  # one parse for the whole file; a line that fails is found and named below
-        values = json.loads(b"[" + b",".join(lines) + b"]", parse_constant=refuse_constant)
+    # One parse for the whole file, each line wrapped in a list of its own: the file is
+    # read this way only if every line gave exactly one value (a line "1, 2" gives two;
+    # lines that close and open brackets across each other give a list of another
+    # length); otherwise each line is parsed alone, and the one that fails is named.
+    wrapped = b"[" + b",".join(b"[" + line + b"]" for line in lines) + b"]"
+    try:
+        values = json.loads(wrapped, parse_constant=refuse_constant)
     except (ValueError, RecursionError):  # JSONDecodeError, UnicodeDecodeError among them
-        values = [parse_json(line, f"{path}:{n}", IndexFileError, "record") for n, line in
-                  enumerate(lines, 1)]  # fmt: skip
-    if len(values) != len(lines):  # a line holding "1, 2": two values
+        values = None
+    if values is not None and len(values) == len(lines) and all(len(v) == 1 for v in values):
+        values = [value for (value,) in values]
+    else:
         values = [parse_json(line, f"{path}:{n}", IndexFileError, "record") for n, line in
                   enumerate(lines, 1)]  # fmt: skip
     return [Record.from_json(value, f"{path}:{n}") for n, value in enumerate(values, 1)]

@@ -151,8 +151,8 @@ class MicroBatcher:
         gone: Awaitable[Any] | None = None,
     ) -> list[Any]:
         """The handler's results for ``items`` (whose images claim ``pixels``), queued
-        together (or refused together) before this coroutine first waits; the first
-        item's error is raised. ``gone`` completes if the client disconnects: then a
+        together (or refused together) before this coroutine first waits; the error of
+        the item that fails first is raised. ``gone`` completes if the client disconnects: then a
         ``ClientGone``, and the items are dropped or withdrawn, as on a timeout."""
         self.check_room(len(items))
         loop = asyncio.get_running_loop()

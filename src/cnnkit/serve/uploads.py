@@ -8,14 +8,16 @@ query's whole numbers.
 
 The body is read whole (the middleware has bounded it) and a form is split at its
 boundary lines, one part at a time, its part headers read with python-multipart's header
-parser. For a digit's upload, Starlette's ``request.form()`` cost 0.3 ms (it spools every
-file through a temporary-file object), python-multipart's streaming parser 70 us, this
-25 us. The parser stops at the first part beyond ``max_parts`` and the first image beyond
-``max_images``, so that a form of a million empty parts costs no more than one of a
-hundred. What the bytes are is ``limits``' business; ``read_images`` applies both.
+parser: for a digit's upload this costs a twelfth of Starlette's ``request.form()``
+(which spools every file through a temporary-file object) and a third of
+python-multipart's streaming parser (docs/serve.md). The parser stops at the first
+part beyond ``max_parts`` and the first image beyond ``max_images``, so that a form of a
+million empty parts costs no more than one of a hundred. What the bytes are is
+``limits``' business; ``read_images`` applies both.
 
 The query's ``top`` is read by hand too: FastAPI's validation of a declared parameter
-cost about 0.1 ms a request (docs/serve.md); the routes declare it in their schema.
+cost more than the rest of a request's parsing (docs/serve.md); the routes declare it in
+their schema.
 """
 
 import base64

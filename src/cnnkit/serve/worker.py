@@ -111,11 +111,15 @@ def answer(
         return results
     try:
         together = handler.together([value for _, value in prepared])
+        if len(together) != len(prepared):
+            raise RuntimeError(f"{len(together)} answers to {len(prepared)} items")
     except Exception:  # find the item that fails: each alone
         together = []
         for position, value in prepared:
             try:
                 (result,) = handler.together([value])
+            except CnnkitError as error:  # the item's own error, as when prepared
+                result = error
             except Exception:
                 result = failed(operation, position)
             together.append(result)
@@ -137,10 +141,15 @@ def serve(sock: socket.socket, handlers: dict[Operation, Handler]) -> None:
     while True:
         try:
             batch = inbox.next_batch()
-            results = answer(batch.operation, handlers[batch.operation], batch.items, inbox.wanted)
         except EOFError:
             return
-        sock.sendall(frame(results))
+        try:
+            results = answer(batch.operation, handlers[batch.operation], batch.items, inbox.wanted)
+            data = frame(results)
+        except Exception:  # a bug outside any one item: the batch fails, the process lives
+            log.exception("%s: a batch of %d items failed", batch.operation, len(batch.items))
+            data = frame([ItemFailure(FAILURE)] * len(batch.items))
+        sock.sendall(data)
 
 
 def main(argv: list[str]) -> None:

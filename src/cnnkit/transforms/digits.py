@@ -4,8 +4,8 @@ scaled into a 20x20 box keeping its aspect ratio, then placed in a 28x28 image s
 its centre of mass is at the centre.
 
 This runs once per upload in ``cnnkit serve``'s model process, where it was half of
-the work per digit, so it does each step once (``np.median`` alone cost 20 us of a
-170 us call; the median of integer pixel values is taken from a sort instead). An image
+the work per digit, so it does each step once (``np.median`` alone was an eighth of a
+call; the median of integer pixel values is taken from a sort instead). An image
 larger than ``MAX_SIDE`` is shrunk first, so that a photo or a hostile file claiming
 9,000 x 9,000 pixels costs what a 512-pixel one costs (the float copies of the steps
 below are 4 bytes a pixel: a gigabyte at full size).

@@ -1,5 +1,5 @@
 """One image brought to a stored size: how every photo is prepared, in training (the
-folder loader) and at test time (``predict`` and the run layer's ``prepare_files``)."""
+folder loader) and at test time (``predict`` and the run layer's ``read_images``)."""
 
 import torch
 
