@@ -10,6 +10,7 @@ import torch
 from cnnkit.config import SHORT_SCHEDULE, Recipe, TrainConfig, TrainOptions
 from cnnkit.errors import UnknownNameError
 from cnnkit.models import model_entry, model_names, recipe_for, recipe_rule_for
+from cnnkit.runs.checkpoint import TRAIN_CONFIG
 from cnnkit.trainer import sgd_one_cycle
 from tests.helpers import run_cli
 
@@ -48,7 +49,7 @@ def test_configs_saved_before_these_fields_keep_nesterov():
     saved = TrainConfig("lenet5", "mnist", recipe_for("lenet5"), Path("runs/x")).to_dict()
     for field in ("nesterov", "source"):
         del saved["recipe"][field]  # as checkpoints written before them hold it
-    assert TrainConfig.from_dict(saved).recipe.nesterov is True  # what they trained with
+    assert TRAIN_CONFIG.read(saved).recipe.nesterov is True  # what they trained with
 
 
 def test_recipes_command_prints_the_recipe_and_its_source():

@@ -22,6 +22,18 @@ VECTOR_DTYPES = ("float32", "float16")
 RETRIEVAL_METHODS = ("pixels", "hog", "conv")  # search eval
 OPTIMIZERS = ("sgd", "sdlm")  # trainer.optimizers: SGD one-cycle; LeNet-5's own (trainer.sdlm)
 
+# The image formats cnnkit decodes, in Pillow's names, and the first bytes that identify
+# each (their specifications): those a photo or a drawing comes in. The one image reader
+# (data.image_files) and the server (serve.limits, which imports no torch) both check
+# them; the bytes say what a file is, whatever its name.
+IMAGE_SIGNATURES: dict[str, tuple[bytes, ...]] = {
+    "PNG": (b"\x89PNG\r\n\x1a\n",),
+    "JPEG": (b"\xff\xd8\xff",),
+    "GIF": (b"GIF87a", b"GIF89a"),
+    "WEBP": (b"RIFF",),  # and "WEBP" at offset 8
+}
+IMAGE_FORMAT_NAMES = "PNG, JPEG, GIF or WebP"  # as messages and docs name them
+
 MAX_DEFAULT_WORKERS = 8
 
 

@@ -11,8 +11,11 @@ from tqdm import std
 
 
 def in_notebook() -> bool:
-    """Running in a Jupyter kernel (it imports ``ipykernel`` before any cell runs)."""
-    return "ipykernel" in sys.modules
+    """Running in a Jupyter kernel: IPython's shell there is a kernel's (a program that
+    only imports ``ipykernel`` or IPython, as a notebook's executor does, is not one)."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    return shell is not None and getattr(shell, "kernel", None) is not None
 
 
 def wanted() -> bool:

@@ -11,6 +11,7 @@ from cnnkit.config import TrainConfig, TrainOptions
 from cnnkit.data.mnist import MNIST_MEAN, MNIST_STD
 from cnnkit.errors import ConfigError, UnknownNameError
 from cnnkit.models import build_model, recipe_for
+from cnnkit.runs.checkpoint import TRAIN_CONFIG
 from cnnkit.runtime.device import CPU, Placement, choose_placement, to_cpu
 from cnnkit.trainer.loop import shuffled_batches, train_one_epoch
 from cnnkit.transforms import normalize
@@ -141,5 +142,5 @@ def test_configs_of_older_checkpoints_load_with_the_new_defaults():
     saved = TrainConfig("lenet5", "mnist", recipe_for("lenet5"), Path("runs/x")).to_dict()
     for name in ("device", "precision", "dist_timeout"):
         del saved[name]
-    config = TrainConfig.from_dict(saved)
+    config = TRAIN_CONFIG.read(saved)
     assert (config.device, config.precision) == ("auto", "fp32")

@@ -31,22 +31,14 @@ import numpy as np
 import torch
 from PIL import Image
 
+from cnnkit.config import IMAGE_FORMAT_NAMES as FORMAT_NAMES
+from cnnkit.config import IMAGE_SIGNATURES as SIGNATURES
 from cnnkit.errors import ImageError, UnsupportedImageError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")  # what folder data sets list
 # Pillow's own threshold for its decompression-bomb warning (1024 * 1024 * 1024 // 4 // 3):
 # a 9,459 x 9,459 image, 268 MB as RGB.
 MAX_PIXELS = 89_478_485
-# The formats cnnkit decodes, in Pillow's names, and the first bytes that identify each
-# (their specifications): those a photo or a drawing comes in. The server accepts the
-# same; the bytes say what a file is, whatever its name.
-SIGNATURES: dict[str, tuple[bytes, ...]] = {
-    "PNG": (b"\x89PNG\r\n\x1a\n",),
-    "JPEG": (b"\xff\xd8\xff",),
-    "GIF": (b"GIF87a", b"GIF89a"),
-    "WEBP": (b"RIFF",),  # and "WEBP" at offset 8, checked in image_format
-}
-FORMAT_NAMES = "PNG, JPEG, GIF or WebP"  # SIGNATURES' formats as messages and docs name them
 
 
 def read_image(

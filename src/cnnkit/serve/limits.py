@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from cnnkit.data.image_files import SIGNATURES
+from cnnkit.config import IMAGE_SIGNATURES as SIGNATURES
 from cnnkit.errors import (
     ImageError,
     ImageTooLargeError,
