@@ -34,6 +34,16 @@ IMAGE_SIGNATURES: dict[str, tuple[bytes, ...]] = {
 }
 IMAGE_FORMAT_NAMES = "PNG, JPEG, GIF or WebP"  # as messages and docs name them
 
+
+def image_format_of(head: bytes) -> str | None:
+    """The format (a key of ``IMAGE_SIGNATURES``) whose signature ``head``, a file's
+    first 12 bytes or more, starts with; None for any other."""
+    for fmt, signatures in IMAGE_SIGNATURES.items():
+        if head.startswith(signatures) and (fmt != "WEBP" or head[8:12] == b"WEBP"):
+            return fmt
+    return None
+
+
 MAX_DEFAULT_WORKERS = 8
 
 

@@ -158,7 +158,25 @@ def test_a_webp_is_read_as_the_server_reads_it(tmp_path, digit_run):
 
 
 def test_the_server_and_the_reader_accept_the_same_formats():
+    """Real files of every format Pillow writes here: the reader and the server's check
+    accept the same ones (PNG, JPEG, GIF, WebP), as the same format, and refuse the rest."""
+    from cnnkit.errors import UnsupportedImageError
     from cnnkit.serve import limits
 
-    assert limits.SIGNATURES == image_files.SIGNATURES
-    assert tuple(image_files.SIGNATURES) == ("PNG", "JPEG", "GIF", "WEBP")
+    def verdict(check, data: bytes) -> str | None:
+        try:
+            return check(data)
+        except UnsupportedImageError:
+            return None
+
+    accepted = {}
+    for fmt in ("PNG", "JPEG", "GIF", "WEBP", "TIFF", "BMP", "PPM", "ICO", "TGA"):
+        stored = io.BytesIO()
+        Image.new("RGB", (16, 16), (200, 30, 30)).save(stored, format=fmt)
+        data = stored.getvalue()
+        by_reader = verdict(lambda d: image_files.image_format(io.BytesIO(d), "x"), data)
+        by_server = verdict(lambda d: limits.sniff_format(d, "x"), data)
+        assert by_reader == by_server, fmt
+        accepted[fmt] = by_reader
+    kept = [fmt for fmt, found in accepted.items() if found == fmt]
+    assert kept == ["PNG", "JPEG", "GIF", "WEBP"]

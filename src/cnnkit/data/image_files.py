@@ -4,7 +4,7 @@ later reader of a user's photos.
 Pillow decodes JPEG, PNG, GIF (its first frame) and WebP in any of their modes
 (grayscale, palette, CMYK, 16-bit), and a damaged file raises an exception instead of
 taking the process down (torchvision's libpng decoder was seen to crash on a truncated
-PNG). Only those four formats reach a decoder, as in the server (``SIGNATURES``): a TIFF
+PNG). Only those four formats reach a decoder, as in the server (``config.IMAGE_SIGNATURES``): a TIFF
 or a BMP is refused by its first bytes, so that none of Pillow's rarer decoders sees a
 user's file. A path must name a regular file (a FIFO would block the reader forever).
 The header is read first, and an image whose header claims more than ``MAX_PIXELS``
@@ -32,7 +32,7 @@ import torch
 from PIL import Image
 
 from cnnkit.config import IMAGE_FORMAT_NAMES as FORMAT_NAMES
-from cnnkit.config import IMAGE_SIGNATURES as SIGNATURES
+from cnnkit.config import image_format_of
 from cnnkit.errors import ImageError, UnsupportedImageError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")  # what folder data sets list
@@ -118,14 +118,14 @@ def _opened(path: Path | BinaryIO, name: str) -> Iterator[BinaryIO]:
 
 
 def image_format(file: BinaryIO, name: str) -> str:
-    """The format (one of ``SIGNATURES``) of the image in ``file``, by its first bytes, read
+    """The format (a key of ``config.IMAGE_SIGNATURES``) of the image in ``file``, by its first bytes, read
     without moving the file's position; an ``UnsupportedImageError`` otherwise."""
     start = file.tell()
     head = file.read(12)
     file.seek(start)
-    for fmt, signatures in SIGNATURES.items():
-        if head.startswith(signatures) and (fmt != "WEBP" or head[8:12] == b"WEBP"):
-            return fmt
+    fmt = image_format_of(head)
+    if fmt is not None:
+        return fmt
     if not head:
         raise UnsupportedImageError(f"{name}: an empty file, not an image")
     raise UnsupportedImageError(f"{name}: not a readable image (not a {FORMAT_NAMES} file)")

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from PIL import Image
 
 from cnnkit.config import IMAGE_SIGNATURES as SIGNATURES
+from cnnkit.config import image_format_of
 from cnnkit.errors import (
     ImageError,
     ImageTooLargeError,
@@ -51,9 +52,9 @@ class ImageHeader:
 def sniff_format(data: bytes, name: str) -> str:
     """The format of ``data`` by its signature; an ``UnsupportedImageError`` otherwise.
     The client's Content-Type is not trusted: the bytes say what they are."""
-    for fmt, signatures in SIGNATURES.items():
-        if data.startswith(signatures) and (fmt != "WEBP" or data[8:12] == b"WEBP"):
-            return fmt
+    fmt = image_format_of(data)
+    if fmt is not None:
+        return fmt
     if not data:
         raise UnsupportedImageError(f"{name}: empty file, not an image")
     accepted = ", ".join(SIGNATURES)
