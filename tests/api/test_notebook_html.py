@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 import cnnkit
-from tests.helpers.browser import CHROMIUM_FLAGS, chromium
+from tests.helpers.browser import chromium_browser
 from tests.helpers.real_images import digit_photo
 
 # The wrapper Jupyter puts around a cell's rich output, reduced to what matters here.
@@ -20,8 +20,6 @@ def jupyter_page(outputs: dict[str, str]) -> str:
 
 @pytest.mark.slow
 def test_rich_outputs_render_as_tables_in_chromium(digit_run, mnist, tmp_path) -> None:
-    from playwright.sync_api import sync_playwright  # the test extra; no skipping
-
     _, test = mnist
     run = cnnkit.load(digit_run)
     photo = digit_photo(test.images[0, 0].numpy(), tmp_path / "seven.png")
@@ -44,21 +42,12 @@ def test_rich_outputs_render_as_tables_in_chromium(digit_run, mnist, tmp_path) -
     )
     script = """id => [...document.querySelectorAll(`#${id} table tr`)].map(
         row => [...row.children].map(cell => cell.textContent.trim()))"""
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch_persistent_context(
-            tmp_path / "profile",
-            executable_path=chromium(),
-            headless=True,
-            args=CHROMIUM_FLAGS[1:],
-        )
-        try:
-            page = browser.new_page()
-            page.goto(page_file.as_uri(), wait_until="load")
-            tables = {key: page.evaluate(script, key) for key in ("summary", "one", "several")}
-            tables["neighbours"] = page.evaluate(script, "neighbours")
-            heading = page.inner_text("#one p")
-        finally:
-            browser.close()
+    with chromium_browser(tmp_path / "profile") as browser:
+        page = browser.new_page()
+        page.goto(page_file.as_uri(), wait_until="load")
+        tables = {key: page.evaluate(script, key) for key in ("summary", "one", "several")}
+        tables["neighbours"] = page.evaluate(script, "neighbours")
+        heading = page.inner_text("#one p")
     summary = tables["summary"]
     assert [row[0] for row in summary[1:]] == [
         "input", "c1", "s2", "c3", "s4", "c5", "f6", "output", "total"

@@ -16,6 +16,7 @@ import os
 import pickle
 import resource
 import struct
+import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
@@ -37,6 +38,24 @@ from cnnkit.runs import RunRecord, load_checkpoint, save_checkpoint
 from cnnkit.runs.checkpoint import build_trained_model
 
 EXAMPLES = int(os.environ.get("CNNKIT_FUZZ_EXAMPLES", "250"))
+
+
+def run_harness(module: str) -> str:
+    """What the harness ``module`` (``tests.fuzz.harness``, ``tests.fuzz.index_harness``)
+    printed, run in a subprocess of one thread; the calling test fails with its output's
+    end if it failed."""
+    result = subprocess.run(
+        [sys.executable, "-m", module],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    return result.stdout
+
+
 HEADROOM = 2 << 30  # bytes of address space a reader may take beyond the harness's own
 
 

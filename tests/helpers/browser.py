@@ -2,7 +2,11 @@
 the flags that keep a headless run to itself: no network beyond the page, no profile
 sync, no first-run screens."""
 
+import contextlib
 import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 CHROMIUM_FLAGS = [
     "--headless",
@@ -20,3 +24,19 @@ def chromium() -> str:
     path = shutil.which("chromium") or shutil.which("chromium-browser")
     assert path, "chromium is not installed (CI installs it: apt-get install -y chromium)"
     return path
+
+
+@contextlib.contextmanager
+def chromium_browser(profile: Path, **options: Any) -> Iterator[Any]:
+    """The system's Chromium, headless, with a fresh profile in ``profile`` (Playwright's
+    persistent context; ``options`` as it takes them, e.g. ``viewport``), closed after."""
+    from playwright.sync_api import sync_playwright  # the test extra; no skipping
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch_persistent_context(
+            profile, executable_path=chromium(), headless=True, args=CHROMIUM_FLAGS[1:], **options
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()

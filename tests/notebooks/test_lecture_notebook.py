@@ -11,7 +11,7 @@ import pytest
 
 import cnnkit
 from tests.helpers import require_path
-from tests.helpers.browser import CHROMIUM_FLAGS, chromium
+from tests.helpers.browser import chromium_browser
 from tests.helpers.real_images import CIFAR_JPEG_ARCHIVE
 from tools.render_notebook import NOTEBOOK, PAGE, QUICK_VARIABLE, execute, render_html
 
@@ -146,33 +146,22 @@ TABLE_ROWS = """tables => tables.map(table => ({
 
 @pytest.mark.slow
 def test_pages_show_the_lenet5_table_in_chromium(rendered, tmp_path: Path) -> None:
-    from playwright.sync_api import sync_playwright  # the test extra; no skipping
-
     blocked: list[str] = []
     found = {}
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch_persistent_context(
-            tmp_path / "profile",  # a fresh profile
-            executable_path=chromium(),
-            headless=True,
-            args=CHROMIUM_FLAGS[1:],
-            viewport={"width": 1100, "height": 900},
+    with chromium_browser(tmp_path / "profile", viewport={"width": 1100, "height": 900}) as browser:
+        # the page's MathJax and require.js come from a CDN: offline here
+        browser.route(
+            "**/*",
+            lambda route: (
+                route.continue_()
+                if route.request.url.startswith(("file:", "data:"))
+                else (blocked.append(route.request.url), route.abort())
+            ),
         )
-        try:  # the page's MathJax and require.js come from a CDN: offline here
-            browser.route(
-                "**/*",
-                lambda route: (
-                    route.continue_()
-                    if route.request.url.startswith(("file:", "data:"))
-                    else (blocked.append(route.request.url), route.abort())
-                ),
-            )
-            page = browser.new_page()
-            for name, path in (("rendered", rendered), ("committed", PAGE)):
-                page.goto(path.as_uri(), wait_until="load")
-                found[name] = page.eval_on_selector_all("table", TABLE_ROWS)
-        finally:
-            browser.close()
+        page = browser.new_page()
+        for name, path in (("rendered", rendered), ("committed", PAGE)):
+            page.goto(path.as_uri(), wait_until="load")
+            found[name] = page.eval_on_selector_all("table", TABLE_ROWS)
     assert all(url.startswith("https://") for url in blocked)
     for name, tables in found.items():
         lenet5 = [t for t in tables if [row[0] for row in t["rows"][1:]] == LENET5_ROWS]

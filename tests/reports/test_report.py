@@ -12,7 +12,7 @@ from PIL import Image
 from cnnkit.reports.report import FIGURE_NAMES, REPORT_NAME
 from cnnkit.runs import EpochRecord, write_metrics
 from tests.helpers import require_module, run_cli
-from tests.helpers.browser import CHROMIUM_FLAGS, chromium
+from tests.helpers.browser import chromium_browser
 
 # Smallest sizes at which each figure shows something: the confusion matrix of ten
 # classes and the 24-image grid are larger than the one-row filter grid of LeNet-5.
@@ -58,30 +58,18 @@ def test_report_is_self_contained_and_matches_the_metrics(run_dir: Path) -> None
 
 
 def test_report_renders_in_headless_chromium(run_dir: Path, tmp_path: Path) -> None:
-    from playwright.sync_api import sync_playwright  # the test extra; no skipping
-
     errors: list[str] = []
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch_persistent_context(
-            tmp_path / "profile",  # a fresh profile
-            executable_path=chromium(),
-            headless=True,
-            args=CHROMIUM_FLAGS[1:],
-            viewport={"width": 1100, "height": 900},
+    with chromium_browser(tmp_path / "profile", viewport={"width": 1100, "height": 900}) as browser:
+        page = browser.new_page()
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.on("requestfailed", lambda request: errors.append(request.url[:80]))
+        page.goto((run_dir / REPORT_NAME).as_uri(), wait_until="load")
+        sizes = page.eval_on_selector_all(
+            "img", "images => images.map(i => [i.complete, i.naturalWidth, i.naturalHeight])"
         )
-        try:
-            page = browser.new_page()
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda error: errors.append(str(error)))
-            page.on("requestfailed", lambda request: errors.append(request.url[:80]))
-            page.goto((run_dir / REPORT_NAME).as_uri(), wait_until="load")
-            sizes = page.eval_on_selector_all(
-                "img", "images => images.map(i => [i.complete, i.naturalWidth, i.naturalHeight])"
-            )
-            title = page.title()
-            screenshot = page.screenshot(full_page=True)
-        finally:
-            browser.close()
+        title = page.title()
+        screenshot = page.screenshot(full_page=True)
     assert errors == []
     assert len(sizes) == len(FIGURE_NAMES)
     assert all(complete and width > 100 and height > 50 for complete, width, height in sizes)

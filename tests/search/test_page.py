@@ -4,14 +4,12 @@ headless Chromium with no console errors, and the PNG grid beside it has a cell 
 from PIL import Image
 
 from tests.helpers import run_cli
-from tests.helpers.browser import CHROMIUM_FLAGS, chromium
+from tests.helpers.browser import chromium_browser
 
 TOP = 5
 
 
 def test_results_page_renders_in_chromium(photo_run, real_image_tree, tmp_path):
-    from playwright.sync_api import sync_playwright  # the test extra; no skipping
-
     out = tmp_path / "index"
     built = run_cli(
         "index", "build", str(photo_run), str(real_image_tree / "train"), "--out", str(out)
@@ -27,23 +25,16 @@ def test_results_page_renders_in_chromium(photo_run, real_image_tree, tmp_path):
     assert "http://" not in html and "https://" not in html and "<script" not in html
 
     errors: list[str] = []
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch_persistent_context(
-            tmp_path / "profile", executable_path=chromium(), headless=True,
-            args=CHROMIUM_FLAGS[1:], viewport={"width": 1000, "height": 800},
-        )  # fmt: skip
-        try:
-            page = browser.new_page()
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda error: errors.append(str(error)))
-            page.on("requestfailed", lambda request: errors.append(request.url[:80]))
-            page.goto(page_path.as_uri(), wait_until="load")
-            sizes = page.eval_on_selector_all(
-                "img", "images => images.map(i => [i.complete, i.naturalWidth, i.naturalHeight])"
-            )
-            captions = page.eval_on_selector_all("figcaption", "c => c.map(e => e.innerText)")
-        finally:
-            browser.close()
+    with chromium_browser(tmp_path / "profile", viewport={"width": 1000, "height": 800}) as browser:
+        page = browser.new_page()
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.on("requestfailed", lambda request: errors.append(request.url[:80]))
+        page.goto(page_path.as_uri(), wait_until="load")
+        sizes = page.eval_on_selector_all(
+            "img", "images => images.map(i => [i.complete, i.naturalWidth, i.naturalHeight])"
+        )
+        captions = page.eval_on_selector_all("figcaption", "c => c.map(e => e.innerText)")
     assert errors == []
     assert len(sizes) == len(queries) * (TOP + 1)
     assert all(complete and width == 96 and height == 96 for complete, width, height in sizes)
