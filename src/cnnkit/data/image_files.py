@@ -4,9 +4,10 @@ later reader of a user's photos.
 Pillow decodes JPEG, PNG, GIF (its first frame) and WebP in any of their modes
 (grayscale, palette, CMYK, 16-bit), and a damaged file raises an exception instead of
 taking the process down (torchvision's libpng decoder was seen to crash on a truncated
-PNG). Only those four formats reach a decoder, as in the server (``config.IMAGE_SIGNATURES``): a TIFF
-or a BMP is refused by its first bytes, so that none of Pillow's rarer decoders sees a
-user's file. A path must name a regular file (a FIFO would block the reader forever).
+PNG). Only those four formats reach a decoder, as in the server
+(``config.IMAGE_SIGNATURES``): a TIFF or a BMP is refused by its first bytes, so that
+none of Pillow's rarer decoders sees a user's file. A path must name a regular file (a
+FIFO would block the reader forever).
 The header is read first, and an image whose header claims more than ``MAX_PIXELS``
 pixels is refused before a byte of pixels is allocated: a 100,000 x 100,000 PNG bomb is
 a few hundred bytes on disk and 30 GB in memory.
@@ -118,8 +119,9 @@ def _opened(path: Path | BinaryIO, name: str) -> Iterator[BinaryIO]:
 
 
 def image_format(file: BinaryIO, name: str) -> str:
-    """The format (a key of ``config.IMAGE_SIGNATURES``) of the image in ``file``, by its first bytes, read
-    without moving the file's position; an ``UnsupportedImageError`` otherwise."""
+    """The format (a key of ``config.IMAGE_SIGNATURES``) of the image in ``file``, by
+    its first bytes, read without moving the file's position; an
+    ``UnsupportedImageError`` otherwise."""
     start = file.tell()
     head = file.read(12)
     file.seek(start)
