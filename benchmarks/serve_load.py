@@ -82,6 +82,15 @@ CONFIGS = {
 }
 
 
+def stop(server: subprocess.Popen, log) -> None:
+    """SIGTERM the server, wait for its drain, and show its log's end if it failed."""
+    server.send_signal(signal.SIGTERM)
+    server.wait(timeout=60)
+    if server.returncode != 0:
+        log.seek(0)
+        print(log.read().decode(errors="replace")[-3000:], file=sys.stderr)
+
+
 def digit_requests(port: int) -> list[bytes]:
     """Complete HTTP requests, one per real MNIST test digit as a PNG upload."""
     from cnnkit.data import load_dataset
@@ -273,11 +282,7 @@ def run_config(checkpoint: Path, name: str, config: Config) -> list[dict]:
                 }
             )
     finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=60)
-    if server.returncode != 0:
-        log.seek(0)
-        print(log.read().decode(errors="replace")[-3000:], file=sys.stderr)
+        stop(server, log)
     for row in rows:
         row["exit"] = server.returncode
     return rows
@@ -390,11 +395,7 @@ def run_hostile(checkpoint: Path, rounds: int) -> dict:
             latencies[name] += [seconds for _, seconds in tally.latencies]
             statuses[name] += Counter(status for status, _ in tally.latencies) + tally.errors
     finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=60)
-    if server.returncode != 0:
-        log.seek(0)
-        print(log.read().decode(errors="replace")[-3000:], file=sys.stderr)
+        stop(server, log)
     p99 = {name: 1000 * percentile(values, 99) for name, values in latencies.items()}
     return {
         "p99_ms": p99,
