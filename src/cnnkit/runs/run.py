@@ -26,7 +26,7 @@ from typing import BinaryIO
 import numpy as np
 import torch
 
-from cnnkit.data import ImageSet, load_test_split
+from cnnkit.data import ImageSet, load_dataset, load_test_split
 from cnnkit.data.held import HeldImage, held_pixels
 from cnnkit.data.image_files import chw_tensor, read_pixels
 from cnnkit.errors import CheckpointError, ConfigError, ImageError
@@ -34,6 +34,7 @@ from cnnkit.models import Classifier
 from cnnkit.runs.checkpoint import Checkpoint, build_trained_model, load_checkpoint
 from cnnkit.runs.epochs import EpochRecord
 from cnnkit.runs.folder import CHECKPOINT_NAME
+from cnnkit.runs.novelty import NoveltyDetector, fit_detector, held_out_split
 from cnnkit.runs.record import RunRecord
 from cnnkit.runtime.device import CPU, Placement, choose_placement
 from cnnkit.runtime.inference import (
@@ -163,6 +164,19 @@ class Run:
         """The model with its batch normalisation folded, for ``features_and_logits``;
         made on first use (a DataLoader worker forked after it shares it)."""
         return fuse_for_inference(self.model)
+
+    @cached_property
+    def novelty(self) -> NoveltyDetector:
+        """The out-of-distribution detector of this run's features (``runs.novelty``),
+        fitted on first use on some of its training images (read again from its data
+        set); the data set's ``CnnkitError`` when they are not at hand."""
+        config = self.checkpoint.config
+        train, _ = load_dataset(self.record.dataset, config.data_dir if config else None)
+        fit, held = held_out_split(len(train))
+        features = self.features(train.images[torch.cat([fit, held])])
+        return fit_detector(
+            features[: len(fit)], train.labels[fit], features[len(fit) :], self.record.num_classes
+        )
 
     def features_and_logits(
         self, images: torch.Tensor, batch_size: int = BATCH_SIZE
