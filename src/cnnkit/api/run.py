@@ -1,6 +1,6 @@
 """The ``Run`` that ``cnnkit.train`` and ``cnnkit.load`` return: a trained model with its
 record, predicting on what a user holds. It wraps the run layer's ``runs.Run`` and calls
-the consumers (``predict``, ``evaluate``), so that the run layer never imports one."""
+the consumers (``predict``, ``explain``, ``evaluate``), so that the run layer never imports one."""
 
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,6 +12,7 @@ from cnnkit.analysis.size import Shape, model_size
 from cnnkit.analysis.summary import Summary
 from cnnkit.data.held import HeldImage
 from cnnkit.evaluate import EvalReport, evaluate_run
+from cnnkit.explain import Explained, explain_images
 from cnnkit.predict import Prediction, Predictions, predict_images
 from cnnkit.runs import EpochRecord, RunRecord, load_run
 from cnnkit.runs import Run as LoadedRun
@@ -57,6 +58,16 @@ class Run:
         """The ``top`` classes with probabilities: a ``Prediction`` for one image
         (``.label`` is its class), ``Predictions`` for a list or a batch."""
         return predict_images(self.loaded, images, top)
+
+    def explain(
+        self, images: HeldImage | Sequence[HeldImage], target: str | None = None
+    ) -> Explained | list[Explained]:
+        """What every layer computed and the evidence for class ``target`` (its name; the
+        top class by default): Grad-CAM, saliency, SmoothGrad and whether the image looks
+        unlike the training images. An ``Explained`` for one image (it renders as a
+        figure in Jupyter; ``.to_json()`` is ``cnnkit explain --format json``'s object),
+        a list for a list or a batch."""
+        return explain_images(self.loaded, images, target)
 
     def features(self, images: HeldImage | Sequence[HeldImage]) -> torch.Tensor:
         """Penultimate-layer features: (D,) for one image, (N, D) for a list or batch."""
