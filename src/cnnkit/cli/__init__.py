@@ -14,6 +14,7 @@ import click
 from cnnkit.cli import (
     bench,
     data,
+    explain,
     milestones,
     models,
     runs,
@@ -39,6 +40,7 @@ for command in (
     train.recipes,
     runs.evaluate,
     runs.predict,
+    explain.explain,
     runs.report,
     runs.export,
     serve.serve,
