@@ -2,7 +2,8 @@
 
 A checkpoint is a dict saved with ``torch.save`` and read with ``weights_only=True``
 (no pickled code runs): the run's ``RunRecord`` (what a consumer needs to use the
-model), the model's weights, and for ``--resume`` the optimiser, schedule, random
+model), the software that wrote it (``Environment``), the model's weights, and for
+``--resume`` the optimiser, schedule, random
 generator states, epoch, history and the training config. It is written to a
 temporary file and renamed into place, so that a run killed while writing leaves the
 previous checkpoint intact.
@@ -33,7 +34,7 @@ from cnnkit.files import (
 )
 from cnnkit.models import Classifier, build_model
 from cnnkit.runs.epochs import EPOCH_RECORD, EpochRecord
-from cnnkit.runs.record import RunRecord
+from cnnkit.runs.record import ENVIRONMENT, Environment, RunRecord
 
 # 2: the run's record under "record"; 1 (cnnkit before the run layer): its fields at
 # the top level, still read.
@@ -56,13 +57,20 @@ class Checkpoint:
     config: TrainConfig | None  # None in a checkpoint saved without one
     history: tuple[EpochRecord, ...]  # the epochs trained, as the trainer recorded them
     state: dict[str, Any]
+    environment: Environment | None = None  # None: written before cnnkit recorded it
 
 
 def save_checkpoint(state: dict[str, Any], path: Path) -> None:
-    """Write ``state`` (with ``"record"``: a ``RunRecord.to_dict()``) to ``path``
-    through a temporary file and a rename (``files.atomic_write``); a full disk is one
-    ``WriteError`` and leaves the previous checkpoint as it was."""
-    atomic_write(path, lambda file: torch.save({"format_version": FORMAT_VERSION, **state}, file))
+    """Write ``state`` (with ``"record"``: a ``RunRecord.to_dict()``) to ``path``, with
+    this process's ``Environment`` unless ``state`` carries one, through a temporary
+    file and a rename (``files.atomic_write``); a full disk is one ``WriteError`` and
+    leaves the previous checkpoint as it was."""
+    saved = {
+        "format_version": FORMAT_VERSION,
+        "environment": Environment.current().to_dict(),
+        **state,
+    }
+    atomic_write(path, lambda file: torch.save(saved, file))
 
 
 def load_checkpoint(path: Path) -> Checkpoint:
@@ -93,9 +101,12 @@ def load_checkpoint(path: Path) -> Checkpoint:
     config = state.get("config")
     if config is not None:
         config = TRAIN_CONFIG.parse(config, path, CheckpointError, "training config")
+    environment = state.get("environment")
+    if environment is not None:
+        environment = ENVIRONMENT.parse(environment, path, CheckpointError, "environment record")
     epoch = read_field(EPOCH, state, "epoch", path)
     history = read_field(HISTORY, state, "history", path)
-    return Checkpoint(path, record, epoch, config, history, state)
+    return Checkpoint(path, record, epoch, config, history, state, environment)
 
 
 def read_field(rule: Rule, state: dict, key: str, path: Path) -> Any:

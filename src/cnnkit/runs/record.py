@@ -8,12 +8,16 @@ becomes the pixels the model saw in training (``preparation``). Read back by
 metadata is one clear error instead of a failure deep inside a consumer.
 """
 
+import platform
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
+import cnnkit
 from cnnkit.errors import CheckpointError
-from cnnkit.files import Integer, Invalid, Items, Number, Schema, Text, invalid_error
+from cnnkit.files import Integer, Invalid, Items, Number, Optional, Schema, Text, invalid_error
 
 # How an image file is prepared for the model: "digit" as MNIST prepared its digits
 # (transforms.digits), "photo" resized and cropped as the folder loader stores photos
@@ -116,4 +120,39 @@ RUN_RECORD = Schema(
         "dataset": Text(),
         "preparation": Text(PREPARATIONS),
     },
+)
+
+
+@dataclass(frozen=True)
+class Environment:
+    """The software that wrote a checkpoint, for the report's recipe: a run is only
+    repeatable with the versions it trained with."""
+
+    cnnkit: str
+    torch: str
+    python: str
+    gpu: str | None = None  # the CUDA GPU the writing process computed on; None: none
+
+    @classmethod
+    def current(cls) -> "Environment":
+        """This process's versions; its GPU only if it has used CUDA (asking a process
+        that has not would start CUDA in it)."""
+        gpu = None
+        if torch.cuda.is_initialized():
+            gpu = torch.cuda.get_device_name(torch.cuda.current_device())
+        # str(): torch.__version__ is a TorchVersion, which weights_only loading refuses
+        return cls(cnnkit.__version__, str(torch.__version__), platform.python_version(), gpu)
+
+    def to_dict(self) -> dict[str, str | None]:
+        return asdict(self)
+
+
+VERSION = Text(max_length=256)
+# Figures to show, changing nothing this cnnkit does: a field a newer cnnkit adds is
+# ignored, one an older one lacked takes its default.
+ENVIRONMENT = Schema(
+    Environment,
+    {"cnnkit": VERSION, "torch": VERSION, "python": VERSION, "gpu": Optional(VERSION)},
+    defaults=True,
+    ignore_unknown=True,
 )
