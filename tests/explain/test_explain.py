@@ -1,0 +1,140 @@
+"""The explanation of one image, on real MNIST digits and CIFAR-10 photos with trained runs:
+every layer as the size analyzer counts it, Grad-CAM where the issue places it, the JSON
+object, the public API and ``cnnkit explain``."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cnnkit.analysis import size_report
+from cnnkit.api import load
+from cnnkit.explain import Explained
+from cnnkit.runs import load_run
+from cnnkit.runs.explain import explain_batch
+from tests.helpers import assert_one_line_error, run_cli
+from tests.helpers.real_images import digit_photo
+
+
+@pytest.fixture(scope="module")
+def digit(digit_run):
+    return load_run(digit_run)
+
+
+@pytest.fixture(scope="module")
+def photo(tmp_path_factory, mnist):
+    """A real MNIST test digit (a 2) photographed as dark ink on paper, 112x112."""
+    _, test = mnist
+    return digit_photo(test.images[1, 0].numpy(), tmp_path_factory.mktemp("explain") / "two.png")
+
+
+@pytest.fixture(scope="module")
+def explained(digit, mnist):
+    _, test = mnist
+    return explain_batch(digit, test.images[:8], [f"digit {k}" for k in range(8)])
+
+
+def test_every_layer_with_the_size_analyzers_shape_and_units(digit, explained):
+    counted = size_report(digit.model, digit.model.input_size, "lenet5")
+    expected = [(row.name, row.output_shape, row.units) for row in counted.layers if row.units]
+    expected = expected[1:]  # the input row: the explanation has the input apart
+    for explanation in explained:
+        layers = [(layer.name, layer.shape, layer.units) for layer in explanation.layers]
+        assert layers == expected
+        assert [layer.name for layer in explanation.layers] == [
+            "c1", "s2", "c3", "s4", "c5", "f6", "output"
+        ]  # fmt: skip
+        for layer in explanation.layers:
+            assert layer.values.shape == layer.shape and np.isfinite(layer.values).all()
+
+
+def test_layers_show_units_after_their_activation_function(digit, explained):
+    """LeNet-5's scaled tanh (1.7159 tanh(2x/3)) bounds what C1 passes on; the raw
+    convolution is not bounded, so the values shown are after the squashing."""
+    for explanation in explained:
+        c1 = explanation.layers[0].values
+        assert np.abs(c1).max() <= 1.7159 + 1e-5
+
+
+def test_gradcam_on_the_last_convolution_larger_than_1x1(explained, mnist):
+    """LeNet-5: C3's 10x10 maps (C5's are 1x1), in the 32x32 input's frame."""
+    for explanation in explained:
+        assert explanation.gradcam_layer == "c3"
+        assert explanation.gradcam.shape == (32, 32) == explanation.saliency.shape
+        for heat in (explanation.gradcam, explanation.saliency, explanation.smoothgrad):
+            assert heat.min() >= 0 and heat.max() == pytest.approx(1.0)
+        assert explanation.input.shape == (1, 32, 32) and explanation.input.dtype == np.uint8
+        # The padded MNIST digit as the network received it: a black border of 2 + 4.
+        assert explanation.input[0, :2].max() == 0
+
+
+def test_top_class_by_default_and_another_on_request(digit, explained, mnist):
+    _, test = mnist
+    for explanation, label in zip(explained, test.labels[:8].tolist(), strict=True):
+        assert explanation.target == explanation.predicted
+    other = (explained[0].predicted + 1) % 10
+    asked = explain_batch(digit, test.images[:1], ["digit 0"], [other], smoothgrad_samples=0)[0]
+    assert asked.target == other and asked.smoothgrad is None
+    assert not np.allclose(asked.gradcam, explained[0].gradcam)
+    np.testing.assert_allclose(asked.probabilities, explained[0].probabilities, atol=1e-6)
+
+
+def test_json_object(explained):
+    answer = json.loads(json.dumps(explained[0].to_json()))
+    assert np.array(answer["input"]).shape == (32, 32)  # one 2-D list for grayscale
+    assert [layer["name"] for layer in answer["layers"]][0] == "c1"
+    for layer in answer["layers"]:
+        assert np.array(layer["activations"]).shape == tuple(layer["shape"])
+    assert list(answer["probabilities"]) == [str(k) for k in range(10)]
+    assert sum(answer["probabilities"].values()) == pytest.approx(1, abs=1e-4)
+    assert np.array(answer["gradcam"]).shape == (32, 32) == np.array(answer["saliency"]).shape
+    assert answer["target"] == answer["predicted"] == explained[0].label
+    assert set(answer["novelty"]) == {"score", "threshold", "unusual"}
+
+
+def test_colour_input_is_one_2d_list_per_channel(photo_run, real_image_tree):
+    run = load_run(photo_run)
+    image = next((real_image_tree / "test").rglob("*.jpg"))
+    explanation = explain_batch(run, run.read_file(image)[None], [str(image)], novelty=False)[0]
+    answer = explanation.to_json()
+    assert np.array(answer["input"]).shape == (3, 32, 32)
+    assert explanation.gradcam is not None and explanation.gradcam.shape == (32, 32)
+    assert answer["novelty"] is None and "not asked" in answer["novelty_note"]
+
+
+def test_public_run_explains_what_a_user_holds(digit_run, photo, mnist):
+    run = load(digit_run)
+    one = run.explain(photo)
+    assert isinstance(one, Explained) and one.label == "2"
+    html = one._repr_html_()
+    assert "data:image/png;base64," in html and "c3" in html
+    assert "c3" in repr(one) and "1,600" in repr(one)  # C3: 16 maps of 10x10
+    _, test = mnist
+    several = run.explain([test.images[0, 0].numpy(), photo], target="3")
+    assert [explained.explanation.target_label for explained in several] == ["3", "3"]
+    png = one.png()
+    assert png.startswith(b"\x89PNG")
+
+
+def test_cli_table_figure_and_json(digit_run, photo, tmp_path):
+    figure = tmp_path / "explain.png"
+    shown = run_cli("explain", str(digit_run), str(photo), "--out", str(figure))
+    assert shown.returncode == 0, shown.stderr
+    assert "Grad-CAM on c3" in shown.stdout and "table conv" in shown.stdout
+    assert "looks like the training images" in shown.stdout
+    assert Image.open(figure).size[1] > 600  # every layer, not one row
+    printed = run_cli("explain", str(digit_run), str(photo), "--format", "json", "--class", "7")
+    answer = json.loads(printed.stdout)
+    assert answer["target"] == "7" and answer["predicted"] == "2"
+    assert len(answer["layers"]) == 7
+
+
+def test_cli_errors_are_one_line(digit_run, photo, tmp_path):
+    assert_one_line_error(
+        run_cli("explain", str(digit_run), str(photo), "--class", "eleven"), "eleven", "classes"
+    )
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
+    assert_one_line_error(run_cli("explain", str(digit_run), str(broken)), "broken.png")
+    assert_one_line_error(run_cli("explain", str(digit_run), str(tmp_path / "none.png")))
