@@ -14,6 +14,7 @@ from cnnkit.data.held import HeldImage
 from cnnkit.evaluate import EvalReport, evaluate_run
 from cnnkit.explain import Explained, explain_images
 from cnnkit.predict import Prediction, Predictions, predict_images
+from cnnkit.read import Reading, Readings, find_images, read_images
 from cnnkit.runs import EpochRecord, RunRecord, load_run
 from cnnkit.runs import Run as LoadedRun
 
@@ -68,6 +69,23 @@ class Run:
         figure in Jupyter; ``.to_json()`` is ``cnnkit explain --format json``'s object),
         a list for a list or a batch."""
         return explain_images(self.loaded, images, target)
+
+    def read(
+        self,
+        images: HeldImage | Sequence[HeldImage],
+        reader: str = "segment",
+        digits: int | None = None,
+    ) -> Reading | Readings:
+        """The handwritten number in each image, as ``cnnkit read`` reads it: a
+        ``Reading`` (``.text``, ``.confidence``, ``.digits``: a box, class and
+        probability each) for one image, ``Readings`` for a list. ``reader``:
+        ``segment`` or ``sdnn``; ``digits``: read exactly that many."""
+        return read_images(self.loaded, images, reader, digits)
+
+    def find(self, images: HeldImage | Sequence[HeldImage]) -> Reading | Readings:
+        """Every digit in each image (a page of scattered digits), as ``cnnkit find``
+        finds them: a ``Reading`` whose ``.digits`` are the boxes found."""
+        return find_images(self.loaded, images)
 
     def features(self, images: HeldImage | Sequence[HeldImage]) -> torch.Tensor:
         """Penultimate-layer features: (D,) for one image, (N, D) for a list or batch."""
