@@ -30,6 +30,12 @@ def per_class_accuracy(confusion: torch.Tensor) -> torch.Tensor:
     return confusion.diagonal().double() / totals
 
 
+def per_class_precision(confusion: torch.Tensor) -> torch.Tensor:
+    """Fraction of the images predicted as each class that are of it (NaN for a class
+    never predicted). Its recall is ``per_class_accuracy``."""
+    return confusion.diagonal().double() / confusion.sum(dim=0).double()
+
+
 # Retrieval: each row of ``relevance`` is one query's ranking of the whole collection,
 # best first, True where the item is relevant (shares the query's label).
 
