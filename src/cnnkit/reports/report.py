@@ -1,41 +1,55 @@
 """A training run's report: PNG figures and one self-contained ``report.html``.
 
-``build_report(run_dir)`` needs only what ``cnnkit train`` leaves in the run's
-folder (``metrics.jsonl`` and ``checkpoint.pt``): it reloads the model, predicts
-the run's test split once, and draws the learning curves, the confusion matrix,
-the first layer's filters and the worst misclassified test images. The HTML
-embeds the same PNGs as base64 data URIs, so it opens offline and can be mailed.
+``build_report(run_dir)`` needs only what ``cnnkit train`` leaves in the run's folder
+(``metrics.jsonl`` and ``checkpoint.pt``): it reloads the model, predicts the run's test
+split once, explains its most confident mistakes and one test image (``runs.explain``),
+and draws the learning curves and schedule, the confusion matrix, the first layer's
+filters, the mistakes under their Grad-CAM, and every layer's maps. The HTML embeds the
+same PNGs as base64 data URIs, so it opens offline and can be mailed.
 """
 
-import base64
-import html
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 from cnnkit import plots
 from cnnkit.analysis import size_report
+from cnnkit.analysis.render import render_size
 from cnnkit.data import ImageSet
 from cnnkit.files import atomic_write_bytes, atomic_write_text
-from cnnkit.metrics import confusion_matrix, per_class_accuracy, topk_correct
+from cnnkit.metrics import (
+    confusion_matrix,
+    per_class_accuracy,
+    per_class_precision,
+    topk_correct,
+)
 from cnnkit.models import Classifier
 from cnnkit.models.interface import kernels
+from cnnkit.reports.page import ClassRow, Figures, Mistake, ReportPage, render_html
+from cnnkit.reports.recipe import recipe_rows
 from cnnkit.runs import EpochRecord, Run, load_run, read_metrics
+from cnnkit.runs.explain import Explanation, explain_batch
 
 REPORT_NAME = "report.html"
 FIGURE_NAMES = {
     "curves": "learning_curves.png",
+    "schedule": "learning_rate.png",
     "confusion": "confusion_matrix.png",
     "filters": "first_layer_filters.png",
-    "worst": "worst_misclassified.png",
+    "mistakes": "mistakes.png",
+    "explained": "explained_test_image.png",
 }
-WORST_COUNT = 24  # misclassified test images shown, most confidently wrong first
+LAYER_MAPS_DIR = "layer_maps"  # one PNG per layer of the explained test image
+MISTAKES_SHOWN = 8  # the most confidently wrong test images, explained
+EXPLAINED_IMAGE = 0  # the test image whose every layer is shown
 
 
 @dataclass(frozen=True)
 class RunEvaluation:
-    """What the figures need: the run and its predictions on its test split."""
+    """What the report needs: the run and its predictions on its test split."""
 
     run: Run
     test_set: ImageSet
@@ -44,6 +58,11 @@ class RunEvaluation:
     @property
     def model(self) -> Classifier:
         return self.run.model
+
+    @property
+    def confusion(self) -> torch.Tensor:
+        classes = len(self.test_set.classes)
+        return confusion_matrix(self.logits.argmax(dim=1), self.test_set.labels, classes)
 
 
 def evaluate_run(run_dir: Path, data_dir: Path | None = None) -> RunEvaluation:
@@ -60,7 +79,7 @@ def evaluate_run(run_dir: Path, data_dir: Path | None = None) -> RunEvaluation:
 
 
 def worst_misclassified(
-    logits: torch.Tensor, labels: torch.Tensor, count: int = WORST_COUNT
+    logits: torch.Tensor, labels: torch.Tensor, count: int = MISTAKES_SHOWN
 ) -> torch.Tensor:
     """Indices of misclassified images, highest probability on the wrong class first."""
     probs = logits.softmax(dim=1)
@@ -70,144 +89,169 @@ def worst_misclassified(
     return wrong[order[:count]]
 
 
-def draw_figures(history: list[EpochRecord], run: RunEvaluation) -> dict[str, bytes]:
-    """The report's figures as PNG bytes, keyed like ``FIGURE_NAMES``."""
-    classes = run.test_set.classes
-    labels = run.test_set.labels
-    predicted = run.logits.argmax(dim=1)
+@dataclass(frozen=True)
+class Explained:
+    """The explanations the report draws, each for the class the network gave."""
+
+    mistakes: list[Explanation]
+    mistake_labels: list[int]  # their true classes
+    image: Explanation  # the test image whose every layer is shown
+    image_label: int
+
+
+def explain_run(evaluation: RunEvaluation) -> Explained:
+    """The most confident mistakes and one test image, explained in one batch."""
+    labels = evaluation.test_set.labels
+    worst = worst_misclassified(evaluation.logits, labels).tolist()
+    chosen = [*worst, EXPLAINED_IMAGE]
+    explanations = explain_batch(
+        evaluation.run,
+        evaluation.test_set.images[chosen],
+        [f"test image {index}" for index in chosen],
+        smoothgrad_samples=0,
+        novelty=False,
+    )
+    return Explained(
+        explanations[:-1],
+        [int(labels[i]) for i in worst],
+        explanations[-1],
+        int(labels[EXPLAINED_IMAGE]),
+    )
+
+
+def draw_figures(
+    history: list[EpochRecord], evaluation: RunEvaluation, explained: Explained
+) -> Figures:
+    """The report's figures as PNG bytes."""
+    classes = evaluation.test_set.classes
+    config = evaluation.run.checkpoint.config
+    count = len(evaluation.test_set)
     figures = {
         "curves": plots.learning_curves(history),
-        "confusion": plots.confusion_matrix_figure(
-            confusion_matrix(predicted, labels, len(classes)), classes
-        ),
+        "schedule": plots.learning_rate(history, config.recipe.lr if config else None),
+        "confusion": plots.confusion_matrix_figure(evaluation.confusion, classes),
     }
-    convolutions = run.model.convolutions()
+    convolutions = evaluation.model.convolutions()
     if convolutions:
         name, first = convolutions[0]
         weight = kernels(first)
         figures["filters"] = plots.filter_grid(
             weight,
-            f"First layer ({name}): {weight.shape[0]} filters, {weight.shape[2]}x{weight.shape[3]}",
+            f"First layer ({name}): {weight.shape[0]} filters, "
+            f"{weight.shape[1]}x{weight.shape[2]}x{weight.shape[3]}",
         )
-    worst = worst_misclassified(run.logits, labels)
-    probs = run.logits.softmax(dim=1)
-    captions = [
-        f"true {classes[labels[i]]}\npred {classes[predicted[i]]} "
-        f"({100 * float(probs[i, predicted[i]]):.0f}%)"
-        for i in worst.tolist()
-    ]
-    title = f"The {len(worst)} most confident mistakes on {len(labels)} test images"
-    if len(worst) == 0:
-        title = "No misclassified test images"
-    figures["worst"] = plots.image_grid(run.test_set.images[worst], captions, title)
-    return {key: plots.figure_png(figure) for key, figure in figures.items()}
+    title = f"The {len(explained.mistakes)} most confident mistakes on {count:,} test images"
+    figures["mistakes"] = plots.mistakes(
+        explained.mistakes,
+        explained.mistake_labels,
+        title if explained.mistakes else "No misclassified test images",
+    )
+    figures["explained"] = plots.explained_image(explained.image, image_caption(explained))
+    names = tuple(classes)
+    return Figures(
+        {key: plots.figure_png(figure) for key, figure in figures.items()},
+        [
+            (layer, plots.figure_png(plots.layer_maps(layer, names)))
+            for layer in explained.image.layers
+        ],
+    )
+
+
+def image_caption(explained: Explained) -> str:
+    image = explained.image
+    true = image.classes[explained.image_label]
+    return (
+        f"Test image {EXPLAINED_IMAGE}: true {true}, taken for {image.label} "
+        f"({100 * float(image.probabilities[image.predicted]):.1f}%)"
+    )
 
 
 def build_report(run_dir: Path, data_dir: Path | None = None) -> Path:
     """Write the PNGs and ``report.html`` into ``run_dir``; return the HTML's path."""
     run_dir = Path(run_dir)
     history = read_metrics(run_dir)
-    run = evaluate_run(run_dir, data_dir)
-    pngs = draw_figures(history, run)
-    for key, data in pngs.items():  # each whole or not at all, even on a full disk
+    evaluation = evaluate_run(run_dir, data_dir)
+    explained = explain_run(evaluation)
+    figures = draw_figures(history, evaluation, explained)
+    for key, data in figures.pngs.items():  # each whole or not at all, even on a full disk
         atomic_write_bytes(run_dir / FIGURE_NAMES[key], data)
-    return atomic_write_text(run_dir / REPORT_NAME, render_html(run_dir, history, run, pngs))
+    for index, (layer, data) in enumerate(figures.layers, 1):
+        atomic_write_bytes(run_dir / LAYER_MAPS_DIR / layer_file(index, layer.name), data)
+    page = report_page(run_dir, history, evaluation, explained, figures)
+    return atomic_write_text(run_dir / REPORT_NAME, render_html(page))
 
 
-def summary_rows(history: list[EpochRecord], run: RunEvaluation) -> list[tuple[str, str]]:
-    record, labels = run.run.record, run.test_set.labels
-    size = size_report(run.model, run.model.input_size, record.model).totals
-    top1, top5 = topk_correct(run.logits, labels, (1, 5))
+def layer_file(index: int, name: str) -> str:
+    """'01-c1.png': in forward order, the module's name made safe as a file name."""
+    return f"{index:02d}-{re.sub(r'[^A-Za-z0-9_.-]', '_', name)}.png"
+
+
+def report_page(
+    run_dir: Path,
+    history: list[EpochRecord],
+    evaluation: RunEvaluation,
+    explained: Explained,
+    figures: Figures,
+) -> ReportPage:
+    record = evaluation.run.record
+    model = evaluation.model
+    size = size_report(model, model.input_size, record.model)
+    loss = test_loss(evaluation)
+    return ReportPage(
+        title=f"cnnkit report: {record.model} on {record.dataset}",
+        run_dir=run_dir,
+        results=result_rows(history, evaluation, size.totals.parameters, loss),
+        recipe=recipe_rows(evaluation.run.checkpoint),
+        size_html=render_size(size, "html"),
+        history=history,
+        test_loss=loss,
+        per_class=class_rows(evaluation),
+        mistakes=[
+            Mistake(e.source, e.classes[label], e.top(3))
+            for e, label in zip(explained.mistakes, explained.mistake_labels, strict=True)
+        ],
+        explained_caption=image_caption(explained),
+        gradcam_layer=explained.image.gradcam_layer,
+        figures=figures,
+        figure_files=FIGURE_NAMES,
+    )
+
+
+def test_loss(evaluation: RunEvaluation) -> float:
+    """Mean cross-entropy of the final model on the test split (as training's loss)."""
+    return float(F.cross_entropy(evaluation.logits, evaluation.test_set.labels))
+
+
+def result_rows(
+    history: list[EpochRecord], evaluation: RunEvaluation, parameters: int, loss: float
+) -> list[tuple[str, str]]:
+    labels = evaluation.test_set.labels
+    top1, top5 = topk_correct(evaluation.logits, labels, (1, 5))
     count = len(labels)
-    channels, height, width = run.model.input_size
+    channels, height, width = evaluation.model.input_size
     return [
-        ("model", record.model),
-        ("data set", f"{record.dataset} ({len(run.test_set.classes)} classes)"),
         ("input", f"{channels} x {height} x {width}"),
-        ("parameters", f"{size.parameters:,}"),
-        ("connections (multiply-adds per image)", f"{size.connections:,}"),
+        ("parameters", f"{parameters:,}"),
         ("epochs", str(history[-1].epoch)),
         ("training time", f"{sum(r.seconds for r in history):.1f} s"),
         ("test images", f"{count:,}"),
         ("test top-1 error", f"{100 * (1 - top1 / count):.2f}%"),
         ("test top-5 error", f"{100 * (1 - top5 / count):.2f}%"),
+        ("test loss (cross-entropy)", f"{loss:.4f}"),
     ]
 
 
-def render_html(
-    run_dir: Path, history: list[EpochRecord], run: RunEvaluation, pngs: dict[str, bytes]
-) -> str:
-    """The page: a summary table, the figures as data URIs, per-epoch and per-class tables."""
-    esc = html.escape
-    title = f"cnnkit report: {run.run.record.model} on {run.run.record.dataset}"
-    summary = "".join(
-        f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in summary_rows(history, run)
-    )
-    epochs = "".join(
-        f"<tr><td>{r.epoch}</td><td>{r.train_loss:.4f}</td>"
-        f"<td>{100 * r.test_top1_error:.2f}</td><td>{100 * r.test_top5_error:.2f}</td>"
-        f"<td>{r.lr:.4g}</td><td>{r.seconds:.1f}</td></tr>"
-        for r in history
-    )
-    confusion = confusion_matrix(
-        run.logits.argmax(dim=1), run.test_set.labels, len(run.test_set.classes)
-    )
-    per_class = "".join(
-        f"<tr><td>{esc(name)}</td><td>{int(confusion[i].sum())}</td>"
-        f"<td>{100 * float(accuracy):.2f}</td></tr>"
-        for i, (name, accuracy) in enumerate(
-            zip(run.test_set.classes, per_class_accuracy(confusion), strict=True)
+def class_rows(evaluation: RunEvaluation) -> list[ClassRow]:
+    """Each class's test images, how many were taken for it, its precision and recall."""
+    confusion = evaluation.confusion
+    precision, recall = per_class_precision(confusion), per_class_accuracy(confusion)
+    return [
+        ClassRow(
+            name,
+            int(confusion[k].sum()),
+            int(confusion[:, k].sum()),
+            float(precision[k]),
+            float(recall[k]),
         )
-    )
-    captions = {
-        "curves": "Learning curves",
-        "confusion": "Confusion matrix",
-        "filters": "First layer's filters",
-        "worst": "Worst misclassified test images",
-    }
-    figures = "".join(
-        f'<figure><img src="data:image/png;base64,{base64.b64encode(data).decode()}" '
-        f'alt="{captions[key]}" id="{key}"><figcaption>{captions[key]} '
-        f"({FIGURE_NAMES[key]})</figcaption></figure>"
-        for key, data in pngs.items()
-    )
-    return HTML_TEMPLATE.format(
-        title=esc(title),
-        run_dir=esc(str(run_dir)),
-        summary=summary,
-        figures=figures,
-        epochs=epochs,
-        per_class=per_class,
-    )
-
-
-HTML_TEMPLATE = """<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<title>{title}</title>
-<style>
-body {{ font-family: sans-serif; margin: 2em auto; max-width: 1000px; color: #222; }}
-table {{ border-collapse: collapse; margin: 1em 0; }}
-th, td {{ border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; }}
-figure {{ margin: 1.5em 0; }}
-img {{ max-width: 100%; }}
-figcaption {{ color: #555; font-size: 0.9em; }}
-</style>
-</head>
-<body>
-<h1>{title}</h1>
-<p>Run folder: <code>{run_dir}</code>. Rebuild with <code>cnnkit report {run_dir}</code>.</p>
-<table>{summary}</table>
-{figures}
-<h2>Per epoch</h2>
-<table>
-<tr><th>epoch</th><th>train loss</th><th>top-1 error %</th><th>top-5 error %</th>
-<th>learning rate</th><th>seconds</th></tr>
-{epochs}
-</table>
-<h2>Per class (test)</h2>
-<table><tr><th>class</th><th>images</th><th>accuracy %</th></tr>{per_class}</table>
-</body>
-</html>
-"""
+        for k, name in enumerate(evaluation.test_set.classes)
+    ]
