@@ -1,6 +1,7 @@
 """The HTTP API through FastAPI's test client, on a real LeNet-5 run and real MNIST
 digits, with the real model process behind it: predictions agree with ``cnnkit
-predict``, explain's maps agree with an independent convolution, every bad request is
+predict``, explain shows every layer as the size analyzer counts it and C1's maps as an
+independent convolution computes them, every bad request is
 one JSON message with the status of its cause, and odd but valid images are read."""
 
 import asyncio
@@ -15,6 +16,7 @@ import pytest
 import torch
 from PIL import Image
 
+from cnnkit.analysis import size_report
 from cnnkit.predict import predict_files
 from cnnkit.runs import load_run
 from cnnkit.serve.middleware import CONTENT_SECURITY_POLICY, MAX_MESSAGE
@@ -91,23 +93,83 @@ def test_json_base64_data_urls_and_raw_bodies_give_the_same_answer(client, digit
     assert top1(multipart) == [str(d.label) for d in digits[:3]]
 
 
-def test_explain_gives_the_network_input_and_the_first_layer_maps(client, digits, digit_checkpoint):
+def png_values(text: str) -> np.ndarray:
+    """A base64 PNG of the answer as its uint8 pixels."""
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(text))))
+
+
+def test_explain_answers_every_layer_as_the_size_analyzer_counts_it(
+    client, digits, digit_checkpoint
+):
     digit = digits[0]
     answer = client.post("/v1/explain", files=form(digit.png)).json()
-    assert answer["layer"] == "c1" and len(answer["maps"]) == 6  # C1: 6 maps (LeCun 1998)
-    assert answer["top"][0]["class"] == str(digit.label)
-    seen = np.asarray(Image.open(io.BytesIO(base64.b64decode(answer["input"]))))
     run = load_run(digit_checkpoint, "cpu")
+    report = size_report(run.model, run.model.input_size, "lenet5")
+    counted = [(row.name, list(row.output_shape), row.units) for row in report.layers]
+    shown = [(layer["name"], layer["shape"], layer["units"]) for layer in answer["layers"]]
+    assert shown == [row for row in counted if row[0] != "input"]
+    assert [layer["name"] for layer in answer["layers"]] == [
+        "c1",
+        "s2",
+        "c3",
+        "s4",
+        "c5",
+        "f6",
+        "output",
+    ]  # fmt: skip  (LeCun et al. 1998, Fig. 2)
+    assert [layer["maps"] for layer in answer["layers"]] == [6, 6, 16, 16, 0, 0, 0]
+    sprites = [png_values(layer["png"]).shape for layer in answer["layers"]]
+    assert sprites == [(28, 168), (14, 84), (10, 160), (5, 80), (1, 120), (1, 84), (1, 10)]
+    assert answer["top"][0]["class"] == answer["target"] == str(digit.label)
+    seen = png_values(answer["input"])
     expected = run.prepare(run.read_file(digit.path)[None])[0, 0].numpy()
     assert seen.shape == (32, 32) and np.array_equal(seen, expected)  # MNIST padded to 32
-    # C1 recomputed outside the model: a plain convolution of the normalised input.
+    # C1 recomputed outside the model: a plain convolution of the normalised input and
+    # LeNet-5's squashing function, 1.7159 tanh(2x/3) (LeCun et al. 1998, Appendix A).
     x = (torch.from_numpy(expected).float() / 255 - run.record.mean[0]) / run.record.std[0]
-    maps = torch.nn.functional.conv2d(x[None, None], run.model.c1.weight, run.model.c1.bias)[0]
-    for png, reference in zip(answer["maps"], maps, strict=True):
-        shown = np.asarray(Image.open(io.BytesIO(base64.b64decode(png)))).astype(float)
-        scaled = (reference - reference.min()) / (reference.max() - reference.min()) * 255
-        assert shown.shape == (28, 28)  # 32 - 5 + 1
-        assert np.abs(shown - scaled.detach().numpy()).max() <= 1.0
+    conv = torch.nn.functional.conv2d(x[None, None], run.model.c1.weight, run.model.c1.bias)
+    reference = (1.7159 * torch.tanh(2 * conv[0] / 3)).detach().numpy()
+    c1 = answer["layers"][0]
+    low, high = c1["range"]
+    assert low == pytest.approx(reference.min(), abs=1e-3)
+    assert high == pytest.approx(reference.max(), abs=1e-3)
+    decoded = low + png_values(c1["png"]).astype(float) / 255 * (high - low)
+    strip = np.concatenate(list(reference), axis=1)  # the six maps side by side
+    assert np.abs(decoded - strip).max() <= (high - low) / 255  # within one grey level
+    gradcam, saliency = png_values(answer["gradcam"]), png_values(answer["saliency"])
+    assert answer["gradcam_layer"] == "c3"  # C5's maps are 1x1: its Grad-CAM is constant
+    assert gradcam.shape == saliency.shape == (32, 32) and gradcam.max() == 255
+    assert answer["novelty"]["unusual"] is False and answer["caution"] is None
+
+
+def test_the_class_parameter_moves_grad_cam_and_an_unknown_class_is_a_404(client, digits):
+    png = digits[1].png
+    first = client.post("/v1/explain", files=form(png)).json()
+    runner_up = first["top"][1]["class"]
+    second = client.post(f"/v1/explain?class={runner_up}", files=form(png)).json()
+    assert second["target"] == runner_up and second["top"] == first["top"]
+    assert not np.array_equal(png_values(first["gradcam"]), png_values(second["gradcam"]))
+    assert not np.array_equal(png_values(first["saliency"]), png_values(second["saliency"]))
+    for bad in ("11", "", "seven"):
+        answer = client.post(f"/v1/explain?class={bad}", files=form(png))
+        assert answer.status_code == 404
+        assert answer.json() == {
+            "error": f"class {bad!r} is not one of the model's classes (0, 1, 2, 3, 4, 5, 6, "
+            "7, 8, 9)"
+        }
+
+
+def test_an_image_unlike_the_training_digits_gets_a_caution(client):
+    # A checkerboard: as unlike a handwritten digit as an image gets; LeNet-5 still
+    # calls it a digit with near certainty, so the softmax alone would not warn.
+    board = (np.indices((64, 64)).sum(axis=0) // 8 % 2 * 255).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(board).save(buffer, format="PNG")
+    answer = client.post("/v1/explain", files=form(buffer.getvalue())).json()
+    novelty = answer["novelty"]
+    assert novelty["unusual"] is True and novelty["score"] > novelty["threshold"]
+    assert answer["caution"].startswith("this image looks unlike the training images")
+    assert answer["novelty_note"] is None
 
 
 def test_model_reports_the_papers_sizes(client):

@@ -13,9 +13,26 @@ import numpy as np
 import pytest
 import torch
 
-from cnnkit.serve.wire import Explanation, Operation, frame, read_frame, receive_frame
+from cnnkit.serve.wire import (
+    Explanation,
+    LayerMaps,
+    NoveltyVerdict,
+    Operation,
+    frame,
+    read_frame,
+    receive_frame,
+)
 
-EXPLANATION = Explanation(b"\x89PNG", "c1", [b"map0", b"map1"], np.array([0.25, 0.75]))
+EXPLANATION = Explanation(
+    input_png=b"\x89PNG",
+    probs=np.array([0.25, 0.75]),
+    target=1,
+    layers=(LayerMaps("c1", "conv", (6, 28, 28), 4704, b"maps", 6, -1.5, 1.5),),
+    gradcam_layer="c1",
+    gradcam_png=b"cam",
+    saliency_png=b"saliency",
+    novelty=NoveltyVerdict(40.0, 31.5),
+)
 MESSAGES = [
     ("ready", {"description": {"model": "lenet5"}, "max_pixels": 89_478_485, "index": None}),
     *((operation, [n, "item"]) for n, operation in enumerate(Operation)),
@@ -28,8 +45,8 @@ def assert_same(received: list, sent: list) -> None:
     assert received[:-2] == sent[:-2]
     assert all(type(op) is Operation for op, _ in received[1:-2])  # members, not strings
     (explanation, error), big = received[-2], received[-1]
-    assert explanation.input_png == EXPLANATION.input_png and explanation.layer == "c1"
-    assert explanation.map_pngs == EXPLANATION.map_pngs
+    assert explanation.input_png == EXPLANATION.input_png and explanation.target == 1
+    assert explanation.layers == EXPLANATION.layers and explanation.novelty.unusual
     np.testing.assert_array_equal(explanation.probs, EXPLANATION.probs)
     assert isinstance(error, ValueError) and str(error) == "one item's error"
     assert big == sent[-1]

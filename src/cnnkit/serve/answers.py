@@ -9,6 +9,7 @@ answer to them.
 
 from typing import Any
 
+import numpy as np
 from fastapi import Request
 from fastapi.responses import JSONResponse
 from starlette.types import Receive
@@ -29,6 +30,7 @@ from cnnkit.serve.middleware import RETRY_AFTER_S, clipped
 from cnnkit.serve.uploads import MAX_TOP, Upload
 from cnnkit.serve.wire import Operation
 
+DEFAULT_TOP = 5  # classes per image, as cnnkit predict shows
 # The status of each error, most specific first.
 STATUSES: tuple[tuple[type[CnnkitError], int], ...] = (
     (ImageTooLargeError, 413),
@@ -63,6 +65,12 @@ ERROR_SCHEMA = {
     "properties": {"error": {"type": "string"}},
     "required": ["error"],
 }
+
+
+def top_classes(probs: np.ndarray, classes: list[str], top: int) -> list[dict[str, Any]]:
+    """The ``top`` most probable classes, most probable first."""
+    best = np.argsort(-probs, kind="stable")[:top]
+    return [{"class": classes[i], "probability": round(float(probs[i]), 6)} for i in best]
 
 
 def status_of(error: CnnkitError) -> int:

@@ -1,8 +1,8 @@
 """The prediction server's routes: ``create_app(model, settings)`` is the ASGI app.
 
 - ``POST /v1/predict?top=5``: the top classes of one or more images (``uploads``);
-- ``POST /v1/explain``: one image as the network received it and its first
-  convolution layer's feature maps, as base64 PNGs, for the page;
+- ``POST /v1/explain?class=NAME``: one image as the network received it, every layer's
+  activations, Grad-CAM and saliency for a class, the novelty verdict (``explain_routes``);
 - ``GET /v1/model``: name, classes, sizes and the size analyzer's totals;
 - ``GET /healthz`` (the process answers), ``GET /readyz`` (the model answers),
   ``GET /metrics`` (Prometheus), ``GET /docs`` (OpenAPI), ``GET /`` (the page).
@@ -21,16 +21,13 @@ search by example and by class and the items' thumbnails (``search_routes``); wi
 one those routes answer 404.
 """
 
-import base64
 import dataclasses
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
 from importlib import resources
-from typing import Any
 
-import numpy as np
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
@@ -41,15 +38,18 @@ from starlette.types import Scope
 from cnnkit.errors import CnnkitError
 from cnnkit.serve.answers import (
     ANY_ROUTE,
+    DEFAULT_TOP,
     PROTECTED,
     UPLOADS,
     error_response,
     errors,
     status_of,
     submit,
+    top_classes,
     upload_body,
 )
 from cnnkit.serve.batcher import ClientGone, MicroBatcher
+from cnnkit.serve.explain_routes import explain_routes
 from cnnkit.serve.limits import UploadLimits
 from cnnkit.serve.metrics import Metrics, milliseconds_since
 from cnnkit.serve.middleware import INTERNAL_ERROR, Gate
@@ -59,15 +59,8 @@ from cnnkit.serve.settings import ServeSettings
 from cnnkit.serve.uploads import read_images, top_parameter
 from cnnkit.serve.wire import ItemFailure, Operation
 
-DEFAULT_TOP = 5  # classes per image, as cnnkit predict shows
 CLIENT_GONE = 499  # nginx's status for a request whose client closed the connection
 UPLOAD_BODY = upload_body(DEFAULT_TOP, "classes per image, most probable first")
-
-
-def top_classes(probs: np.ndarray, classes: list[str], top: int) -> list[dict[str, Any]]:
-    """The ``top`` most probable classes, most probable first."""
-    best = np.argsort(-probs, kind="stable")[:top]
-    return [{"class": classes[i], "probability": round(float(probs[i]), 6)} for i in best]
 
 
 def create_app(model: ModelProcess, settings: ServeSettings) -> Gate:
@@ -105,7 +98,8 @@ def create_app(model: ModelProcess, settings: ServeSettings) -> Gate:
         lifespan=lifespan,
     )
     add_error_handlers(app)
-    app.include_router(image_routes(batcher, description, limits))
+    app.include_router(predict_routes(batcher, description, limits))
+    app.include_router(explain_routes(batcher, description, limits))
     app.include_router(service_routes(batcher, model, description, metrics))
     if model.index is not None:
         one_image = dataclasses.replace(limits, images=1)
@@ -164,8 +158,8 @@ def add_error_handlers(app: FastAPI) -> None:
         return error_response(422, f"{where}: {first['msg']}")
 
 
-def image_routes(batcher: MicroBatcher, description: dict, limits: UploadLimits) -> APIRouter:
-    """``/v1/predict`` and ``/v1/explain``."""
+def predict_routes(batcher: MicroBatcher, description: dict, limits: UploadLimits) -> APIRouter:
+    """``/v1/predict``."""
     router = APIRouter()
     name, classes = description["model"], description["classes"]
 
@@ -182,25 +176,6 @@ def image_routes(batcher: MicroBatcher, description: dict, limits: UploadLimits)
         ]
         answer = {"model": name, "predictions": predictions, "ms": milliseconds_since(started)}
         return JSONResponse(answer)
-
-    @router.post(Operation.EXPLAIN.path, openapi_extra=UPLOAD_BODY, responses=errors(*UPLOADS))
-    async def explain(request: Request) -> JSONResponse:
-        """One image as the network received it and its first convolution's feature maps."""
-        started = time.perf_counter()
-        top = top_parameter(request, DEFAULT_TOP)
-        (upload,) = await read_images(request, dataclasses.replace(limits, images=1))
-        (found,) = await submit(batcher, request, Operation.EXPLAIN, [upload])
-        return JSONResponse(
-            {
-                "model": name,
-                "name": upload.name,
-                "input": base64.b64encode(found.input_png).decode(),
-                "layer": found.layer,
-                "maps": [base64.b64encode(png).decode() for png in found.map_pngs],
-                "top": top_classes(found.probs, classes, top),
-                "ms": milliseconds_since(started),
-            }
-        )
 
     return router
 

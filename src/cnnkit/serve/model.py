@@ -1,97 +1,157 @@
-"""What the model process computes with a run: the class probabilities of uploads, what
-the first convolution layer sees of one, and the model's description. ``worker`` runs
-it in its own process, an item at a time (``read``: an upload that fails to decode gets
-its ``ImageError`` as its answer), then the readable ones together in one forward pass
-(``probabilities``, ``explanations``).
+"""What the model process computes with a run: the class probabilities of uploads, the
+explanation of one (``runs.explain``: every layer, Grad-CAM, saliency, the novelty
+verdict) in the compact form the page draws, and the model's description. ``worker``
+runs it in its own process, an item at a time (``read``: an upload that fails to decode
+gets its ``ImageError`` as its answer), then the readable ones together in one forward
+pass (``probabilities``, ``explanations``).
 
 Each upload is decoded and prepared by the run layer's one file-to-pixels path
 (``Run.read_file``).
 """
 
 import io
+import struct
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 
 from cnnkit.analysis import size_report
-from cnnkit.data.image_files import png_bytes
+from cnnkit.errors import CnnkitError
 from cnnkit.runs import Run
+from cnnkit.runs import explain as runs_explain
 from cnnkit.serve.uploads import Upload
-from cnnkit.serve.wire import Explanation
+from cnnkit.serve.wire import Explanation, LayerMaps, NoveltyVerdict
 
-MAX_MAPS = 64  # feature maps shown per image: ResNet's conv1 has 64, the page has room for them
+# Maps drawn per layer: ResNet's conv1 has 64, and a layer of hundreds would cost the
+# answer more than the rest of it; the answer says how many it holds.
+MAX_MAPS = 64
+PNG_LEVEL = 1  # zlib's fastest: an activation map's PNG comes within 5% of its smallest
 
 
 def pixels_png(pixels: np.ndarray) -> bytes:
-    """uint8 (H, W) or (H, W, 3) pixels as a PNG file."""
-    return png_bytes(Image.fromarray(pixels))
+    """uint8 (H, W) or (H, W, 3) pixels as a PNG file (W3C PNG, 2003: 8-bit grayscale or
+    RGB, no filter, one zlib stream). Written here rather than by Pillow, whose fixed cost
+    per file (its plugin's writer, chunk by chunk) is four times the whole work for a
+    small map, and an explanation's answer holds a dozen."""
+    height, width = pixels.shape[:2]
+    rows = np.zeros((height, 1 + pixels[0].size), np.uint8)  # each row: filter 0, pixels
+    rows[:, 1:] = pixels.reshape(height, -1)
+    colour = 0 if pixels.ndim == 2 else 2  # grayscale, or RGB
+    header = struct.pack(">IIBBBBB", width, height, 8, colour, 0, 0, 0)
+    return b"".join(
+        [
+            b"\x89PNG\r\n\x1a\n",
+            png_chunk(b"IHDR", header),
+            png_chunk(b"IDAT", zlib.compress(rows.tobytes(), PNG_LEVEL)),
+            png_chunk(b"IEND", b""),
+        ]
+    )
 
 
-def map_png(feature_map: torch.Tensor) -> bytes:
-    """One (H, W) float map as a grayscale PNG, its minimum black and maximum white."""
-    low, high = feature_map.min(), feature_map.max()
-    scaled = (feature_map - low) / (high - low) if high > low else torch.zeros_like(feature_map)
-    return pixels_png((scaled * 255).round().to(torch.uint8).numpy())
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    """One chunk of a PNG file: its length, type, data and CRC-32."""
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
-def image_png(image: torch.Tensor) -> bytes:
+def image_png(image: np.ndarray) -> bytes:
     """A uint8 (C, H, W) image as a PNG file."""
-    pixels = image.permute(1, 2, 0).numpy()
-    return pixels_png(pixels[:, :, 0] if pixels.shape[2] == 1 else pixels)
+    pixels = image.transpose(1, 2, 0)
+    return pixels_png(pixels[:, :, 0] if pixels.shape[2] == 1 else np.ascontiguousarray(pixels))
 
 
-@dataclass(frozen=True)
+def unit_png(values: np.ndarray) -> bytes:
+    """A map of values in [0, 1] as a grayscale PNG, 0-255."""
+    return pixels_png((values * 255).round().astype(np.uint8))
+
+
+def layer_maps(layer: runs_explain.LayerActivations) -> LayerMaps:
+    """A layer's activations as one PNG: its first ``MAX_MAPS`` maps side by side, or
+    its units in a row; black its least value, white its largest."""
+    values = layer.values
+    low, high = float(values.min()), float(values.max())
+    maps = min(MAX_MAPS, layer.shape[0]) if layer.has_maps else 0
+    if maps:
+        strip = np.concatenate(list(values[:maps]), axis=1)  # (H, maps * W)
+    else:
+        strip = values.reshape(1, -1)
+    scaled = (strip - low) / (high - low) if high > low else np.zeros_like(strip)
+    return LayerMaps(
+        layer.name, layer.kind, layer.shape, layer.units, unit_png(scaled), maps, low, high
+    )
+
+
+def served_explanation(explanation: runs_explain.Explanation, note: str) -> Explanation:
+    """The run layer's explanation in the compact form the HTTP process sends on;
+    ``note``: why there is no novelty verdict, when there is none."""
+    novelty = explanation.novelty
+    return Explanation(
+        input_png=image_png(explanation.input),
+        probs=explanation.probabilities,
+        target=explanation.target,
+        layers=tuple(layer_maps(layer) for layer in explanation.layers),
+        gradcam_layer=explanation.gradcam_layer,
+        gradcam_png=None if explanation.gradcam is None else unit_png(explanation.gradcam),
+        saliency_png=unit_png(explanation.saliency),
+        novelty=None if novelty is None else NoveltyVerdict(novelty.score, novelty.threshold),
+        novelty_note=note if novelty is None else "",
+    )
+
+
+@dataclass
 class ServedModel:
     run: Run
+    # Why explanations carry no novelty verdict (the run's training images are not at
+    # hand), as ``warm_up`` found; "" once the detector is fitted.
+    novelty_note: str = "no novelty score: the server has not been warmed up"
 
     def read(self, upload: Upload) -> torch.Tensor:
         """The upload as the run's prepared uint8 (C, H, W) pixels; an ``ImageError``
         when it cannot be read."""
         return self.run.read_file(io.BytesIO(upload.data), upload.name)
 
+    def read_explained(self, item: tuple[Upload, int | None]) -> tuple[torch.Tensor, int | None]:
+        """An explain item, (upload, class or None for the top class), with its upload read."""
+        upload, target = item
+        return self.read(upload), target
+
     def probabilities(self, images: list[torch.Tensor]) -> list[np.ndarray]:
         """Class probabilities (K,) of each image, in one forward pass."""
         return list(self.run.logits(torch.stack(images)).softmax(dim=1).numpy())
 
-    def explanations(self, images: list[torch.Tensor]) -> list[Explanation]:
-        """Each image's model input and first-layer feature maps, in one forward pass."""
-        return self.explain_images(torch.stack(images))
-
-    def explain_images(self, images: torch.Tensor) -> list[Explanation]:
-        """The model input, first convolution's output and probabilities of each image,
-        the maps caught by a forward hook during one ordinary forward pass."""
-        inputs = self.run.prepare(images)
-        first = next(iter(self.run.model.convolutions()), None)
-        captured: list[torch.Tensor] = []
-        handle = None
-        if first is not None:
-            handle = first[1].register_forward_hook(lambda m, i, output: captured.append(output))
-        try:
-            probs = self.run.logits(inputs).softmax(dim=1).numpy()
-        finally:
-            if handle is not None:
-                handle.remove()
-        maps = torch.cat(captured).float().cpu() if captured else None
-        return [
-            Explanation(
-                input_png=image_png(inputs[k]),
-                layer=first[0] if first is not None else None,
-                map_pngs=[] if maps is None else [map_png(m) for m in maps[k, :MAX_MAPS]],
-                probs=probs[k],
-            )
-            for k in range(len(inputs))
-        ]
+    def explanations(self, items: list[tuple[torch.Tensor, int | None]]) -> list[Explanation]:
+        """Each image's explanation for its class, from one forward and one backward pass
+        of them together; without SmoothGrad, whose noisy copies would cost a page's
+        answer many times a prediction."""
+        images = torch.stack([image for image, _ in items])
+        explanations = runs_explain.explain_batch(
+            self.run,
+            images,
+            [f"image {k + 1}" for k in range(len(items))],
+            [target for _, target in items],
+            smoothgrad_samples=0,
+            novelty=not self.novelty_note,
+        )
+        return [served_explanation(found, self.novelty_note) for found in explanations]
 
     def warm_up(self) -> None:
         """A blank image through the decoder and the model, so that the first request
-        pays for no lazy import (torchvision's resize is slow to import) and no first allocation."""
+        pays for no lazy import (torchvision's resize is slow to import) and no first
+        allocation; and the novelty detector fitted (it reads some of the run's training
+        images), or the reason there is none noted, so that no explanation waits for it."""
         height, width = self.run.record.image_size
         height, width = height + 1, width + 1  # not the stored size: photos get resized
         shape = (height, width) if self.run.record.in_channels == 1 else (height, width, 3)
-        self.probabilities([self.read(Upload("warm-up", pixels_png(np.zeros(shape, np.uint8))))])
+        blank = self.read(Upload("warm-up", pixels_png(np.zeros(shape, np.uint8))))
+        self.probabilities([blank])
+        try:
+            self.run.novelty  # noqa: B018 (fitted on first use, then kept)
+            self.novelty_note = ""
+        except CnnkitError as error:
+            self.novelty_note = f"no novelty score: the training images are not at hand ({error})"
+        self.explanations([(blank, None)])
 
     def describe(self) -> dict[str, Any]:
         """The model's name, data, classes, sizes and the size analyzer's totals."""

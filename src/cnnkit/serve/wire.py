@@ -65,7 +65,7 @@ class Operation(str, Enum):
 
     # value, path, needs_index, takes_uploads; items -> one result each
     PREDICT = "predict", "/v1/predict", False, True  # Upload -> probabilities (K,)
-    EXPLAIN = "explain", "/v1/explain", False, True  # Upload -> Explanation
+    EXPLAIN = "explain", "/v1/explain", False, True  # (Upload, class or None) -> Explanation
     SEARCH = "search", "/v1/search", True, True  # (Upload, top) -> hits
     CLASS = "class", "/v1/search", True, False  # (class name, top) -> hits
     THUMBNAIL = "thumbnail", "/v1/thumbnails/{item_id}", True, False  # item id -> PNG
@@ -106,15 +106,51 @@ class ItemFailure(Exception):
 
 
 @dataclass(frozen=True)
+class LayerMaps:
+    """One layer's activations for one image, as the page draws them: its maps side by
+    side in one grayscale PNG (``maps`` of them, each ``shape[2]`` pixels wide), or its
+    units in one row (``maps`` 0: a fully connected layer, or maps of one unit each). A
+    pixel ``p`` stands for the value ``low + p / 255 * (high - low)``: one scale for the
+    whole layer, so that its maps compare."""
+
+    name: str  # the module's name in the model ("c1")
+    kind: str  # its counting rule ("conv", "subsampling", "linear", ...)
+    shape: tuple[int, ...]  # of one example: (C, H, W) or (D,)
+    units: int  # as ``cnnkit size`` counts them
+    png: bytes
+    maps: int  # maps in ``png`` (at most ``shape[0]``); 0 for a row of units
+    low: float  # the layer's least value (black)
+    high: float  # its largest (white)
+
+
+@dataclass(frozen=True)
+class NoveltyVerdict:
+    """How unlike the training images an image looks (``runs.novelty``'s score)."""
+
+    score: float
+    threshold: float  # scores above it are unusual
+
+    @property
+    def unusual(self) -> bool:
+        return self.score > self.threshold
+
+
+@dataclass(frozen=True)
 class Explanation:
     """The child's answer to explain for one image (defined here, without torch, for
-    the HTTP process to unpickle): the image as the network received it and its first
-    convolution's feature maps."""
+    the HTTP process to unpickle): the image as the network received it, every layer's
+    activations, the class probabilities, and the evidence for the class ``target``
+    (Grad-CAM and saliency as grayscale PNGs in the input's frame, 0-255 for 0-1)."""
 
     input_png: bytes  # uint8 at the model's input size, after the run's preparation
-    layer: str | None  # the first convolution's name in the model; None when it has none
-    map_pngs: list[bytes]  # one grayscale PNG per feature map, each scaled to 0-255
     probs: np.ndarray  # (K,) class probabilities
+    target: int  # the class explained: the one asked for, or the top class
+    layers: tuple[LayerMaps, ...]  # in forward order
+    gradcam_layer: str | None  # None: no convolution's output is larger than 1x1
+    gradcam_png: bytes | None
+    saliency_png: bytes
+    novelty: NoveltyVerdict | None  # None: no verdict, ``novelty_note`` says why
+    novelty_note: str = ""
 
 
 def frame(message: Any) -> bytes:

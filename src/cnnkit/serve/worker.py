@@ -185,7 +185,7 @@ def load(
     served.warm_up()
     handlers = {
         Operation.PREDICT: Handler(served.read, served.probabilities),
-        Operation.EXPLAIN: Handler(served.read, served.explanations),
+        Operation.EXPLAIN: Handler(served.read_explained, served.explanations),
     }
     ready = {"description": served.describe(), "max_pixels": MAX_PIXELS, "index": None}
     if index:
