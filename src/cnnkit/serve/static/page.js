@@ -234,13 +234,18 @@ const layersPanel = {
   async render(answer) {
     const sprites = await Promise.all(answer.layers.map((layer) => pngImage(layer.png)));
     return () => {
-      $("layers").replaceChildren(...answer.layers.map((layer, k) => layerItem(layer, sprites[k])));
+      const last = answer.layers.length - 1;
+      $("layers").replaceChildren(
+        ...answer.layers.map((layer, k) => layerItem(layer, sprites[k], k === last)),
+      );
       showEmpty(this.section(), false);
     };
   },
 };
 
-function layerItem(layer, sprite) {
+// A layer's heading and its maps (or its row of units, labelled with the classes when
+// it is the ``last`` layer and has one unit per class).
+function layerItem(layer, sprite, last) {
   const item = element("li", "layer");
   item.dataset.name = layer.name;
   const head = element("div", "layer-head");
@@ -254,8 +259,23 @@ function layerItem(layer, sprite) {
   );
   const body = element("div", layer.maps ? "layer-maps" : "layer-row");
   body.append(...(layer.maps ? mapCanvases(layer, sprite) : [unitRow(sprite)]));
+  if (last && isClassLayer(layer)) body.append(classLabels());
   item.append(head, body);
   return item;
+}
+
+const MAX_LABELLED = 20; // classes that fit as labels under a row of units on a phone
+
+// Whether a layer's units are the classes, one each, few enough to label.
+function isClassLayer(layer) {
+  const classes = state.model.classes.length;
+  return !layer.maps && layer.units === classes && classes <= MAX_LABELLED;
+}
+
+function classLabels() {
+  const labels = element("div", "unit-labels");
+  labels.append(...state.model.classes.map((name) => element("span", "", name)));
+  return labels;
 }
 
 // A layer's maps, cut from its PNG (its maps side by side), each shown at least 40 px wide.
