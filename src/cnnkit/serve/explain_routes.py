@@ -7,7 +7,8 @@ through ``runs.explain``); this module reads the request and writes the JSON.
 
 The maps are PNGs in base64 rather than lists of numbers: a layer's maps are one image
 of a few hundred bytes that the page draws as it comes, where LeNet-5's every value as
-JSON text would be ten times the bytes to write and to parse for each stroke.
+JSON text (``Explanation.to_json``) is ten times the bytes, to write and to parse after
+each stroke.
 """
 
 import base64
