@@ -115,6 +115,17 @@ def test_outputs_hold_the_lenet5_table_as_text_and_html(executed, lenet5_table) 
 
 
 @pytest.mark.slow
+def test_a_digit_is_explained_inline(executed) -> None:
+    """``run.explain``'s result draws every layer's maps and Grad-CAM in the notebook."""
+    (cell,) = [c for c in executed.cells if c.get("id") == "explain-a-digit"]
+    (output,) = cell.outputs
+    html = output.data["text/html"]
+    assert html.count("data:image/png;base64,") == 1 and "Grad-CAM on c3" in html
+    rows = re.findall(r"<tr><td>\s*(\w+)\s*</td>", html)
+    assert rows == ["c1", "s2", "c3", "s4", "c5", "f6", "output"]
+
+
+@pytest.mark.slow
 def test_outputs_hold_the_lecture_comparison(executed) -> None:
     comparison = cnnkit.compare(["lenet1", "lenet5", "alexnet"])
     assert results(executed, "text/html").count(comparison._repr_html_()) == 1
