@@ -29,7 +29,7 @@ import torch
 from cnnkit.data import ImageSet, load_dataset, load_test_split
 from cnnkit.data.held import HeldImage, held_pixels
 from cnnkit.data.image_files import chw_tensor, read_pixels
-from cnnkit.errors import CheckpointError, ConfigError, ImageError
+from cnnkit.errors import CheckpointError, ConfigError, DataError, ImageError
 from cnnkit.models import Classifier
 from cnnkit.runs.checkpoint import Checkpoint, build_trained_model, load_checkpoint
 from cnnkit.runs.epochs import EpochRecord
@@ -169,8 +169,11 @@ class Run:
     def novelty(self) -> NoveltyDetector:
         """The out-of-distribution detector of this run's features (``runs.novelty``),
         fitted on first use on some of its training images (read again from its data
-        set); the data set's ``CnnkitError`` when they are not at hand."""
+        set); the data set's ``CnnkitError`` when they are not at hand, a ``DataError``
+        for sets too large to read whole (ImageNet, streamed folders)."""
         config = self.checkpoint.config
+        if self.record.dataset.startswith("imagenet:") or (config is not None and config.stream):
+            raise DataError(f"{self.record.dataset} is too large to read for a novelty score")
         train, _ = load_dataset(self.record.dataset, config.data_dir if config else None)
         fit, held = held_out_split(len(train))
         features = self.features(train.images[torch.cat([fit, held])])
