@@ -121,7 +121,8 @@ def novelty(run: Run, test, photos: list[bytes]) -> None:
         return 1 - run.logits(images).softmax(dim=1).amax(dim=1).numpy()
 
     digits = scores(test.images)
-    clothes = scores(load_test_split("fashion-mnist").images)
+    fashion_images = load_test_split("fashion-mnist").images
+    clothes = scores(fashion_images)
     gray = torch.from_numpy(
         np.stack(
             [
@@ -137,7 +138,6 @@ def novelty(run: Run, test, photos: list[bytes]) -> None:
     alarms = (digits > detector.threshold).mean()
     print(f"novelty (threshold {detector.threshold:.1f}): false alarms on the "
           f"{len(digits):,} MNIST test digits {alarms:.2%}")  # fmt: skip
-    fashion_images = load_test_split("fashion-mnist").images
     doubts = {
         "Fashion-MNIST test": doubt(fashion_images),
         "CIFAR-10 test photos, grayscale 28x28": doubt(gray),
