@@ -160,8 +160,12 @@ def explanation_figure(explanation: Explanation) -> Figure:
     _draw_overlays(figure, grid, explanation)
     row = 1
     for layer, rows in zip(layers, rows_per_layer, strict=True):
-        _draw_layer(figure, grid[row : row + rows, :], layer, columns)
+        # The last layer's units are the classes: name them where they fit.
+        last = layer is layers[-1] and len(explanation.classes) <= 20
+        names = explanation.classes if last else ()
+        _draw_layer(figure, grid[row : row + rows, :], layer, columns, names)
         row += rows
+    figure.subplots_adjust(hspace=0.6)
     return figure
 
 
@@ -206,7 +210,9 @@ def _draw_overlays(figure: Figure, grid, explanation: Explanation) -> None:  # t
     bars.tick_params(axis="x", labelsize=7)
 
 
-def _draw_layer(figure: Figure, cell, layer: LayerActivations, columns: int) -> None:  # type: ignore[no-untyped-def]
+def _draw_layer(  # type: ignore[no-untyped-def]
+    figure: Figure, cell, layer: LayerActivations, columns: int, unit_names: Sequence[str]
+) -> None:
     shape = "x".join(map(str, layer.shape))
     title = f"{layer.name} ({layer.kind}): {shape}, {layer.units:,} units"
     if not layer.has_maps:
@@ -214,8 +220,11 @@ def _draw_layer(figure: Figure, cell, layer: LayerActivations, columns: int) -> 
         strip = layer.values.reshape(1, -1)
         axes.imshow(strip, cmap="viridis", aspect="auto", interpolation="nearest")
         axes.set_yticks([])
+        if unit_names:
+            axes.set_xticks(range(len(unit_names)), unit_names, fontsize=7)
+        else:
+            axes.set_xticks([])
         axes.set_title(title, fontsize=8, loc="left")
-        axes.tick_params(axis="x", labelsize=6)
         return
     shown = min(layer.shape[0], MAPS_SHOWN)
     if shown < layer.shape[0]:
