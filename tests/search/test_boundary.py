@@ -11,7 +11,7 @@ def test_help_of_the_search_commands_imports_no_torch():
         "print('TORCH' if 'torch' in sys.modules else 'NO TORCH')"
     )
     stdout = python_output(code)
-    assert "--backend [auto|exact|flat|ivf|hnsw|ivfpq]" in stdout
+    assert "--backend [auto|exact|flat|hnsw|ivf|ivfpq]" in stdout
     assert stdout.strip().endswith("NO TORCH")
 
 

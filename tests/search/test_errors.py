@@ -72,6 +72,10 @@ def edit_manifest(index, change):
         (lambda m: m["shards"][0]["files"]["records"].update(name="../x"), "inside the index"),
         (lambda m: m.pop("weights_sha256"), "weights_sha256 is missing, expected a SHA-256 in hex"),
         (lambda m: m["backend"].update(name="annoy"), "backend"),
+        (
+            lambda m: m["backend"].update(target_recall=1.5),
+            "backend.target_recall is 1.5, expected a finite number above 0 from 0 to 1 or null",
+        ),
     ],
 )
 def test_a_tampered_manifest(damaged, change, fragment):

@@ -14,6 +14,8 @@ from cnnkit.search.build import BuildSettings, build_index
 from cnnkit.search.collection import file_collection
 from cnnkit.search.index import Neighbours, Searches, SearchIndex
 from cnnkit.search.index import open_index as open_index_folder
+from cnnkit.search.knob import settings_given
+from cnnkit.search.tune import DEFAULT_TARGET_RECALL
 
 
 class Index:
@@ -34,11 +36,24 @@ class Index:
         return len(self.opened)
 
     def search(
-        self, images: HeldImage | Sequence[HeldImage], top: int = 10
+        self,
+        images: HeldImage | Sequence[HeldImage],
+        top: int = 10,
+        nprobe: int | None = None,
+        ef_search: int | None = None,
     ) -> Neighbours | Searches:
         """The ``top`` most similar items (each with its ``path``, ``label`` and
-        ``similarity``) to one image, or for each of a list or a batch."""
-        return self.opened.query_images(images, check_top(top))
+        ``similarity``) to one image, or for each of a list or a batch. ``nprobe`` (an
+        IVF index) or ``ef_search`` (HNSW) spends more or less time on these queries
+        than the setting the build tuned to its target recall (``recall_at_10``)."""
+        settings = settings_given(nprobe, ef_search)
+        return self.opened.query_images(images, check_top(top), settings)
+
+    @property
+    def recall_at_10(self) -> float | None:
+        """Recall@10 against exact search measured when the index was built (None: an
+        exact index, the reference)."""
+        return self.opened.manifest.backend.recall_at_10
 
     def by_class(self, name: str, top: int = 10) -> Neighbours:
         """The ``top`` items the model finds most probably of class ``name``."""
@@ -64,17 +79,26 @@ def index(
     out: str | Path,
     backend: str = "auto",
     progress: bool | None = None,
+    target_recall: float = DEFAULT_TARGET_RECALL,
+    memory_budget_mb: float | None = None,
 ) -> Index:
     """Embed image files (a folder, searched recursively, its subfolders naming the
     labels; a file; or a list of them) with ``run`` (a ``Run`` or its checkpoint) into a
-    new index folder ``out``, and open it; as ``cnnkit index build`` does. A progress
-    bar shows in a terminal or a notebook unless ``progress=False``."""
+    new index folder ``out``, and open it; as ``cnnkit index build`` does. An
+    approximate backend ("auto" takes one from 100,000 images, within
+    ``memory_budget_mb`` MB) is tuned to find ``target_recall`` of the exact 10 nearest.
+    A progress bar shows in a terminal or a notebook unless ``progress=False``."""
     if backend not in BACKEND_CHOICES:
         raise ConfigError(f"backend={backend!r}: expected one of {', '.join(BACKEND_CHOICES)}")
     checkpoint = run.path if isinstance(run, Run) else Path(run)
     paths = [Path(images)] if isinstance(images, str | Path) else [Path(p) for p in images]
     shown = progress_wanted() if progress is None else progress
-    settings = BuildSettings(backend=backend, progress=shown)
+    settings = BuildSettings(
+        backend=backend,
+        target_recall=target_recall,
+        memory_budget_mb=memory_budget_mb,
+        progress=shown,
+    )
     build_index(checkpoint, Path(out), lambda _: file_collection(paths), settings)
     return open_index(out)
 

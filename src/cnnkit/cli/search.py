@@ -11,6 +11,7 @@ from cnnkit.cli.options import FiniteFloat, checkpoint_argument, data_dir_option
 from cnnkit.cli.search_index import device_option, format_option
 from cnnkit.config import RETRIEVAL_METHODS
 from cnnkit.search.backends import BACKENDS
+from cnnkit.search.knob import settings_given
 
 index_argument = click.argument("index_path", metavar="INDEX", type=click.Path(path_type=Path))
 top_option = click.option(
@@ -57,13 +58,21 @@ def at_least(similarity: float) -> str:
     help="Embed the queries with this checkpoint (same weights) [the index's].",
 )  # fmt: skip
 @backend_option
+@click.option("--nprobe", type=click.IntRange(min=1),
+              help="IVF cells these queries visit [as the index was tuned].")  # fmt: skip
+@click.option("--ef-search", type=click.IntRange(min=1),
+              help="HNSW candidates these queries keep [as the index was tuned].")  # fmt: skip
 def query(index_path: Path, queries: tuple[Path, ...], top: int, fmt: str, out: Path | None,
-          checkpoint: Path | None, backend: str | None) -> None:  # fmt: skip
+          checkpoint: Path | None, backend: str | None, nprobe: int | None,
+          ef_search: int | None) -> None:  # fmt: skip
     """The items of INDEX nearest to each QUERY_IMAGE, by cosine similarity."""
     from cnnkit.search import open_index
 
     index = open_index(index_path)
-    results = index.query_files(list(queries), top, checkpoint=checkpoint, backend=backend)
+    settings = settings_given(nprobe, ef_search)
+    results = index.query_files(
+        list(queries), top, checkpoint=checkpoint, backend=backend, settings=settings
+    )
     if fmt == "json":
         rows = [
             {"query": str(q), "hits": [h.to_dict() for h in hits]}

@@ -9,6 +9,7 @@ from tabulate import tabulate
 from cnnkit.cli.options import FiniteFloat, checkpoint_argument, data_dir_option, progress_option
 from cnnkit.config import DEVICES, VECTOR_DTYPES
 from cnnkit.search.backends import AUTO, BACKEND_CHOICES, describe_backends
+from cnnkit.search.tune import DEFAULT_TARGET_RECALL
 
 FORMATS = ("table", "json")
 
@@ -63,7 +64,20 @@ def index() -> None:
     "--dtype", type=click.Choice(VECTOR_DTYPES), default="float32", show_default=True,
     help="Stored vectors (float16: half the disk and memory).",
 )  # fmt: skip
-@click.option("--nprobe", type=click.IntRange(min=1), help="IVF cells a query visits [by size].")
+@click.option(
+    "--target-recall", type=FiniteFloat(0, 1, min_open=True),
+    help="Recall@10 against exact search, measured on held-out items, that the search-time "
+    f"setting (IVF's nprobe, HNSW's ef_search) is tuned to [{DEFAULT_TARGET_RECALL}].",
+)  # fmt: skip
+@click.option(
+    "--memory-budget", type=FiniteFloat(0, min_open=True), metavar="MB",
+    help="Most memory the backend may take, in MB (10^6 bytes): auto takes a smaller "
+    "index (fewer HNSW links, IVF, IVF-PQ codes) where the first does not fit [no limit].",
+)  # fmt: skip
+@click.option("--nprobe", type=click.IntRange(min=1),
+              help="IVF cells a query visits, not tuned to --target-recall.")  # fmt: skip
+@click.option("--ef-search", type=click.IntRange(min=1),
+              help="HNSW candidates a query keeps, not tuned to --target-recall.")  # fmt: skip
 @click.option(
     "--shard-size", default=16_384, show_default=True, type=click.IntRange(min=1),
     help="Items per shard file (a stopped build resumes at the first missing shard).",
@@ -79,7 +93,8 @@ def index() -> None:
 )  # fmt: skip
 def build(checkpoint: Path, sources: tuple[Path, ...], dataset: str | None, split: str,
           data_dir: Path | None, limit: int | None, out: Path, resume: bool, backend: str,
-          dtype: str, nprobe: int | None, shard_size: int, batch_size: int,
+          dtype: str, target_recall: float | None, memory_budget: float | None,
+          nprobe: int | None, ef_search: int | None, shard_size: int, batch_size: int,
           workers: int | None, device: str, progress: bool,
           dist_timeout: float) -> None:  # fmt: skip
     """Embed image files and folders (SOURCES), or a data set's split, with CHECKPOINT's
@@ -93,10 +108,13 @@ def build(checkpoint: Path, sources: tuple[Path, ...], dataset: str | None, spli
 
     if bool(sources) == (dataset is not None):
         raise click.UsageError("give image files or folders, or --dataset, not both")
+    if target_recall is not None and (nprobe or ef_search):
+        raise click.UsageError("give --target-recall, or a setting (--nprobe, --ef-search)")
     settings = BuildSettings(
-        backend=backend, dtype=dtype, shard_size=shard_size, batch_size=batch_size,
-        workers=workers, nprobe=nprobe, device=device, progress=progress, resume=resume,
-        dist_timeout=dist_timeout,
+        backend=backend, target_recall=target_recall or DEFAULT_TARGET_RECALL,
+        memory_budget_mb=memory_budget, nprobe=nprobe, ef_search=ef_search, dtype=dtype,
+        shard_size=shard_size, batch_size=batch_size, workers=workers, device=device,
+        progress=progress, resume=resume, dist_timeout=dist_timeout,
     )  # fmt: skip
 
     def collect(run):
@@ -117,8 +135,16 @@ def show_build(result, verb: str) -> None:
         f"{result.count:,} items; backend {result.backend.name}"
         + "".join(f" {k}={v}" for k, v in result.backend.params.items())
     )
-    if result.backend.recall_at_10 is not None:
-        click.echo(f"recall@10 against exact search: {result.backend.recall_at_10:.3f}")
+    recall, target = result.backend.recall_at_10, result.backend.target_recall
+    if recall is not None:
+        tuned = f" (target {target:.3f})" if target is not None else ""
+        click.echo(f"recall@10 against exact search: {recall:.3f}{tuned}")
+    if recall is not None and target is not None and recall < target:
+        click.echo(
+            f"cnnkit: warning: recall@10 {recall:.3f} is below the target {target:.3f}, "
+            "the most this backend reached (a larger --memory-budget allows another)",
+            err=True,
+        )
     if result.problems:
         shown = "; ".join(result.problems[:3])
         click.echo(
@@ -181,6 +207,8 @@ def info(index_path: Path, fmt: str) -> None:
     )
     if backend["recall_at_10"] is not None:
         rows.append(("recall@10", f"{backend['recall_at_10']:.3f} against exact search"))
+    if backend["target_recall"] is not None:
+        rows.append(("target recall@10", f"{backend['target_recall']:.3f}"))
     rows += [("classes", ", ".join(result.manifest["classes"])), ("shards", f"{result.shards:,}")]
     rows += [("bytes", f"{result.bytes:,}"), ("items", f"{result.items:,}")]
     click.echo(tabulate(rows, tablefmt="plain"))

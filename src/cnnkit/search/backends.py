@@ -16,18 +16,20 @@ the names in ``--help``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from itertools import groupby
 from typing import TYPE_CHECKING, Protocol
 
-from cnnkit.errors import UnknownNameError
-from cnnkit.search.exact import ExactBackend, exact_top_k, sample_rows
+from cnnkit.errors import ConfigError, UnknownNameError
+from cnnkit.search.exact import ExactBackend
 from cnnkit.search.faiss_backend import FAISS_KINDS, FaissBackend
+from cnnkit.search.knob import Knob
 
 if TYPE_CHECKING:  # numpy is imported where used: the CLI reads the backends' names
     import numpy as np
 
-AUTO = "auto"  # --backend's choice by the collection's size
-RECALL_SAMPLE = 500  # queries drawn from the collection to measure recall@10 at build time
+AUTO = "auto"  # --backend's choice by the collection's size and the memory budget
+MB = 1_000_000  # bytes: --memory-budget's unit
 
 
 class Searcher(Protocol):
@@ -42,6 +44,10 @@ class Searcher(Protocol):
 
     def to_bytes(self) -> bytes: ...  # its file's content, where it stores one
 
+    def with_settings(self, settings: Mapping[str, int]) -> Searcher:
+        """The same structure, searched with other search-time settings (its knob's)."""
+        ...
+
 
 class SearchBackend(Protocol):
     name: str  # --backend's value and the manifest's backend.name
@@ -49,13 +55,23 @@ class SearchBackend(Protocol):
     # It stores PREFIX-NNNNN.index in the folder (a new number each time it is written);
     # None: no file, it is built from the vectors whenever the index opens.
     file_prefix: str | None
-    auto_from: int | None  # "auto" takes it from this many vectors, where available
+    auto_from: int | None  # "auto" may take it from this many vectors, where available
 
     def available(self) -> bool: ...  # its extra is installed
 
-    def params(self, count: int, dim: int, nprobe: int | None) -> dict[str, int]:
+    def params(self, count: int, dim: int, given: Mapping[str, int]) -> dict[str, int]:
         """Its settings for ``count`` vectors of ``dim`` (the manifest's backend.params),
-        ``nprobe`` where given and meaningful."""
+        with those of ``given`` that it has."""
+        ...
+
+    def fit(self, count: int, dim: int, budget: int | None) -> dict[str, int] | None:
+        """Its build settings for ``count`` vectors of ``dim`` within ``budget`` bytes of
+        memory (None: no limit), smaller than its defaults where they must be; None
+        where nothing of its kind fits."""
+        ...
+
+    def knob(self, params: Mapping[str, int]) -> Knob | None:
+        """Its search-time setting that buys recall with time; None: exhaustive."""
         ...
 
     def build(self, vectors: Sequence[np.ndarray], params: dict[str, int]) -> Searcher: ...
@@ -80,18 +96,32 @@ def get_backend(name: str) -> SearchBackend:
     return BACKENDS[name]
 
 
-def choose_backend(name: str, count: int) -> SearchBackend:
-    """``--backend``'s choice for a collection of ``count`` vectors; "auto": the first
-    of ``auto_ladder`` that is available and whose ``auto_from`` is at most ``count``."""
+def choose_backend(
+    name: str, count: int, dim: int = 1, budget: int | None = None
+) -> tuple[SearchBackend, dict[str, int]]:
+    """``--backend``'s choice for ``count`` vectors of ``dim`` within ``budget`` bytes
+    (None: no limit), with the build settings that fit. "auto", as autofaiss chooses:
+    the first of ``auto_ladder`` that is available, whose ``auto_from`` is at most
+    ``count`` and that fits (a graph where it fits, else an inverted file, else
+    compressed codes)."""
     if name not in BACKEND_CHOICES:
         raise UnknownNameError.of("search backend", name, BACKEND_CHOICES)
-    if name != AUTO:
-        return BACKENDS[name]
-    return next(b for b in auto_ladder() if (b.auto_from or 0) <= count and b.available())
+    candidates = [BACKENDS[name]] if name != AUTO else auto_ladder()
+    usable = [b for b in candidates if (b.auto_from or 0) <= count and b.available()]
+    for backend in usable if name == AUTO else candidates:
+        params = backend.fit(count, dim, budget)
+        if params is not None:
+            return backend, params
+    names = ", ".join(backend.name for backend in usable)
+    raise ConfigError(
+        f"a memory budget of {(budget or 0) / MB:,.1f} MB holds no {names} index of "
+        f"{count:,} {dim}-d vectors; give a larger --memory-budget"
+    )
 
 
 def auto_ladder() -> list[SearchBackend]:
-    """The backends "auto" may take, the largest ``auto_from`` first (exact's is 0)."""
+    """The backends "auto" may take, the largest ``auto_from`` first (exact's is 0), in
+    the table's order among equals."""
     ladder = [backend for backend in BACKENDS.values() if backend.auto_from is not None]
     return sorted(ladder, key=lambda backend: -(backend.auto_from or 0))
 
@@ -105,23 +135,12 @@ def describe_backends() -> str:
     for extra, names in groups.items():
         needs = f"cnnkit[{extra}]" if extra else "cnnkit's own"
         kinds.append(f"{', '.join(names)} ({needs})")
-    steps = [
-        f"{b.name} from {b.auto_from:,} vectors" + (" when installed" if b.extra else "")
-        if b.auto_from
-        else b.name
-        for b in auto_ladder()
-    ]
+    steps = []
+    for start, step in groupby(auto_ladder(), key=lambda backend: backend.auto_from):
+        backends = list(step)
+        listed = ", ".join(b.name for b in backends)
+        if len(backends) > 1:
+            listed = f"the first of {listed} that fits --memory-budget"
+        installed = " when installed" if any(b.extra for b in backends) else ""
+        steps.append(f"{listed} from {start:,} vectors{installed}" if start else listed)
     return "; ".join(kinds) + f"; {AUTO}: " + ", else ".join(steps)
-
-
-def recall_at_10(index: Searcher, shards: Sequence[np.ndarray], sample: int = RECALL_SAMPLE):
-    """Mean fraction of the exact top 10 that ``index`` finds, for collection vectors
-    used as queries (``sample`` of them, drawn with a fixed seed)."""
-    import numpy as np
-
-    total = sum(len(shard) for shard in shards)
-    queries = sample_rows(shards, min(sample, total), seed=1)
-    _, exact = exact_top_k(queries, shards, 10)
-    _, found = index.search(queries, 10)
-    hits = [len(set(a.tolist()) & set(b.tolist())) for a, b in zip(exact, found, strict=True)]
-    return float(np.mean(hits)) / exact.shape[1]

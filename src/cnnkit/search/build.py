@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from cnnkit.config import default_workers
-from cnnkit.errors import CheckpointError, DataError, IndexFileError
+from cnnkit.errors import CheckpointError, ConfigError, DataError, IndexFileError
 from cnnkit.files import (
     LOCK_NAME,
     FolderLock,
@@ -43,9 +43,10 @@ from cnnkit.files import (
 from cnnkit.progress import bar as progress_bar
 from cnnkit.runs import Run, load_run
 from cnnkit.runtime.distributed import World, from_main, gathered, process_group, world_from_env
-from cnnkit.search.backends import EXACT, choose_backend, recall_at_10
+from cnnkit.search.backends import MB
 from cnnkit.search.collection import Collection, Record
 from cnnkit.search.embed import Embedder, Embedding, run_fingerprint
+from cnnkit.search.knob import settings_given
 from cnnkit.search.manifest import (
     BUILD_STATE_NAME,
     MANIFEST_NAME,
@@ -59,24 +60,39 @@ from cnnkit.search.manifest import (
 )
 from cnnkit.search.pipeline import Planned, embedded_batches
 from cnnkit.search.store import read_array, shard_entry, write_manifest, write_shard
+from cnnkit.search.tune import DEFAULT_TARGET_RECALL, BackendChoice, build_tuned, check_choice
 
 DEFAULT_SHARD_SIZE = 16_384  # items per shard: 32 MiB of 512-d float32 vectors
 
 
 @dataclass(frozen=True)
 class BuildSettings:
-    backend: str = "auto"  # a name in search.backends.BACKEND_CHOICES (auto: by size)
+    backend: str = "auto"  # a name in search.backends.BACKEND_CHOICES (auto: by size, budget)
+    # recall@10 that the backend's search-time setting is tuned to (search.tune), unless
+    # nprobe or ef_search is given
+    target_recall: float | None = DEFAULT_TARGET_RECALL
+    memory_budget_mb: float | None = None  # MB (10^6 bytes) the backend may take [no limit]
+    nprobe: int | None = None  # IVF cells a query visits, as given [tuned]
+    ef_search: int | None = None  # HNSW candidates a query keeps, as given [tuned]
     dtype: str = "float32"  # of the stored vectors
     shard_size: int = DEFAULT_SHARD_SIZE
     batch_size: int = 256  # images per forward pass
     workers: int | None = None  # processes reading, on a CPU embedding too [a core each, <= 8]
-    nprobe: int | None = None  # IVF cells a query visits [the backend's params]
     device: str = "auto"
     progress: bool = False
     resume: bool = False
     # Under torchrun: seconds a process waits for the others; the first to finish waits
     # for the last one's last shard (16,384 images: minutes for a large model on a CPU).
     dist_timeout: float = 1800.0
+
+    def backend_choice(self) -> BackendChoice:
+        budget = self.memory_budget_mb
+        number = isinstance(budget, int | float) and not isinstance(budget, bool)
+        if budget is not None and not (number and 0 < budget < 1e15):
+            raise ConfigError(f"memory budget {budget!r} MB: expected a number above 0")
+        budget = None if budget is None else int(budget * MB)
+        settings = settings_given(self.nprobe, self.ef_search)
+        return BackendChoice(self.backend, self.target_recall, budget, settings)
 
 
 @dataclass(frozen=True)
@@ -108,6 +124,7 @@ def build_index(
     once every shard is there; the other ranks return None."""
     out, world = Path(out), world_from_env()
     settings = replace(settings, progress=settings.progress and world.is_main)  # one bar
+    check_choice(settings.backend_choice())  # before minutes of embedding
     check_new_folder(out, settings.resume)
     created = not out.exists()
     try:
@@ -195,7 +212,7 @@ def finish_build(
         next_id=len(collection.records),
         shards=tuple(shards),
     )
-    manifest = with_backend(out, manifest, settings.backend, settings.nprobe)
+    manifest = with_backend(out, manifest, settings.backend_choice())
     write_manifest(out, manifest)
     (out / BUILD_STATE_NAME).unlink()
     total = EmbedStats.merge(stats)
@@ -350,18 +367,19 @@ def read_vectors(out: Path, shard: Shard, dim: int | None, dtype: str) -> np.nda
     return read_array(out / shard.files["vectors"].name, shard.count, dim, dtype)
 
 
-def with_backend(out: Path, manifest: Manifest, name: str, nprobe: int | None) -> Manifest:
-    """``manifest`` with the backend ``name`` (resolved from "auto" by size) built over
-    the stored vectors: its file written under a new name where it stores one, and its
-    recall@10 against exact search."""
-    backend = choose_backend(name, manifest.count)
+def with_backend(out: Path, manifest: Manifest, choice: BackendChoice) -> Manifest:
+    """``manifest`` with the backend that ``choice`` names (or "auto"'s) built over the
+    stored vectors, its search-time setting tuned to the target recall
+    (``search.tune``): its file written under a new name where it stores one, its
+    settings, the target and the recall@10 measured."""
     vectors = [read_vectors(out, s, manifest.feature_size, manifest.dtype) for s in manifest.shards]
-    params = backend.params(manifest.count, manifest.feature_size, nprobe)
-    searcher = backend.build(vectors, params)
+    tuned = build_tuned(vectors, choice)
     file = None
-    if backend.file_prefix is not None:
-        file_name = backend_file_name(backend.file_prefix, next_generation(manifest.backend.file))
-        atomic_write_bytes(out / file_name, searcher.to_bytes())
+    if tuned.backend.file_prefix is not None:
+        generation = next_generation(manifest.backend.file)
+        file_name = backend_file_name(tuned.backend.file_prefix, generation)
+        atomic_write_bytes(out / file_name, tuned.searcher.to_bytes())
         file = FileEntry.of(out, file_name)
-    recall = None if backend is EXACT else recall_at_10(searcher, vectors)
-    return replace(manifest, backend=Backend(backend.name, params, file, recall))
+    recall, target = tuned.recall_at_10, tuned.target_recall
+    backend = Backend(tuned.backend.name, tuned.params, file, recall, target)
+    return replace(manifest, backend=backend)

@@ -17,6 +17,7 @@ import numpy as np
 from cnnkit.errors import IndexFileError
 from cnnkit.files import FolderLock
 from cnnkit.runs import load_run
+from cnnkit.search.backends import get_backend
 from cnnkit.search.build import (
     BuildResult,
     BuildSettings,
@@ -29,6 +30,7 @@ from cnnkit.search.embed import check_fingerprint
 from cnnkit.search.index import SearchIndex, open_index
 from cnnkit.search.manifest import Manifest, Shard
 from cnnkit.search.store import read_manifest, remove_unlisted, write_manifest, write_shard
+from cnnkit.search.tune import BackendChoice
 
 DEFAULTS = BuildSettings()
 
@@ -126,11 +128,17 @@ def matching_ids(index: SearchIndex, sources: list[str]) -> set[int]:
 
 def updated_backend(path: Path, manifest: Manifest, changed: bool) -> Manifest:
     """``manifest`` with its backend built again over its vectors where they changed
-    (and its file rewritten, where it stores one), with the ``nprobe`` it had."""
+    (and its file rewritten, where it stores one): the same kind with the settings it
+    had, its search-time setting tuned again to the target it had (else kept), the
+    cells of an inverted file counted again for the new size."""
     if not changed:
         return manifest
     backend = manifest.backend
-    return with_backend(path, manifest, backend.name, backend.params.get("nprobe"))
+    knob = get_backend(backend.name).knob(backend.params)
+    tuned = {knob.name} if knob is not None and backend.target_recall is not None else set()
+    kept = {k: v for k, v in backend.params.items() if k not in {"nlist", *tuned}}
+    choice = BackendChoice(backend.name, backend.target_recall, None, kept)
+    return with_backend(path, manifest, choice)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ The backend stores no file: it searches the index's shards as they are.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -94,6 +94,9 @@ class ExactSearch:
     def to_bytes(self) -> bytes:
         return b""  # stores no file (file_prefix None)
 
+    def with_settings(self, settings: Mapping[str, int]) -> ExactSearch:
+        return self  # it has no search-time settings
+
 
 class ExactBackend:
     """cnnkit's own backend: no dependency, no file, nothing to build; the reference
@@ -108,8 +111,14 @@ class ExactBackend:
     def available(self) -> bool:
         return True
 
-    def params(self, count: int, dim: int, nprobe: int | None) -> dict[str, int]:
+    def params(self, count: int, dim: int, given: Mapping[str, int]) -> dict[str, int]:
         return {}
+
+    def fit(self, count: int, dim: int, budget: int | None) -> dict[str, int] | None:
+        return {}  # no structure beyond the stored vectors, read through memory maps
+
+    def knob(self, params: Mapping[str, int]) -> None:
+        return None  # exhaustive: nothing to trade for speed
 
     def build(self, vectors: Sequence[np.ndarray], params: dict[str, int]) -> ExactSearch:
         return ExactSearch(vectors)
@@ -122,10 +131,22 @@ class ExactBackend:
 
 def sample_rows(shards: Sequence[np.ndarray], count: int, seed: int = 0) -> np.ndarray:
     """``count`` distinct rows of the shards, drawn uniformly (seeded), as float32."""
+    return rows_at(shards, sample_positions(shards, count, seed))
+
+
+def sample_positions(shards: Sequence[np.ndarray], count: int, seed: int = 0) -> np.ndarray:
+    """``count`` distinct positions in the shards taken in order, drawn uniformly
+    (seeded), ascending."""
     import numpy as np
 
     total = sum(len(shard) for shard in shards)
-    chosen = np.sort(np.random.default_rng(seed).choice(total, size=count, replace=False))
+    return np.sort(np.random.default_rng(seed).choice(total, size=count, replace=False))
+
+
+def rows_at(shards: Sequence[np.ndarray], chosen: np.ndarray) -> np.ndarray:
+    """The rows at ascending positions ``chosen`` of the shards taken in order, float32."""
+    import numpy as np
+
     starts = np.cumsum([0] + [len(shard) for shard in shards])
     rows = []
     for i, shard in enumerate(shards):

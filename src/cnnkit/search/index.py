@@ -13,7 +13,7 @@ Queries by example embed with the manifest's checkpoint, or another whose weight
 have the same fingerprint; any other checkpoint is refused (``FingerprintError``).
 """
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
 from pathlib import Path
@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from tabulate import tabulate
 
+from cnnkit.config import is_count
 from cnnkit.data import load_dataset
 from cnnkit.data.held import HeldImage
 from cnnkit.data.image_files import read_image
@@ -143,11 +144,16 @@ class SearchIndex:
         return self.records[self.positions[item_id]]
 
     def query(
-        self, features: np.ndarray, top: int = 10, backend: str | None = None
+        self,
+        features: np.ndarray,
+        top: int = 10,
+        backend: str | None = None,
+        settings: Mapping[str, int] | None = None,
     ) -> list[Neighbours]:
         """The ``top`` nearest items to each row of ``features`` (Q, D), best first, by
         cosine similarity; ``backend`` the index's own, or one that stores no file
-        ("exact") [the index's]."""
+        ("exact") [the index's]; ``settings`` its search-time setting for these queries
+        (``{"nprobe": 64}``, ``{"ef_search": 256}``) [as the build tuned it]."""
         features = np.asarray(features, dtype=np.float32)
         if features.ndim != 2 or features.shape[1] != self.manifest.feature_size:
             raise ConfigError(
@@ -157,7 +163,7 @@ class SearchIndex:
         if not np.isfinite(features).all():
             raise ConfigError("query features that are not finite (NaN or infinite)")
         hits = []
-        scores, positions = self.search(features, top, backend)
+        scores, positions = self.search(features, top, backend, settings)
         if not (np.isfinite(scores).all() and (positions < len(self.records)).all()):
             source = self.manifest.backend.file
             raise IndexFileError(
@@ -172,12 +178,19 @@ class SearchIndex:
         return hits
 
     def search(
-        self, features: np.ndarray, k: int, backend: str | None = None
+        self,
+        features: np.ndarray,
+        k: int,
+        backend: str | None = None,
+        settings: Mapping[str, int] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Scores and positions (Q, k) of the k nearest rows, as the backend gives them:
-        the index's own, or another built now where it stores no file (exact)."""
+        the index's own (with ``settings`` for its search-time setting, where given),
+        or another built now where it stores no file (exact)."""
         own = self.manifest.backend.name
         name = backend or own
+        if settings:
+            return self.searcher_with(settings, name).search(features, k)
         if name == own and len(self):
             return self.searcher.search(features, k)
         chosen = get_backend(name) if len(self) else EXACT
@@ -186,8 +199,20 @@ class SearchIndex:
                 f"{self.path}: has no {name} FAISS index (backend: {own}); "
                 f"query with --backend {EXACT.name}"
             )
-        params = chosen.params(len(self), self.manifest.feature_size, None)
+        params = chosen.params(len(self), self.manifest.feature_size, {})
         return chosen.build(self.vectors, params).search(features, k)
+
+    def searcher_with(self, settings: Mapping[str, int], backend: str) -> Searcher:
+        """The index's searcher with a search-time setting other than the build's."""
+        own = self.manifest.backend
+        knob = get_backend(own.name).knob(own.params) if backend == own.name else None
+        for name, value in settings.items():
+            if knob is None or name != knob.name:
+                has = f"its setting is {knob.name}" if knob else "it has no search-time setting"
+                raise ConfigError(f"{name}: {self.path} searches with {backend}; {has}")
+            if not is_count(value):
+                raise ConfigError(f"{name}={value!r}: expected a whole number, 1 or more")
+        return self.searcher.with_settings(settings)
 
     def by_class(self, name: str, top: int = 10) -> Neighbours:
         """The ``top`` items the model finds most probably of class ``name``."""
@@ -234,18 +259,23 @@ class SearchIndex:
         names: list[str] | None = None,
         checkpoint: Path | None = None,
         backend: str | None = None,
+        settings: Mapping[str, int] | None = None,
     ) -> list[Neighbours]:
-        return self.query(self.embed_files(files, names, checkpoint), top, backend)
+        features = self.embed_files(files, names, checkpoint)
+        return self.query(features, top, backend, settings)
 
     def query_images(
-        self, images: HeldImage | Sequence[HeldImage], top: int = 10
+        self,
+        images: HeldImage | Sequence[HeldImage],
+        top: int = 10,
+        settings: Mapping[str, int] | None = None,
     ) -> Neighbours | Searches:
         """The ``top`` nearest items to what a user holds (``Run.read_images``: paths,
         PIL images, arrays, tensors), embedded with the manifest's checkpoint: one
         ``Neighbours`` for one image, ``Searches`` for a list or a batch."""
         embedder = self.embedder()
         held = embedder.run.read_images(images)
-        found = self.query(embedder(held.images).vectors, top)
+        found = self.query(embedder(held.images).vectors, top, settings=settings)
         for neighbours, name in zip(found, held.names, strict=True):
             neighbours.query = name
         return found[0] if held.single else Searches(found)

@@ -4,11 +4,12 @@
 with a manifest is a complete index, one without is a build in progress (or killed).
 It records the format version, the feature size, the item count, the metric, the
 checkpoint the vectors came from (path, model name, SHA-256 of its weights), the
-model's classes (for ``search class``), the backend (``search.backends``) and its file
-if any, and for each shard its
-files with their size and SHA-256. ``Manifest.from_dict`` reads every field by its
-rule (``MANIFEST``, a ``files.Schema``) and checks the fields that must agree, so that
-a damaged or hand-edited manifest is one clear ``IndexFileError`` naming the field.
+model's classes (for ``search class``), the backend (``search.backends``) with its
+settings, its file if any, the recall@10 it was tuned to and the one it measured, and
+for each shard its files with their size and SHA-256. ``Manifest.from_dict`` reads
+every field by its rule (``MANIFEST``, a ``files.Schema``) and checks the fields that
+must agree, so that a damaged or hand-edited manifest is one clear ``IndexFileError``
+naming the field.
 """
 
 import hashlib
@@ -116,7 +117,10 @@ class Backend:
     name: str  # a key of search.backends.BACKENDS
     params: dict[str, int]  # its settings (FAISS: nlist, nprobe, m, ...); none for exact
     file: FileEntry | None  # its file (FAISS's index), for a backend that stores one
-    recall_at_10: float | None  # against exact search, measured at build time
+    recall_at_10: float | None  # against exact search on held-out queries, at build time
+    # What its search-time setting (nprobe, ef_search) was tuned to reach (search.tune);
+    # None: the settings as given (and in a manifest written before targets existed).
+    target_recall: float | None = None
 
 
 @dataclass(frozen=True)
@@ -131,7 +135,7 @@ class Manifest:
     collection: str  # what was embedded, for people: "mnist train", "files"
     next_id: int  # item ids are never reused, so that a removed id stays unknown
     shards: tuple[Shard, ...]
-    backend: Backend = Backend(EXACT.name, {}, None, None)  # until a build chooses one
+    backend: Backend = Backend(EXACT.name, {}, None, None, None)  # until a build chooses one
     format_version: int = FORMAT_VERSION
     metric: str = METRIC
 
@@ -183,7 +187,7 @@ class Manifest:
                 if shard.files[part].name != name:
                     raise fail(f"shards[{i}].files.{part}.name", shard.files[part].name, name)
         backend, prefix = self.backend, BACKENDS[self.backend.name].file_prefix
-        settings = BACKENDS[backend.name].params(max(1, self.count), self.feature_size, None)
+        settings = BACKENDS[backend.name].params(max(1, self.count), self.feature_size, {})
         if set(backend.params) - set(settings):
             raise fail("backend.params", backend.params, f"some of {', '.join(settings) or '{}'}")
         if (prefix is None) != (backend.file is None):
@@ -225,6 +229,7 @@ BACKEND = Schema(
         "params": Mapping(PARAM_NAMES, Integer(1, 1 << 24), partial=True),
         "file": Optional(FILE_ENTRY),
         "recall_at_10": Optional(Number(0, 1)),
+        "target_recall": Optional(Number(0, 1, positive=True)),
     },
 )
 # Every field of the manifest with the rule it is read by; a key that is none of
