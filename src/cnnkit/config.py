@@ -20,7 +20,8 @@ QUANTIZATIONS = ("int8",)  # export --quantize
 TABLE_FORMATS = ("table", "json", "csv", "markdown")  # analysis.render
 VECTOR_DTYPES = ("float32", "float16")
 RETRIEVAL_METHODS = ("pixels", "hog", "conv")  # search eval
-OPTIMIZERS = ("sgd", "sdlm")  # trainer.optimizers: SGD one-cycle; LeNet-5's own (trainer.sdlm)
+# trainer.optimizers: SGD one-cycle; LeNet-5's own (trainer.sdlm); Adam one-cycle (speedrun)
+OPTIMIZERS = ("sgd", "sdlm", "adam")
 
 # The image formats cnnkit decodes, in Pillow's names, and the first bytes that identify
 # each (their specifications): those a photo or a drawing comes in. The one image reader
@@ -84,7 +85,8 @@ class Recipe:
     augment: str = "none"  # a preset or steps of transforms.augment, e.g. "alexnet"
     source: str = ""  # where these settings come from
     # "sdlm": LeCun et al. 1998's method (trainer.sdlm); lr is then its first pass's eta,
-    # and momentum, weight decay and warm-up do not apply.
+    # and momentum, weight decay and warm-up do not apply. "adam": Adam (Kingma and Ba
+    # 2015) under the one-cycle schedule, ``momentum`` its beta1 (trainer.optimizers).
     optimizer: str = "sgd"
 
 
@@ -198,6 +200,26 @@ RESNET_IMAGENET = RecipeRule(
     ("imagenet:",),
 )
 
+
+# The fastest 99% on MNIST on a CPU (models.speedrun, docs/speedrun.md): one epoch of Adam
+# with train_mnist_fast's settings, chosen on a validation split.
+SPEEDRUN_RECIPE = RecipeRule(
+    "speedrun",
+    Recipe(
+        epochs=1,
+        batch_size=256,
+        lr=0.01,
+        momentum=0.7,  # Adam's beta1
+        nesterov=False,
+        weight_decay=0.0,
+        warmup_fraction=0.3,
+        optimizer="adam",
+        source="tuomaso/train_mnist_fast, final notebook (one epoch, batch 256, Adam lr "
+        "0.01, betas (0.7, 0.9), one-cycle with 30% warm-up); chosen on MNIST's training "
+        "split (benchmarks/recipe_search.py speedrun)",
+    ),
+    ("mnist",),
+)
 
 # LeNet-5 trained the paper's way: 20 passes of stochastic diagonal Levenberg-Marquardt
 # with its eta schedule (trainer.sdlm), no distortions, no weight decay.
