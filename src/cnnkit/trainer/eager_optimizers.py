@@ -28,3 +28,9 @@ class LeanSGD(LeanOptimizer, torch.optim.SGD):
     """``torch.optim.SGD`` (its update, bit for bit) without the import."""
 
     step = torch.no_grad()(torch.optim.SGD.step.__wrapped__)  # type: ignore[attr-defined]
+
+
+class LeanAdam(LeanOptimizer, torch.optim.Adam):
+    """``torch.optim.Adam`` (its update, bit for bit) without the import."""
+
+    step = torch.no_grad()(torch.optim.Adam.step.__wrapped__)  # type: ignore[attr-defined]
