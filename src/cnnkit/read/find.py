@@ -76,5 +76,5 @@ def joined(boxes: np.ndarray, large: np.ndarray) -> list[list[int]]:
 def whole(ink: Ink, component: int, box: np.ndarray) -> Piece:
     """A component as one piece."""
     x0, y0, x1, y1 = (int(v) for v in box)
-    rows = y1 - y0
-    return Piece(component, y0, np.full(rows, x0), np.full(rows, x1), (x0, y0, x1, y1), False)
+    mask = ink.labels[y0:y1, x0:x1] == component
+    return Piece(component, (x0, y0), mask, (x0, y0, x1, y1), False)

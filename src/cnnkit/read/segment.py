@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from cnnkit.read.ink import Ink
+from cnnkit.read.ink import Ink, connected
 from cnnkit.read.results import DigitBox
 from cnnkit.read.viterbi import Arc, best_path
 from cnnkit.runs import Run
@@ -27,35 +27,35 @@ MAX_PIECES = 3  # a digit is cut into at most this many pieces
 CUT_MARGIN = 0.15  # no cut nearer a piece's side than this many digit heights
 CUT_SPACING = 0.2  # nor nearer another cut
 WIDE = 1.25  # a piece wider than this many digit heights may hold several digits
+CUTS_PER_HEIGHT = 2.5  # at most this many cuts per digit height of a component's width
+MOST_STEP = 1  # columns a cut path may move sideways from one row to the next
 SIDE_STEP = 0.3  # what a cut path's step sideways costs, in pixels of ink crossed
 TOO_WIDE = 0.8  # candidates wider than this many digit heights are penalised ...
 WIDTH_PENALTY = 4.0  # ... by this much log-probability per digit height beyond it
 WIDEST = 1.8  # and none is wider than this
 BROKEN_GAP = 0.1  # pieces of two components this close (digit heights) may be one digit
 DIGIT_COST = 0.5  # log-probability each digit costs, so that a digit cut in two loses
+DEBRIS = 0.15  # a separate part of a candidate with less of its ink is a neighbour's
+CORE = 0.5  # ink above this fraction of the darkest is a stroke's core
 SPECK = 0.35  # a component lower than this many digit heights may be a speck
 
 
 @dataclass(frozen=True)
 class Piece:
-    """Ink of one component between two cuts: in each row y of its component's box,
-    the columns ``left[y] <= x < right[y]`` (image columns)."""
+    """Part of one component's ink: ``mask`` over the component's box, at ``origin``."""
 
     component: int  # its label in ``Ink.labels``
-    top: int  # the component box's first row
-    left: np.ndarray  # int (rows,)
-    right: np.ndarray  # int (rows,)
+    origin: tuple[int, int]  # x0, y0 of the component's box
+    mask: np.ndarray  # bool (rows, columns) of the component's box
     box: tuple[int, int, int, int]
     is_speck: bool
 
-    def pixels(self, labels: np.ndarray) -> np.ndarray:
-        """bool mask (H, W) of this piece's ink in the image's ``labels``."""
-        rows = self.top + np.arange(len(self.left))
-        columns = np.arange(labels.shape[1])[None, :]
-        within = (columns >= self.left[:, None]) & (columns < self.right[:, None])
-        mask = np.zeros(labels.shape, bool)
-        mask[rows] = within & (labels[rows] == self.component)
-        return mask
+    def pixels(self, shape: tuple[int, ...]) -> np.ndarray:
+        """bool mask of this piece's ink in an image of ``shape`` (H, W)."""
+        x0, y0 = self.origin
+        full = np.zeros(shape[:2], bool)
+        full[y0 : y0 + self.mask.shape[0], x0 : x0 + self.mask.shape[1]] = self.mask
+        return full
 
 
 def digit_height(ink: Ink) -> float:
@@ -78,24 +78,73 @@ def digit_height(ink: Ink) -> float:
 
 
 def pieces_of(ink: Ink, height: float) -> list[Piece]:
-    """The over-segmentation: each component, wide ones cut along the paths of least ink
-    from top to bottom, left to right by their centres."""
+    """The over-segmentation: each component; a wide one split where its strokes' cores
+    part (the ink above CORE of the darkest: touching digits often meet only in their
+    faint edges), and what is still wide cut along the paths of least ink from top to
+    bottom; left to right by their centres."""
     boxes, areas = ink.boxes(), ink.areas()
     big_area = float(np.median(areas[areas >= 0.2 * areas.max()]))
     pieces = []
     for component in range(1, ink.count + 1):
         x0, y0, x1, y1 = (int(v) for v in boxes[component - 1])
-        is_speck = y1 - y0 < SPECK * height and areas[component - 1] < 0.25 * big_area
+        is_speck = bool(y1 - y0 < SPECK * height and areas[component - 1] < 0.25 * big_area)
         inside = ink.labels[y0:y1, x0:x1] == component
-        cuts = [x0 + seam for seam in cut_paths(inside, height)]
-        edges = [np.full(y1 - y0, x0), *cuts, np.full(y1 - y0, x1)]
-        columns = np.arange(x0, x1)[None, :]
-        for left, right in zip(edges[:-1], edges[1:], strict=True):
-            within = inside & (columns >= left[:, None]) & (columns < right[:, None])
-            if within.any():
-                box = mask_box(within, x0, y0)
-                pieces.append(Piece(component, y0, left, right, box, bool(is_speck)))
+        regions = [inside]
+        if x1 - x0 > WIDE * height:
+            regions = core_regions(inside, ink.strength[y0:y1, x0:x1])
+        for region in regions:
+            for part in cut_apart(region, height):
+                if part.any():
+                    box = mask_box(part, x0, y0)
+                    pieces.append(Piece(component, (x0, y0), part, box, is_speck))
     return sorted(pieces, key=lambda p: (p.box[0] + p.box[2], p.box[1]))
+
+
+def core_regions(inside: np.ndarray, strength: np.ndarray) -> list[np.ndarray]:
+    """A component's ink split by its cores: the connected parts of its ink above CORE
+    (a tenth of the largest's size at least), each grown back over the faint ink nearest
+    it; the component whole if it has one core."""
+    cores, count = connected(inside & (strength > CORE))
+    if count < 2:
+        return [inside]
+    areas = np.bincount(cores.ravel(), minlength=count + 1)
+    cores[areas[cores] < 0.1 * areas[1:].max()] = 0
+    if len(np.unique(cores)) < 3:  # paper and one core
+        return [inside]
+    grown = cores.copy()
+    for _ in range(max(inside.shape)):
+        unset = inside & (grown == 0)
+        if not unset.any():
+            break
+        padded = np.pad(grown, 1)
+        rows, cols = grown.shape
+        nearest = np.max(
+            [
+                padded[1 + dy : 1 + dy + rows, 1 + dx : 1 + dx + cols]
+                for dy in (-1, 0, 1)
+                for dx in (-1, 0, 1)
+            ],
+            axis=0,
+        )
+        grown = np.where(unset, nearest, grown)
+    return [grown == label for label in np.unique(grown[grown > 0])]
+
+
+def cut_apart(region: np.ndarray, height: float) -> list[np.ndarray]:
+    """A region of ink, cut along ``cut_paths`` when it is wider than a digit."""
+    columns = np.flatnonzero(region.any(axis=0))
+    if len(columns) == 0 or columns[-1] - columns[0] + 1 <= WIDE * height:
+        return [region]
+    left_edge = columns[0]
+    trimmed = region[:, left_edge : columns[-1] + 1]
+    cuts = [left_edge + path for path in cut_paths(trimmed, height)]
+    rows = region.shape[0]
+    edges = [np.full(rows, 0), *cuts, np.full(rows, region.shape[1])]
+    x = np.arange(region.shape[1])[None, :]
+    return [
+        region & (x >= left[:, None]) & (x < right[:, None])
+        for left, right in zip(edges[:-1], edges[1:], strict=True)
+    ]
 
 
 def cut_paths(inside: np.ndarray, height: float) -> list[np.ndarray]:
@@ -108,30 +157,36 @@ def cut_paths(inside: np.ndarray, height: float) -> list[np.ndarray]:
         return []
     cost = np.zeros(width)
     moves = np.zeros((rows, width), np.int64)
+    steps = np.arange(-MOST_STEP, MOST_STEP + 1)
     for row in range(rows):
-        left = np.concatenate([[np.inf], cost[:-1]]) + SIDE_STEP
-        right = np.concatenate([cost[1:], [np.inf]]) + SIDE_STEP
-        options = np.stack([left, cost, right])
-        moves[row] = options.argmin(axis=0) - 1
+        padded = np.pad(cost, MOST_STEP, constant_values=np.inf)
+        # options[k, x]: arriving at column x from column x + steps[k] of the row above
+        options = np.stack([padded[MOST_STEP + s : MOST_STEP + s + width] for s in steps])
+        options += SIDE_STEP * np.abs(steps)[:, None]
+        moves[row] = steps[options.argmin(axis=0)]
         cost = options.min(axis=0) + inside[row]
     margin, spacing = max(2, round(CUT_MARGIN * height)), max(2, round(CUT_SPACING * height))
     inner = range(margin, width - margin)
     minima = [c for c in inner if cost[c] <= cost[c - 1] and cost[c] <= cost[c + 1]]
-    most = max(1, round(2.5 * width / height))
-    chosen: list[int] = []
-    for c in sorted(minima, key=lambda c: (cost[c], c)):
-        if all(abs(c - other) >= spacing for other in chosen):
-            chosen.append(c)
-        if len(chosen) == most:
+    most = max(1, round(CUTS_PER_HEIGHT * width / height))
+    paths: list[np.ndarray] = []
+    for end in sorted(minima, key=lambda c: (cost[c], c)):
+        path = traced(moves, end)
+        # a path that runs beside one already chosen (in the mean) cuts the same way
+        if all(np.abs(path - other).mean() >= spacing for other in paths):
+            paths.append(path)
+        if len(paths) == most:
             break
-    paths = []
-    for end in sorted(chosen):
-        path, column = np.empty(rows, np.int64), end
-        for row in range(rows - 1, -1, -1):
-            path[row] = column
-            column += moves[row, column]
-        paths.append(path)
-    return paths
+    return sorted(paths, key=lambda path: path.mean())
+
+
+def traced(moves: np.ndarray, end: int) -> np.ndarray:
+    """The column in every row of the cheapest path that ends at column ``end``."""
+    path, column = np.empty(len(moves), np.int64), end
+    for row in range(len(moves) - 1, -1, -1):
+        path[row] = column
+        column += moves[row, column]
+    return path
 
 
 def mask_box(mask: np.ndarray, x0: int, y0: int) -> tuple[int, int, int, int]:
@@ -155,11 +210,22 @@ def candidate_image(ink: Ink, pieces: list[Piece]) -> np.ndarray:
     labels = ink.labels[y0:y1, x0:x1]
     keep = labels == 0
     for piece in pieces:
-        keep |= piece.pixels(ink.labels)[y0:y1, x0:x1]
-    strength = np.where(keep, ink.strength[y0:y1, x0:x1], 0.0)
+        keep |= piece.pixels(ink.labels.shape)[y0:y1, x0:x1]
+    strength = np.where(keep & ~debris(keep & (labels > 0)), ink.strength[y0:y1, x0:x1], 0.0)
     # On a black border, so that mnist_style takes it as white ink on black paper.
     white_on_black = np.pad(np.rint(255 * strength).astype(np.uint8), 2)
     return mnist_style(white_on_black)
+
+
+def debris(mask: np.ndarray) -> np.ndarray:
+    """The parts of a candidate's ink smaller than DEBRIS of it and apart from the rest:
+    the ends of a neighbour's strokes that a cut left on this side."""
+    labels, count = connected(mask)
+    if count < 2:
+        return np.zeros(mask.shape, bool)
+    areas = np.bincount(labels.ravel(), minlength=count + 1)[1:]
+    small = np.flatnonzero(areas < DEBRIS * areas.sum()) + 1
+    return np.isin(labels, small)
 
 
 def classify(run: Run, digits: list[np.ndarray]) -> np.ndarray:
@@ -202,6 +268,8 @@ def read_segmented(
     probs = classify(run, [candidate_image(ink, pieces[s:e]) for s, e in candidates])
     arcs, chosen = [], {}
     for (start, end), p in zip(candidates, probs, strict=True):
+        if end - start == 1 and pieces[start].is_speck:
+            continue  # a speck alone is no digit
         box = union_box(pieces[start:end])
         excess = max(0.0, (box[2] - box[0]) / height - TOO_WIDE)
         best = int(p.argmax())

@@ -1,0 +1,110 @@
+"""Reading numbers and finding digits, on strings and pages written with MNIST's test
+digits (``cnnkit.read.strings``): both readers side by side per regime, detection, and
+the default reader's speed against ``run.predict`` on the same five digits.
+
+    python benchmarks/reading.py CHECKPOINT [--strings 10000] [--pages 1000]
+"""
+
+import argparse
+import time
+
+import numpy as np
+
+import cnnkit
+from cnnkit.data import load_dataset
+from cnnkit.progress import bar
+from cnnkit.read.detection import score_detections
+from cnnkit.read.strings import Spacing, write_page, write_string
+from cnnkit.transforms.digits import mnist_style
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("checkpoint")
+    parser.add_argument("--strings", type=int, default=10_000, help="strings per regime")
+    parser.add_argument("--pages", type=int, default=1_000, help="detection pages")
+    parser.add_argument("--timings", type=int, default=200, help="fields timed")
+    options = parser.parse_args()
+    run = cnnkit.load(options.checkpoint, device="cpu")
+    _, test = load_dataset("mnist")
+    alone = single_accuracy(run, test)
+    print(f"single test digits read alone (predict): {alone:.4f}; ^5 = {alone**5:.4f}")
+    gap = {}
+    for spacing in Spacing:
+        rng = np.random.default_rng(0)
+        written = [write_string(test, 5, spacing, rng) for _ in range(options.strings)]
+        cut = [d for w in written for d in w.sources]
+        distorted_alone = distorted_accuracy(run, written)
+        for reader in ("segment", "sdnn"):
+            right = sum(run.read(w.image, reader).text == w.text for w in bar(written, desc=reader))
+            accuracy = right / len(written)
+            gap.setdefault(reader, accuracy) if spacing is Spacing.GAP else None
+            print(
+                f"{spacing.value:12s} {reader:8s} string accuracy {accuracy:.4f} "
+                f"(target gap: >= {0.95 * alone**5:.4f}; vs the gap regime: "
+                f"{accuracy / max(gap[reader], 1e-9):.2f}); these digits cut out and read "
+                f"alone: {distorted_alone:.4f}, ^5 = {distorted_alone**5:.4f}; {len(cut)} digits"
+            )
+    detection(run, test, options.pages)
+    speed(run, test, options.timings)
+
+
+def single_accuracy(run, test) -> float:
+    predicted = run.loaded.logits(test.images).argmax(dim=1)
+    return float((predicted == test.labels).float().mean())
+
+
+def distorted_accuracy(run, written) -> float:
+    """Each generated digit cut out by its true box and read alone, as predict reads it."""
+    from cnnkit.read.ink import find_ink
+    from cnnkit.read.segment import classify
+
+    images, labels = [], []
+    for w in written[:2000]:
+        ink = find_ink(w.image)
+        for (x0, y0, x1, y1), label in zip(w.boxes, w.text, strict=True):
+            crop = np.rint(255 * ink.strength[y0:y1, x0:x1]).astype(np.uint8)
+            images.append(mnist_style(np.pad(crop, 2)))
+            labels.append(int(label))
+    probs = classify(run.loaded, images)
+    return float((probs.argmax(axis=1) == np.array(labels)).mean())
+
+
+def detection(run, test, pages: int) -> None:
+    rng = np.random.default_rng(0)
+    scored = []
+    for _ in bar(range(pages), desc="pages"):
+        page = write_page(test, rng)
+        scored.append((run.find(page.image).digits, list(zip(page.boxes, page.text, strict=True))))
+    score = score_detections(scored)
+    print(
+        f"detection on {pages} pages ({score.true} digits): precision {score.precision:.4f}, "
+        f"recall {score.recall:.4f}, mAP@0.5 {score.mean_average_precision:.4f} (target >= 0.95)"
+    )
+
+
+def speed(run, test, count: int) -> None:
+    rng = np.random.default_rng(1)
+    written = [write_string(test, 5, Spacing.GAP, rng) for _ in range(count)]
+    run.read(written[0].image), run.predict([test.images[0, 0].numpy()] * 5)  # warm
+    read_times, predict_times = [], []
+    for w in written:
+        digits = [test.images[i, 0].numpy() for i in w.sources]
+        start = time.perf_counter()
+        run.predict(digits)
+        predict_times.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        run.read(w.image)
+        read_times.append(time.perf_counter() - start)
+    for name, times in (
+        ("run.predict, 5 images", predict_times),
+        ("run.read, 5-digit field", read_times),
+    ):
+        p50, p99 = (1e3 * np.percentile(times, q) for q in (50, 99))
+        print(f"{name:26s} p50 {p50:.2f} ms, p99 {p99:.2f} ms")
+    ratio = np.percentile(read_times, 50) / np.percentile(predict_times, 50)
+    print(f"read / predict (p50): {ratio:.2f}x (target <= 3x)")
+
+
+if __name__ == "__main__":
+    main()
