@@ -124,7 +124,7 @@ def learning_rate(history: list[EpochRecord], peak: float | None) -> Figure:
     epochs = [record.epoch for record in history]
     figure = Figure(figsize=(6, 3), layout="constrained")
     axes = figure.subplots()
-    axes.plot(epochs, [r.lr for r in history], "o-", color="tab:green", label="at epoch's end")
+    axes.plot(epochs, [r.lr for r in history], "o:", color="tab:green", label="at epoch's end")
     if peak is not None:
         axes.axhline(peak, color="gray", linestyle="--", label=f"peak {peak:g}")
     axes.set(xlabel="epoch", ylabel="learning rate", title="Learning-rate schedule")
