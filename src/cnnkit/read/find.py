@@ -44,8 +44,21 @@ def find_digits(run: Run, ink: Ink) -> tuple[list[DigitBox], float] | None:
         DigitBox(union_box(group), run.classes[int(p.argmax())], float(p.max()))
         for group, p in zip(pieces, probs, strict=True)
     ]
-    digits.sort(key=lambda d: (round(d.box[1] / height), d.box[0]))
-    return digits, float(np.prod([d.probability for d in digits]))
+    ordered = in_lines(digits, height)
+    return ordered, float(np.prod([d.probability for d in ordered]))
+
+
+def in_lines(digits: list[DigitBox], height: float) -> list[DigitBox]:
+    """Digits as a page is read: lines top to bottom (a digit whose middle is within
+    half a digit height of a line's first joins it), each left to right."""
+    lines: list[list[DigitBox]] = []
+    for digit in sorted(digits, key=lambda d: d.box[1] + d.box[3]):
+        middle = (digit.box[1] + digit.box[3]) / 2
+        if lines and abs(middle - (lines[-1][0].box[1] + lines[-1][0].box[3]) / 2) <= height / 2:
+            lines[-1].append(digit)
+        else:
+            lines.append([digit])
+    return [digit for line in lines for digit in sorted(line, key=lambda d: d.box[0])]
 
 
 def joined(boxes: np.ndarray, large: np.ndarray) -> list[list[int]]:
