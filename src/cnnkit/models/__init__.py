@@ -29,10 +29,11 @@ from cnnkit.models.registry import (
 # (docs/model-sizes.md lists the models in it).
 # isort: off
 from cnnkit.models import lenet1989, lenet, alexnet, zfnet, vgg, googlenet, resnet, small  # noqa: E402
+from cnnkit.models import speedrun  # noqa: E402
 
 # isort: on
 
-FAMILIES = (lenet1989, lenet, alexnet, zfnet, vgg, googlenet, resnet, small)
+FAMILIES = (lenet1989, lenet, alexnet, zfnet, vgg, googlenet, resnet, small, speedrun)
 
 __all__ = [
     "REGISTRY",
