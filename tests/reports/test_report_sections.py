@@ -15,9 +15,9 @@ import torch
 from PIL import Image
 
 import cnnkit
-from cnnkit.config import LENET5_RECIPE
+from cnnkit.config import LENET5_RECIPE, OPTIMIZERS
 from cnnkit.reports.page import CAPTIONS
-from cnnkit.reports.recipe import recipe_rows
+from cnnkit.reports.recipe import OPTIMISERS, recipe_rows
 from cnnkit.reports.report import (
     FIGURE_NAMES,
     LAYER_MAPS_DIR,
@@ -152,6 +152,17 @@ def test_an_old_checkpoint_says_what_was_not_recorded(digit_run) -> None:
     assert old["training settings"].startswith("not recorded")
     assert old["cnnkit, torch and Python versions"].startswith("not recorded")
     assert "batch size" not in old and old["model"] == "lenet5"
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+def test_every_optimiser_is_described(digit_run, optimizer: str) -> None:
+    checkpoint = load_checkpoint(digit_run)
+    assert checkpoint.config is not None
+    recipe = dataclasses.replace(checkpoint.config.recipe, optimizer=optimizer)
+    config = dataclasses.replace(checkpoint.config, recipe=recipe)
+    rows = dict(recipe_rows(dataclasses.replace(checkpoint, config=config)))
+    assert rows["optimiser"] == f"{optimizer}: {OPTIMISERS[optimizer]}"
+    assert set(OPTIMISERS) == set(OPTIMIZERS)
 
 
 def colourful_share(path: Path) -> float:

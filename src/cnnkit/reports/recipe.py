@@ -7,6 +7,12 @@ from cnnkit.runs import Checkpoint
 from cnnkit.runs.record import Environment
 
 NOT_RECORDED = "not recorded"
+# config.OPTIMIZERS in words (a test holds the two together).
+OPTIMISERS = {
+    "sgd": "SGD with momentum and weight decay (torch.optim.SGD)",
+    "sdlm": "stochastic diagonal Levenberg-Marquardt (LeCun et al. 1998)",
+    "adam": "Adam (Kingma and Ba 2015) with weight decay (torch.optim.Adam)",
+}
 
 
 def recipe_rows(checkpoint: Checkpoint) -> list[tuple[str, str]]:
@@ -31,17 +37,19 @@ def recipe_rows(checkpoint: Checkpoint) -> list[tuple[str, str]]:
 
 def training_rows(config: TrainConfig, environment: Environment | None) -> list[tuple[str, str]]:
     recipe = config.recipe
-    sgd = recipe.optimizer == "sgd"
-    not_sgd = f"does not apply ({recipe.optimizer})"
-    momentum = f"{recipe.momentum:g}" + (", Nesterov" if recipe.nesterov else ", classical")
+    sdlm = recipe.optimizer == "sdlm"  # momentum, weight decay and warm-up do not apply
+    momentum = {
+        "sgd": f"{recipe.momentum:g}" + (", Nesterov" if recipe.nesterov else ", classical"),
+        "adam": f"{recipe.momentum:g} (Adam's beta1)",
+    }
     return [
         ("epochs", f"{recipe.epochs:,}"),
         ("batch size", f"{recipe.batch_size:,}"),
-        ("learning rate", f"{recipe.lr:g}" + (" (peak)" if sgd else " (the first pass's eta)")),
+        ("learning rate", f"{recipe.lr:g}" + (" (the first pass's eta)" if sdlm else " (peak)")),
         ("schedule", schedule_text(recipe)),
-        ("optimiser", optimiser_text(recipe)),
-        ("momentum", momentum if sgd else not_sgd),
-        ("weight decay", f"{recipe.weight_decay:g}" if sgd else not_sgd),
+        ("optimiser", f"{recipe.optimizer}: {OPTIMISERS[recipe.optimizer]}"),
+        ("momentum", momentum.get(recipe.optimizer, "does not apply")),
+        ("weight decay", "does not apply" if sdlm else f"{recipe.weight_decay:g}"),
         ("label smoothing", f"{recipe.label_smoothing:g}"),
         ("augmentation", recipe.augment),
         ("seed", str(config.seed)),
@@ -61,12 +69,6 @@ def schedule_text(recipe: Recipe) -> str:
         f"one-cycle: linear warm-up over the first {100 * recipe.warmup_fraction:g}% of the "
         f"steps to {recipe.lr:g}, then cosine decay to zero"
     )
-
-
-def optimiser_text(recipe: Recipe) -> str:
-    if recipe.optimizer == "sdlm":
-        return "sdlm: stochastic diagonal Levenberg-Marquardt (LeCun et al. 1998)"
-    return "sgd: SGD with momentum and weight decay (torch.optim.SGD)"
 
 
 def limit_text(limit: int | None, holdout: int) -> str:
