@@ -74,7 +74,11 @@ class SearchBackend(Protocol):
         """Its search-time setting that buys recall with time; None: exhaustive."""
         ...
 
-    def build(self, vectors: Sequence[np.ndarray], params: dict[str, int]) -> Searcher: ...
+    def build(
+        self, vectors: Sequence[np.ndarray], params: dict[str, int], progress: bool = False
+    ) -> Searcher:
+        """Its structure over ``vectors``, with a progress bar where it takes a while."""
+        ...
 
     def load(
         self, vectors: Sequence[np.ndarray], data: bytes | None, params: dict[str, int], source: str

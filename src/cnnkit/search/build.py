@@ -212,7 +212,7 @@ def finish_build(
         next_id=len(collection.records),
         shards=tuple(shards),
     )
-    manifest = with_backend(out, manifest, settings.backend_choice())
+    manifest = with_backend(out, manifest, settings.backend_choice(), settings.progress)
     write_manifest(out, manifest)
     (out / BUILD_STATE_NAME).unlink()
     total = EmbedStats.merge(stats)
@@ -367,13 +367,15 @@ def read_vectors(out: Path, shard: Shard, dim: int | None, dtype: str) -> np.nda
     return read_array(out / shard.files["vectors"].name, shard.count, dim, dtype)
 
 
-def with_backend(out: Path, manifest: Manifest, choice: BackendChoice) -> Manifest:
+def with_backend(
+    out: Path, manifest: Manifest, choice: BackendChoice, progress: bool = False
+) -> Manifest:
     """``manifest`` with the backend that ``choice`` names (or "auto"'s) built over the
     stored vectors, its search-time setting tuned to the target recall
     (``search.tune``): its file written under a new name where it stores one, its
     settings, the target and the recall@10 measured."""
     vectors = [read_vectors(out, s, manifest.feature_size, manifest.dtype) for s in manifest.shards]
-    tuned = build_tuned(vectors, choice)
+    tuned = build_tuned(vectors, choice, progress)
     file = None
     if tuned.backend.file_prefix is not None:
         generation = next_generation(manifest.backend.file)

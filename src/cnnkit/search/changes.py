@@ -59,7 +59,7 @@ def add_to_index(path: Path, files: list[Path], settings: BuildSettings = DEFAUL
         stats = embed_shards(path, run, collection, settings, first)
         shards = written_shards(path, [first])
         manifest = manifest.with_shards([*manifest.shards, *shards], ids.stop)
-        manifest = updated_backend(path, manifest, changed=bool(shards))
+        manifest = updated_backend(path, manifest, bool(shards), settings.progress)
         write_manifest(path, manifest)
         remove_unlisted(path, manifest)
     return BuildResult(
@@ -126,7 +126,9 @@ def matching_ids(index: SearchIndex, sources: list[str]) -> set[int]:
     return ids
 
 
-def updated_backend(path: Path, manifest: Manifest, changed: bool) -> Manifest:
+def updated_backend(
+    path: Path, manifest: Manifest, changed: bool, progress: bool = False
+) -> Manifest:
     """``manifest`` with its backend built again over its vectors where they changed
     (and its file rewritten, where it stores one): the same kind with the settings it
     had, its search-time setting tuned again to the target it had (else kept), the
@@ -138,7 +140,7 @@ def updated_backend(path: Path, manifest: Manifest, changed: bool) -> Manifest:
     tuned = {knob.name} if knob is not None and backend.target_recall is not None else set()
     kept = {k: v for k, v in backend.params.items() if k not in {"nlist", *tuned}}
     choice = BackendChoice(backend.name, backend.target_recall, None, kept)
-    return with_backend(path, manifest, choice)
+    return with_backend(path, manifest, choice, progress)
 
 
 @dataclass(frozen=True)

@@ -120,8 +120,10 @@ class ExactBackend:
     def knob(self, params: Mapping[str, int]) -> None:
         return None  # exhaustive: nothing to trade for speed
 
-    def build(self, vectors: Sequence[np.ndarray], params: dict[str, int]) -> ExactSearch:
-        return ExactSearch(vectors)
+    def build(
+        self, vectors: Sequence[np.ndarray], params: dict[str, int], progress: bool = False
+    ) -> ExactSearch:
+        return ExactSearch(vectors)  # nothing to build
 
     def load(
         self, vectors: Sequence[np.ndarray], data: bytes | None, params: dict[str, int], source: str

@@ -31,6 +31,7 @@ from cnnkit.errors import (
     UnknownNameError,
     import_extra,
 )
+from cnnkit.progress import bar as progress_bar
 from cnnkit.search.exact import sample_rows
 from cnnkit.search.knob import Knob
 
@@ -183,18 +184,23 @@ class FaissIndex:
         return replace(self, params={**self.params, **settings})
 
 
-def build_faiss(kind: str, shards: Sequence[np.ndarray], params: dict[str, int]) -> FaissIndex:
-    """A FAISS index of ``kind`` over the shards' rows, trained (IVF kinds) on a sample."""
-    dim = shards[0].shape[1]
+def build_faiss(
+    kind: str, shards: Sequence[np.ndarray], params: dict[str, int], progress: bool = False
+) -> FaissIndex:
+    """A FAISS index of ``kind`` over the shards' rows, trained (IVF kinds) on a sample,
+    added shard by shard under a progress bar (an HNSW graph of 1M vectors: minutes)."""
+    dim, count = shards[0].shape[1], sum(len(shard) for shard in shards)
     index = FaissIndex(new_index(kind, dim, params), kind, params)
     if not index.index.is_trained:
-        count = sum(len(shard) for shard in shards)
         if count < params["nlist"]:
             raise ConfigError(f"{kind}: {count} vectors cannot train {params['nlist']} cells")
         sample = sample_rows(shards, min(count, TRAIN_POINTS_PER_CELL * params["nlist"]))
         index.index.train(sample)
+    bar = progress_bar(total=count, unit="vec", desc=f"building {kind}", disable=not progress)
     for shard in shards:
         index.add(shard)
+        bar.update(len(shard))
+    bar.close()
     return index
 
 
@@ -254,8 +260,10 @@ class FaissBackend:
         most = params.get("nlist", EF_SEARCH_MOST)  # IVF: every cell, exhaustive
         return Knob(KNOBS[self.name], 1 if "nlist" in params else 10, most)
 
-    def build(self, vectors: Sequence[np.ndarray], params: dict[str, int]) -> FaissIndex:
-        return build_faiss(self.name, vectors, params)
+    def build(
+        self, vectors: Sequence[np.ndarray], params: dict[str, int], progress: bool = False
+    ) -> FaissIndex:
+        return build_faiss(self.name, vectors, params, progress)
 
     def load(
         self, vectors: Sequence[np.ndarray], data: bytes | None, params: dict[str, int], source: str

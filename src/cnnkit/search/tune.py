@@ -118,14 +118,17 @@ def others(found: np.ndarray, own: np.ndarray, k: int) -> np.ndarray:
     return kept
 
 
-def build_tuned(vectors: Sequence[np.ndarray], choice: BackendChoice) -> Tuned:
+def build_tuned(
+    vectors: Sequence[np.ndarray], choice: BackendChoice, progress: bool = False
+) -> Tuned:
     """The backend ``choice`` names (or "auto"'s) built over ``vectors`` (the index's
-    shards in order), its search-time setting tuned to the target recall unless given."""
+    shards in order), its search-time setting tuned to the target recall unless given;
+    ``progress``: a bar while it builds."""
     count, dim = sum(len(v) for v in vectors), int(vectors[0].shape[1])
     backend, fitted = choose_backend(choice.name, count, dim, choice.memory_budget)
     params = backend.params(count, dim, {**fitted, **choice.settings})
     check_settings(backend, params, choice.settings)
-    searcher = backend.build(vectors, params)
+    searcher = backend.build(vectors, params, progress)
     knob = backend.knob(params)
     if backend is EXACT:
         return Tuned(backend, params, searcher, None, None)
