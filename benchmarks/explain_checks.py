@@ -114,7 +114,7 @@ def novelty(run: Run, test, photos: list[bytes]) -> None:
     detector = run.novelty
 
     def scores(images: torch.Tensor) -> np.ndarray:
-        return detector.scores(run.features(images)).numpy()
+        return detector.scores(run.logits(images)).numpy()
 
     def doubt(images: torch.Tensor) -> np.ndarray:
         """The softmax's own doubt: 1 - its largest probability."""

@@ -131,7 +131,7 @@ def test_novelty_score_tells_digits_from_clothes_and_photos(digit, mnist, real_i
     detector = digit.novelty
 
     def scores(images: torch.Tensor) -> np.ndarray:
-        return detector.scores(digit.features(images)).numpy()
+        return detector.scores(digit.logits(images)).numpy()
 
     digits = scores(test.images[:NOVELTY_IMAGES])
     clothes = scores(load_test_split("fashion-mnist").images[:NOVELTY_IMAGES])

@@ -287,7 +287,7 @@ def explain_batch(
             gradcam = _scaled(in_input_frame(cam, cam_layer.stride, x.shape[-2:])[:, 0])
         smooth = _smoothgrad(model, x.detach(), chosen, smoothgrad_samples)
     probabilities = logits.detach().float().softmax(dim=1).cpu().numpy()
-    verdicts, note = _novelty(run, features.detach()) if novelty else (None, "not asked for")
+    verdicts, note = _novelty(run, logits.detach()) if novelty else (None, "not asked for")
     return [
         Explanation(
             source=sources[k],
@@ -335,10 +335,10 @@ def _smoothgrad(
     return _scaled(maps)
 
 
-def _novelty(run: Run, features: torch.Tensor) -> tuple[list[Novelty] | None, str]:
+def _novelty(run: Run, logits: torch.Tensor) -> tuple[list[Novelty] | None, str]:
     """Each image's novelty verdict, or None and why there is none."""
     try:
         detector = run.novelty
     except CnnkitError as error:
         return None, f"no novelty score: the training images are not at hand ({error})"
-    return detector.judge(features.cpu()), ""
+    return detector.judge(logits.float().cpu()), ""

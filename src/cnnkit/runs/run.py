@@ -167,7 +167,7 @@ class Run:
 
     @cached_property
     def novelty(self) -> NoveltyDetector:
-        """The out-of-distribution detector of this run's features (``runs.novelty``),
+        """The out-of-distribution detector of this run's logits (``runs.novelty``),
         fitted on first use on some of its training images (read again from its data
         set); the data set's ``CnnkitError`` when they are not at hand, a ``DataError``
         for sets too large to read whole (ImageNet, streamed folders)."""
@@ -176,9 +176,9 @@ class Run:
             raise DataError(f"{self.record.dataset} is too large to read for a novelty score")
         train, _ = load_dataset(self.record.dataset, config.data_dir if config else None)
         fit, held = held_out_split(len(train))
-        features = self.features(train.images[torch.cat([fit, held])])
+        logits = self.logits(train.images[torch.cat([fit, held])])
         return fit_detector(
-            features[: len(fit)], train.labels[fit], features[len(fit) :], self.record.num_classes
+            logits[: len(fit)], train.labels[fit], logits[len(fit) :], self.record.num_classes
         )
 
     def features_and_logits(
