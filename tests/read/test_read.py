@@ -86,6 +86,14 @@ def test_images_without_digits_are_empty_readings_with_a_reason(run) -> None:
     assert reading.text == "" and "not digits written on paper" in reading.reason
 
 
+def test_a_photo_is_an_empty_reading_with_a_reason(run, real_image_tree) -> None:
+    photo = real_image_tree / "train" / "airplane" / "0000.jpg"
+    if not photo.is_file():  # the tree was written from MNIST digits: no photo in it
+        pytest.skip("CIFAR-10's JPEGs are not in ../shared/data")
+    for reading in (read_images(run, photo), find_images(run, photo)):
+        assert reading.text == "" and "a photo or a drawing" in reading.reason
+
+
 def test_a_decompression_bomb_is_one_line(run, tmp_path, digit_run):
     bomb = tmp_path / "bomb.png"
     bomb.write_bytes(bomb_png())
