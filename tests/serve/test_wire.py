@@ -24,13 +24,13 @@ from cnnkit.serve.wire import (
 )
 
 EXPLANATION = Explanation(
-    input_png=b"\x89PNG",
+    input=np.arange(16, dtype=np.uint8).reshape(4, 4),
     probs=np.array([0.25, 0.75]),
     target=1,
-    layers=(LayerMaps("c1", "conv", (6, 28, 28), 4704, b"maps", 6, -1.5, 1.5),),
+    layers=(LayerMaps("c1", "conv", (2, 3, 3), 18, np.eye(3, 6, dtype=np.uint8), 2, -1.5, 1.5),),
     gradcam_layer="c1",
-    gradcam_png=b"cam",
-    saliency_png=b"saliency",
+    gradcam=np.full((4, 4), 255, np.uint8),
+    saliency=np.zeros((4, 4), np.uint8),
     novelty=NoveltyVerdict(40.0, 31.5),
 )
 MESSAGES = [
@@ -45,9 +45,12 @@ def assert_same(received: list, sent: list) -> None:
     assert received[:-2] == sent[:-2]
     assert all(type(op) is Operation for op, _ in received[1:-2])  # members, not strings
     (explanation, error), big = received[-2], received[-1]
-    assert explanation.input_png == EXPLANATION.input_png and explanation.target == 1
-    assert explanation.layers == EXPLANATION.layers and explanation.novelty.unusual
-    np.testing.assert_array_equal(explanation.probs, EXPLANATION.probs)
+    assert explanation.target == 1 and explanation.novelty.unusual
+    (layer,) = explanation.layers
+    assert (layer.name, layer.shape, layer.maps, layer.low) == ("c1", (2, 3, 3), 2, -1.5)
+    for name in ("input", "probs", "gradcam", "saliency"):
+        np.testing.assert_array_equal(getattr(explanation, name), getattr(EXPLANATION, name))
+    np.testing.assert_array_equal(layer.pixels, EXPLANATION.layers[0].pixels)
     assert isinstance(error, ValueError) and str(error) == "one item's error"
     assert big == sent[-1]
 

@@ -16,6 +16,7 @@ import dataclasses
 import time
 from typing import Any
 
+import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
@@ -24,6 +25,7 @@ from cnnkit.serve.answers import DEFAULT_TOP, UPLOADS, errors, submit, top_class
 from cnnkit.serve.batcher import MicroBatcher
 from cnnkit.serve.limits import UploadLimits
 from cnnkit.serve.metrics import milliseconds_since
+from cnnkit.serve.png import pixels_png
 from cnnkit.serve.uploads import echo, read_images, top_parameter
 from cnnkit.serve.wire import Explanation, LayerMaps, NoveltyVerdict, Operation
 
@@ -44,8 +46,9 @@ def class_parameter(request: Request, classes: list[str]) -> int | None:
     return classes.index(name)
 
 
-def png_text(png: bytes) -> str:
-    return base64.b64encode(png).decode()
+def png_text(pixels: np.ndarray) -> str:
+    """uint8 pixels as a PNG file in base64."""
+    return base64.b64encode(pixels_png(pixels)).decode()
 
 
 def layer_json(layer: LayerMaps) -> dict[str, Any]:
@@ -56,7 +59,7 @@ def layer_json(layer: LayerMaps) -> dict[str, Any]:
         "units": layer.units,
         "maps": layer.maps,
         "range": [float(f"{layer.low:.5g}"), float(f"{layer.high:.5g}")],
-        "png": png_text(layer.png),
+        "png": png_text(layer.pixels),
     }
 
 
@@ -74,13 +77,13 @@ def explanation_json(found: Explanation, classes: list[str], top: int) -> dict[s
     """An explanation's JSON, less the request's own fields (model, name, ms)."""
     verdict = found.novelty
     return {
-        "input": png_text(found.input_png),
+        "input": png_text(found.input),
         "layers": [layer_json(layer) for layer in found.layers],
         "top": top_classes(found.probs, classes, top),
         "target": classes[found.target],
         "gradcam_layer": found.gradcam_layer,
-        "gradcam": None if found.gradcam_png is None else png_text(found.gradcam_png),
-        "saliency": png_text(found.saliency_png),
+        "gradcam": None if found.gradcam is None else png_text(found.gradcam),
+        "saliency": png_text(found.saliency),
         "novelty": None
         if verdict is None
         else {

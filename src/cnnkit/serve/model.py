@@ -10,8 +10,6 @@ Each upload is decoded and prepared by the run layer's one file-to-pixels path
 """
 
 import io
-import struct
-import zlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,54 +20,23 @@ from cnnkit.analysis import size_report
 from cnnkit.errors import CnnkitError
 from cnnkit.runs import Run
 from cnnkit.runs import explain as runs_explain
+from cnnkit.serve.png import pixels_png
 from cnnkit.serve.uploads import Upload
 from cnnkit.serve.wire import Explanation, LayerMaps, NoveltyVerdict
 
 # Maps drawn per layer: ResNet's conv1 has 64, and a layer of hundreds would cost the
 # answer more than the rest of it; the answer says how many it holds.
 MAX_MAPS = 64
-PNG_LEVEL = 1  # zlib's fastest: an activation map's PNG comes within 5% of its smallest
 
 
-def pixels_png(pixels: np.ndarray) -> bytes:
-    """uint8 (H, W) or (H, W, 3) pixels as a PNG file (W3C PNG, 2003: 8-bit grayscale or
-    RGB, no filter, one zlib stream). Written here rather than by Pillow, whose fixed cost
-    per file (its plugin's writer, chunk by chunk) is four times the whole work for a
-    small map, and an explanation's answer holds a dozen."""
-    height, width = pixels.shape[:2]
-    rows = np.zeros((height, 1 + pixels[0].size), np.uint8)  # each row: filter 0, pixels
-    rows[:, 1:] = pixels.reshape(height, -1)
-    colour = 0 if pixels.ndim == 2 else 2  # grayscale, or RGB
-    header = struct.pack(">IIBBBBB", width, height, 8, colour, 0, 0, 0)
-    return b"".join(
-        [
-            b"\x89PNG\r\n\x1a\n",
-            png_chunk(b"IHDR", header),
-            png_chunk(b"IDAT", zlib.compress(rows.tobytes(), PNG_LEVEL)),
-            png_chunk(b"IEND", b""),
-        ]
-    )
-
-
-def png_chunk(kind: bytes, data: bytes) -> bytes:
-    """One chunk of a PNG file: its length, type, data and CRC-32."""
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-
-def image_png(image: np.ndarray) -> bytes:
-    """A uint8 (C, H, W) image as a PNG file."""
-    pixels = image.transpose(1, 2, 0)
-    return pixels_png(pixels[:, :, 0] if pixels.shape[2] == 1 else np.ascontiguousarray(pixels))
-
-
-def unit_png(values: np.ndarray) -> bytes:
-    """A map of values in [0, 1] as a grayscale PNG, 0-255."""
-    return pixels_png((values * 255).round().astype(np.uint8))
+def gray_levels(values: np.ndarray) -> np.ndarray:
+    """Values in [0, 1] as uint8 grey levels, 0-255."""
+    return (values * 255).round().astype(np.uint8)
 
 
 def layer_maps(layer: runs_explain.LayerActivations) -> LayerMaps:
-    """A layer's activations as one PNG: its first ``MAX_MAPS`` maps side by side, or
-    its units in a row; black its least value, white its largest."""
+    """A layer's activations as one grayscale picture: its first ``MAX_MAPS`` maps side
+    by side, or its units in a row; black its least value, white its largest."""
     values = layer.values
     low, high = float(values.min()), float(values.max())
     maps = min(MAX_MAPS, layer.shape[0]) if layer.has_maps else 0
@@ -79,7 +46,7 @@ def layer_maps(layer: runs_explain.LayerActivations) -> LayerMaps:
         strip = values.reshape(1, -1)
     scaled = (strip - low) / (high - low) if high > low else np.zeros_like(strip)
     return LayerMaps(
-        layer.name, layer.kind, layer.shape, layer.units, unit_png(scaled), maps, low, high
+        layer.name, layer.kind, layer.shape, layer.units, gray_levels(scaled), maps, low, high
     )
 
 
@@ -87,14 +54,15 @@ def served_explanation(explanation: runs_explain.Explanation, note: str) -> Expl
     """The run layer's explanation in the compact form the HTTP process sends on;
     ``note``: why there is no novelty verdict, when there is none."""
     novelty = explanation.novelty
+    image = explanation.input.transpose(1, 2, 0)  # (H, W, C)
     return Explanation(
-        input_png=image_png(explanation.input),
+        input=image[:, :, 0] if image.shape[2] == 1 else np.ascontiguousarray(image),
         probs=explanation.probabilities,
         target=explanation.target,
         layers=tuple(layer_maps(layer) for layer in explanation.layers),
         gradcam_layer=explanation.gradcam_layer,
-        gradcam_png=None if explanation.gradcam is None else unit_png(explanation.gradcam),
-        saliency_png=unit_png(explanation.saliency),
+        gradcam=None if explanation.gradcam is None else gray_levels(explanation.gradcam),
+        saliency=gray_levels(explanation.saliency),
         novelty=None if novelty is None else NoveltyVerdict(novelty.score, novelty.threshold),
         novelty_note=note if novelty is None else "",
     )

@@ -108,17 +108,17 @@ class ItemFailure(Exception):
 @dataclass(frozen=True)
 class LayerMaps:
     """One layer's activations for one image, as the page draws them: its maps side by
-    side in one grayscale PNG (``maps`` of them, each ``shape[2]`` pixels wide), or its
-    units in one row (``maps`` 0: a fully connected layer, or maps of one unit each). A
-    pixel ``p`` stands for the value ``low + p / 255 * (high - low)``: one scale for the
-    whole layer, so that its maps compare."""
+    side in one grayscale picture (``maps`` of them, each ``shape[2]`` pixels wide), or
+    its units in one row (``maps`` 0: a fully connected layer, or maps of one unit
+    each). A grey level ``p`` stands for the value ``low + p / 255 * (high - low)``: one
+    scale for the whole layer, so that its maps compare."""
 
     name: str  # the module's name in the model ("c1")
     kind: str  # its counting rule ("conv", "subsampling", "linear", ...)
     shape: tuple[int, ...]  # of one example: (C, H, W) or (D,)
     units: int  # as ``cnnkit size`` counts them
-    png: bytes
-    maps: int  # maps in ``png`` (at most ``shape[0]``); 0 for a row of units
+    pixels: np.ndarray  # uint8 (H, maps * W), or (1, units)
+    maps: int  # maps in ``pixels`` (at most ``shape[0]``); 0 for a row of units
     low: float  # the layer's least value (black)
     high: float  # its largest (white)
 
@@ -140,15 +140,17 @@ class Explanation:
     """The child's answer to explain for one image (defined here, without torch, for
     the HTTP process to unpickle): the image as the network received it, every layer's
     activations, the class probabilities, and the evidence for the class ``target``
-    (Grad-CAM and saliency as grayscale PNGs in the input's frame, 0-255 for 0-1)."""
+    (Grad-CAM and saliency in the input's frame, grey levels 0-255 for 0-1). The
+    pictures are uint8 arrays: the HTTP process encodes them (``png``), so that the
+    model process, the busier of the two, does not."""
 
-    input_png: bytes  # uint8 at the model's input size, after the run's preparation
+    input: np.ndarray  # uint8 (H, W) or (H, W, 3) at the model's input size, prepared
     probs: np.ndarray  # (K,) class probabilities
     target: int  # the class explained: the one asked for, or the top class
     layers: tuple[LayerMaps, ...]  # in forward order
     gradcam_layer: str | None  # None: no convolution's output is larger than 1x1
-    gradcam_png: bytes | None
-    saliency_png: bytes
+    gradcam: np.ndarray | None  # uint8 (H, W)
+    saliency: np.ndarray  # uint8 (H, W)
     novelty: NoveltyVerdict | None  # None: no verdict, ``novelty_note`` says why
     novelty_note: str = ""
 
