@@ -28,6 +28,7 @@ def main() -> None:
     parser.add_argument("--pages", type=int, default=1_000, help="detection pages")
     parser.add_argument("--timings", type=int, default=200, help="fields timed")
     parser.add_argument("--examples", type=Path, help="folder for example PNGs")
+    parser.add_argument("--digits", type=int, help="read exactly this many digits (a zip's 5)")
     options = parser.parse_args()
     run = cnnkit.load(options.checkpoint, device="cpu")
     _, test = load_dataset("mnist")
@@ -44,7 +45,9 @@ def main() -> None:
                 f"{cut_out:.4f}; ^5 = {cut_out**5:.4f}"
             )
         for reader in ("segment", "sdnn"):
-            readings = [run.read(w.image, reader) for w in bar(written, desc=reader)]
+            readings = [
+                run.read(w.image, reader, options.digits) for w in bar(written, desc=reader)
+            ]
             right = [r.text == w.text for r, w in zip(readings, written, strict=True)]
             accuracy = sum(right) / len(written)
             if options.examples:
