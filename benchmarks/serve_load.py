@@ -18,6 +18,12 @@ The rounds alternate (without, with, without, ...), so that the machine's drift 
 on both; it prints the 32 clients' p99 without and with, their ratio, and the hostile
 requests' answers.
 
+``--explain ROUNDS`` measures what an explanation costs beside a prediction: one server
+(batching on), and rounds of POST /v1/predict and of POST /v1/explain (every layer's
+maps, Grad-CAM, saliency and the novelty verdict: what the page asks for when a stroke
+ends) from 1, 8 and 32 clients, the two routes alternated so that the machine's drift
+falls on both; it prints each route's p50 and p99 and the ratio of the p50s.
+
 The client is one asyncio process speaking HTTP/1.1 on raw sockets (a prebuilt request
 per digit, the answer's status and Content-Length parsed, nothing more), so that it
 costs the two cores little; a run that does not finish within its deadline is reported
@@ -26,6 +32,7 @@ as a hang. Usage:
     cnnkit train --out runs/lenet5-mnist            # the default LeNet-5 run
     python benchmarks/serve_load.py runs/lenet5-mnist/checkpoint.pt
     python benchmarks/serve_load.py runs/lenet5-mnist/checkpoint.pt --hostile 3
+    python benchmarks/serve_load.py runs/lenet5-mnist/checkpoint.pt --explain 3
 """
 
 import argparse
@@ -60,6 +67,8 @@ HOSTILE_REQUESTS = 10_000  # theirs per round
 HOSTILE_IMAGES = 16  # JPEGs in one hostile request
 HOSTILE_SIDE = 9_000  # pixels each claims, on either side: under one image's limit
 HOSTILE_PERIOD_S = 1.0
+EXPLAIN_ROUTES = {"predict": "/v1/predict", "explain": "/v1/explain"}
+EXPLAIN_REQUESTS = {1: 1_000, 8: 2_000, 32: 4_000}  # per route, clients and round
 
 
 @dataclass(frozen=True)
@@ -91,8 +100,8 @@ def stop(server: subprocess.Popen, log) -> None:
         print(log.read().decode(errors="replace")[-3000:], file=sys.stderr)
 
 
-def digit_requests(port: int) -> list[bytes]:
-    """Complete HTTP requests, one per real MNIST test digit as a PNG upload."""
+def digit_requests(port: int, path: str = "/v1/predict") -> list[bytes]:
+    """Complete HTTP requests to ``path``, one per real MNIST test digit as a PNG upload."""
     from cnnkit.data import load_dataset
 
     _, test = load_dataset("mnist")
@@ -109,7 +118,7 @@ def digit_requests(port: int) -> list[bytes]:
             + f"\r\n--{BOUNDARY}--\r\n".encode()
         )
         head = (
-            f"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
             f"Content-Type: multipart/form-data; boundary={BOUNDARY}\r\n"
             f"Content-Length: {len(body)}\r\n\r\n"
         ).encode()
@@ -406,6 +415,62 @@ def run_hostile(checkpoint: Path, rounds: int) -> dict:
     }
 
 
+def run_explain(checkpoint: Path, rounds: int) -> dict:
+    """The latencies of /v1/predict and /v1/explain by client count, in alternated
+    rounds on one server."""
+    port = free_port()
+    requests = {route: digit_requests(port, path) for route, path in EXPLAIN_ROUTES.items()}
+    log = tempfile.TemporaryFile()
+    server = start_server(checkpoint, port, [], log)
+    latencies: dict[tuple[str, int], list[float]] = {}
+    statuses: Counter = Counter()
+    hung = None  # the (route, clients) whose round did not finish within the deadline
+    try:
+        for route in EXPLAIN_ROUTES:
+            run(load(port, requests[route], 8, WARM_UP))
+        plan = [(c, r) for _ in range(rounds) for c in EXPLAIN_REQUESTS for r in EXPLAIN_ROUTES]
+        for clients, route in plan:
+            try:
+                tally, _ = run(load(port, requests[route], clients, EXPLAIN_REQUESTS[clients]))
+            except asyncio.TimeoutError:
+                hung = (route, clients)
+                break
+            ok = [seconds for status, seconds in tally.latencies if status == 200]
+            latencies.setdefault((route, clients), []).extend(ok)
+            statuses += Counter(f"{route} {status}" for status, _ in tally.latencies)
+            statuses += tally.errors
+    finally:
+        stop(server, log)
+    return {"latencies": latencies, "statuses": statuses, "hung": hung, "exit": server.returncode}
+
+
+def print_explain(result: dict, rounds: int, load_before: float) -> None:
+    print(f"machine: {machine()}")
+    print(f"load average (1 min) before: {load_before:.2f}, after: {os.getloadavg()[0]:.2f}")
+    print(f"command: python {' '.join(sys.argv)}")
+    print(f"{rounds} rounds; per round, route and client count: {EXPLAIN_REQUESTS} requests")
+    table = []
+    for clients in EXPLAIN_REQUESTS:
+        predict = result["latencies"].get(("predict", clients), [])
+        explain = result["latencies"].get(("explain", clients), [])
+        p50 = [1000 * percentile(values, 50) for values in (predict, explain)]
+        p99 = [1000 * percentile(values, 99) for values in (predict, explain)]
+        table.append(
+            [clients, len(explain), f"{p50[0]:.2f}", f"{p50[1]:.2f}", f"{p50[1] / p50[0]:.2f}"]
+            + [f"{p99[0]:.2f}", f"{p99[1]:.2f}"]
+        )
+    headers = [
+        "clients", "explains", "predict p50 ms", "explain p50 ms", "explain / predict p50",
+        "predict p99 ms", "explain p99 ms",
+    ]  # fmt: skip
+    print(tabulate(table, headers=headers, tablefmt="github"))
+    answers = " ".join(f"{k}:{v}" for k, v in sorted(result["statuses"].items()))
+    print(f"answers: {answers}; server exit {result['exit']}")
+    if result["hung"]:
+        route, clients = result["hung"]
+        print(f"HANG: {route} from {clients} clients took over {DEADLINE_S} s")
+
+
 def machine() -> str:
     model = next(
         (line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if "model name" in line),
@@ -432,8 +497,17 @@ def main() -> None:
         metavar="ROUNDS",
         help="instead: ROUNDS rounds each without and with a hostile client, alternated",
     )
+    parser.add_argument(
+        "--explain",
+        type=int,
+        metavar="ROUNDS",
+        help="instead: ROUNDS rounds of /v1/predict and /v1/explain, alternated",
+    )
     args = parser.parse_args()
     load_before = os.getloadavg()[0]  # other work on the machine skews every figure
+    if args.explain:
+        print_explain(run_explain(args.checkpoint, args.explain), args.explain, load_before)
+        return
     if args.hostile:
         print_hostile(run_hostile(args.checkpoint, args.hostile), args.hostile, load_before)
         return
