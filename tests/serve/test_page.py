@@ -3,9 +3,9 @@
 real MNIST test digit drawn with the mouse is classified right, with every layer's maps,
 the Grad-CAM overlay that follows the class clicked, and its nearest training digits;
 Clear empties every panel; a photo of a digit chosen or dropped is read; an upload's
-error shows under its input; at 390 px the page does not scroll sideways; a real
-CIFAR-10 photo dropped on a photo model gets its top 5. Screenshots stay in each test's
-``tmp_path`` (pytest keeps the last three runs' folders)."""
+error shows under its input; a checkerboard gets the novelty caution; at 390 px the page
+does not scroll sideways; a real CIFAR-10 photo dropped on a photo model gets its top 5.
+Screenshots stay in each test's ``tmp_path`` (pytest keeps the last three runs')."""
 
 import base64
 import io
@@ -84,6 +84,14 @@ def photo_of(digit: np.ndarray) -> bytes:
     picture = Image.fromarray(paper.astype(np.uint8)).resize((224, 224), Image.BILINEAR)
     buffer = io.BytesIO()
     picture.convert("RGB").save(buffer, format="JPEG", quality=85)
+    return buffer.getvalue()
+
+
+def checkerboard_png() -> bytes:
+    """A checkerboard of 8-pixel squares: as unlike a handwritten digit as an image gets."""
+    board = (np.indices((64, 64)).sum(axis=0) // 8 % 2 * 255).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(board).save(buffer, format="PNG")
     return buffer.getvalue()
 
 
@@ -211,6 +219,11 @@ def test_the_page_explains_a_drawn_digit_layer_by_layer_and_photos_too(
         assert "notes.txt" in page.text_content("#photo-error")
         assert page.locator("#draw-error").is_hidden()
         assert page.locator("#bars li, #layers li").count() == 0
+
+        # An image unlike any digit: answered, with the caution above the bars.
+        drop(page, checkerboard_png(), "board.png", "image/png")
+        assert page.locator("#caution").is_visible() and page.locator("#photo-error").is_hidden()
+        assert "looks unlike the training images" in page.text_content("#caution")
 
         # On a phone: every panel full, and no sideways scroll.
         page.set_viewport_size(PHONE)
