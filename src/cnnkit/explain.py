@@ -9,25 +9,19 @@ prints as a table, renders in Jupyter as its figure, and gives ``cnnkit explain
 """
 
 import base64
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 
-import numpy as np
 from matplotlib.figure import Figure
 from tabulate import tabulate
 
 from cnnkit.data.held import HeldImage
 from cnnkit.errors import ConfigError
-from cnnkit.plots import figure_png
-from cnnkit.predict import percent
+from cnnkit.plots import explanation_figure, figure_png
 from cnnkit.runs import Run, load_run
 from cnnkit.runs.explain import SMOOTHGRAD_SAMPLES, Explanation, LayerActivations, explain_batch
-
-MAPS_SHOWN = 32  # feature maps drawn per layer; the JSON has them all
-OVERLAY_ALPHA = 0.5  # of a heat map drawn over the input
 
 
 @dataclass(frozen=True, repr=False)
@@ -66,7 +60,7 @@ class Explained:
     def verdict(self) -> str:
         """The answer, the class explained, and whether the image looks familiar."""
         found = self.explanation
-        top = ", ".join(f"{name} {percent(p)}" for name, p in found.top(3))
+        top = ", ".join(f"{name} {100 * p:.1f}%" for name, p in found.top(3))
         where = (
             f"Grad-CAM on {found.gradcam_layer}"
             if found.gradcam_layer
@@ -145,100 +139,3 @@ def explain_file(checkpoint: Path, image: Path, target: str | None = None) -> Ex
     explained = explain_images(load_run(checkpoint), image, target)
     assert isinstance(explained, Explained)  # one image was given
     return explained
-
-
-def explanation_figure(explanation: Explanation) -> Figure:
-    """The input and its overlays (Grad-CAM, saliency, SmoothGrad), the probabilities,
-    then every layer's maps in forward order, each titled with its name, shape and units."""
-    layers = explanation.layers
-    rows_per_layer = [_grid_rows(layer) for layer in layers]
-    columns = 8
-    figure = Figure(figsize=(columns * 1.1, 2.6 + sum(rows_per_layer) * 1.25 + 0.35 * len(layers)))
-    grid = figure.add_gridspec(
-        1 + sum(rows_per_layer), columns, height_ratios=[2.2] + [1.0] * sum(rows_per_layer)
-    )
-    _draw_overlays(figure, grid, explanation)
-    row = 1
-    for layer, rows in zip(layers, rows_per_layer, strict=True):
-        # The last layer's units are the classes: name them where they fit.
-        last = layer is layers[-1] and len(explanation.classes) <= 20
-        names = explanation.classes if last else ()
-        _draw_layer(figure, grid[row : row + rows, :], layer, columns, names)
-        row += rows
-    figure.subplots_adjust(hspace=0.6)
-    return figure
-
-
-def _grid_rows(layer: LayerActivations) -> int:
-    """Rows of the figure a layer takes: its maps eight to a row, or one strip of units."""
-    if not layer.has_maps:
-        return 1
-    return math.ceil(min(layer.shape[0], MAPS_SHOWN) / 8)
-
-
-def _gray(explanation: Explanation) -> np.ndarray:
-    """The input as the network received it, (H, W) grayscale or (H, W, 3) colour."""
-    pixels = explanation.input
-    return pixels[0] if pixels.shape[0] == 1 else pixels.transpose(1, 2, 0)
-
-
-def _draw_overlays(figure: Figure, grid, explanation: Explanation) -> None:  # type: ignore[no-untyped-def]
-    top = grid[0, :].subgridspec(1, 5, wspace=0.3)
-    pixels = _gray(explanation)
-    cmap = "gray" if pixels.ndim == 2 else None
-    panels = [
-        ("the network's input", None),
-        (f"Grad-CAM: {explanation.target_label}", explanation.gradcam),
-        ("saliency", explanation.saliency),
-        ("SmoothGrad", explanation.smoothgrad),
-    ]
-    for k, (title, heat) in enumerate(panels):
-        axes = figure.add_subplot(top[0, k])
-        axes.imshow(pixels, cmap=cmap, vmin=0, vmax=255, interpolation="nearest")
-        if heat is not None:
-            axes.imshow(heat, cmap="jet", alpha=OVERLAY_ALPHA, vmin=0, vmax=1)
-        elif k:
-            title += "\n(not computed)"
-        axes.set_title(title, fontsize=8)
-        axes.set_axis_off()
-    bars = figure.add_subplot(top[0, 4])
-    names, probabilities = zip(*explanation.top(5), strict=True)
-    bars.barh(range(len(names))[::-1], [100 * p for p in probabilities], color="tab:blue")
-    bars.set_yticks(range(len(names))[::-1], names, fontsize=8)
-    bars.set_xlim(0, 100)
-    bars.set_title("probability (%)", fontsize=8)
-    bars.tick_params(axis="x", labelsize=7)
-
-
-def _draw_layer(  # type: ignore[no-untyped-def]
-    figure: Figure, cell, layer: LayerActivations, columns: int, unit_names: Sequence[str]
-) -> None:
-    shape = "x".join(map(str, layer.shape))
-    title = f"{layer.name} ({layer.kind}): {shape}, {layer.units:,} units"
-    if not layer.has_maps:
-        axes = figure.add_subplot(cell)
-        strip = layer.values.reshape(1, -1)
-        axes.imshow(strip, cmap="viridis", aspect="auto", interpolation="nearest")
-        axes.set_yticks([])
-        if unit_names:
-            axes.set_xticks(range(len(unit_names)), unit_names, fontsize=7)
-        else:
-            axes.set_xticks([])
-        axes.set_title(title, fontsize=8, loc="left")
-        return
-    shown = min(layer.shape[0], MAPS_SHOWN)
-    if shown < layer.shape[0]:
-        title += f" (the first {shown} of {layer.shape[0]} maps)"
-    rows = math.ceil(shown / columns)
-    maps = cell.subgridspec(rows, columns, wspace=0.05, hspace=0.15)
-    low, high = float(layer.values[:shown].min()), float(layer.values[:shown].max())
-    for k in range(rows * columns):
-        axes = figure.add_subplot(maps[k // columns, k % columns])
-        axes.set_axis_off()
-        if k < shown:
-            # One colour scale per layer: which maps are strong shows, not only where.
-            axes.imshow(
-                layer.values[k], cmap="viridis", vmin=low, vmax=high, interpolation="nearest"
-            )
-        if k == 0:
-            axes.set_title(title, fontsize=8, loc="left")

@@ -237,6 +237,73 @@ def explained_image(explanation: Explanation, caption: str) -> Figure:
     return figure
 
 
+def explanation_figure(explanation: Explanation) -> Figure:
+    """Everything an explanation holds in one figure (``cnnkit explain --out``, and
+    ``Run.explain`` in Jupyter): the input with Grad-CAM, saliency and SmoothGrad over
+    it and the top 5, then every layer in forward order, each on its own colour scale."""
+    layers = explanation.layers
+    heights = [2.3] + [_layer_inches(layer) for layer in layers]
+    figure = Figure(figsize=(8.5, sum(heights)), layout="constrained")
+    rows = figure.subfigures(len(heights), 1, height_ratios=heights)
+    assert isinstance(rows, np.ndarray)  # an array of subfigures: there is always a layer
+    panels = rows[0].subplots(1, 5)
+    cam = f"Grad-CAM ({explanation.gradcam_layer})" if explanation.gradcam_layer else "no Grad-CAM"
+    heats = [
+        ("the network's input", None),
+        (f"{cam}: {explanation.target_label}", explanation.gradcam),
+        ("gradient saliency", explanation.saliency),
+        ("SmoothGrad", explanation.smoothgrad),
+    ]
+    for axes, (title, heat) in zip(panels, heats, strict=False):
+        overlay(axes, explanation, heat)
+        axes.set_title(title, fontsize=8)
+    names, probabilities = zip(*explanation.top(5), strict=True)
+    bars = panels[4]
+    bars.barh(range(len(names))[::-1], [100 * p for p in probabilities], color="tab:blue")
+    bars.set_yticks(range(len(names))[::-1], names, fontsize=8)
+    bars.set_xlim(0, 100)
+    bars.set_title("probability (%)", fontsize=8)
+    bars.tick_params(axis="x", labelsize=7)
+    for row, layer in zip(rows[1:], layers, strict=True):
+        # The last layer's units are the classes: named where they fit.
+        last = layer is layers[-1] and len(explanation.classes) <= 20
+        _draw_layer(row, layer, explanation.classes if last else ())
+    return figure
+
+
+def _layer_inches(layer: LayerActivations) -> float:
+    """The height a layer takes in ``explanation_figure``: its maps eight to a row, or
+    its units 32 to a row."""
+    if layer.has_maps:
+        return 0.3 + MAP_INCHES * math.ceil(min(layer.shape[0], MAPS_SHOWN) / 8)
+    return 0.5 + 0.25 * math.ceil(layer.units / 32)
+
+
+def _draw_layer(row, layer: LayerActivations, names: tuple[str, ...]) -> None:  # type: ignore[no-untyped-def]
+    title = layer_label(layer)
+    if layer.has_maps:
+        shown = layer.values[:MAPS_SHOWN]
+        cells = mosaic(shown, min(len(shown), 8))
+        if len(shown) < len(layer.values):
+            title += f" (the first {len(shown)} of {len(layer.values)} maps)"
+    else:
+        flat = layer.values.reshape(-1)
+        cells = np.pad(flat, (0, -len(flat) % 32), constant_values=np.nan).reshape(-1, 32)
+        if names:
+            cells = flat[None, :]
+    axes = row.subplots()
+    colours, scale = value_scale(cells)
+    aspect = "equal" if layer.has_maps else "auto"  # square maps stay square
+    image = axes.imshow(cells, cmap=colours, norm=scale, interpolation="nearest", aspect=aspect)
+    axes.set_yticks([])
+    if names:
+        axes.set_xticks(range(len(names)), names, fontsize=7)
+    else:
+        axes.set_xticks([])
+    row.colorbar(image, ax=axes, shrink=0.9, aspect=10)
+    axes.set_title(title, fontsize=8, loc="left")
+
+
 def mistakes(explanations: list[Explanation], labels: list[int], title: str) -> Figure:
     """Misclassified images, each with the Grad-CAM of the class it was taken for over
     it, its true class and its three most probable classes."""
