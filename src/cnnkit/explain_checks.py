@@ -145,8 +145,9 @@ def trained_on_labels(
     torch.manual_seed(seed)
     model = copy.deepcopy(run.model)
     for module in model.modules():
-        if hasattr(module, "reset_parameters"):
-            module.reset_parameters()
+        reset = getattr(module, "reset_parameters", None)
+        if callable(reset):
+            reset()
     inputs = normalize(run.prepare(images), run.record.mean, run.record.std)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     order = torch.Generator().manual_seed(seed)
