@@ -23,6 +23,20 @@ def serve_extra():
     require_module("python_multipart", "serve")
 
 
+@pytest.fixture
+def load_handlers():
+    """``worker.load`` in the test process as the model process calls it, with the
+    server's torch threads (``ServeSettings.threads``: its warm-up fits the novelty
+    detector, several times slower with two threads on a shared 2-core machine), and
+    the test process's own thread count restored after."""
+    from cnnkit.serve.settings import ServeSettings
+    from cnnkit.serve.worker import load
+
+    threads = torch.get_num_threads()
+    yield lambda checkpoint, index=(): load(checkpoint, "cpu", ServeSettings.threads, list(index))
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def digit_checkpoint(digit_run) -> Path:
     """The session's digit run: LeNet-5 trained for an epoch on real MNIST."""

@@ -11,7 +11,6 @@ from contextlib import contextmanager
 
 import numpy as np
 import pytest
-import torch
 
 from cnnkit.serve.wire import (
     Explanation,
@@ -115,12 +114,10 @@ def test_an_operations_value_is_its_name_in_frames_metrics_and_lookups():
 
 @pytest.mark.parametrize("with_index", [False, True], ids=["no index", "index"])
 def test_the_model_process_has_a_handler_for_each_operation(
-    digit_checkpoint, digit_index, with_index
+    digit_checkpoint, digit_index, with_index, load_handlers
 ):
-    from cnnkit.serve.worker import load
-
     index = [str(digit_index)] if with_index else []
-    handlers, ready = load(digit_checkpoint, "cpu", torch.get_num_threads(), index)
+    handlers, ready = load_handlers(digit_checkpoint, index)
     assert set(handlers) == set(Operation.served(with_index))
     assert (ready["index"] is not None) == with_index
     assert ready["description"]["model"] == "lenet5"

@@ -8,7 +8,6 @@ import socket
 import threading
 
 import numpy as np
-import torch
 
 from cnnkit.errors import ImageError
 from cnnkit.serve.uploads import Upload
@@ -21,7 +20,7 @@ from cnnkit.serve.wire import (
     frame,
     read_frame,
 )
-from cnnkit.serve.worker import Handler, answer, load, serve
+from cnnkit.serve.worker import Handler, answer, serve
 
 
 def serving_loop(handlers, *messages):
@@ -40,9 +39,9 @@ def serving_loop(handlers, *messages):
 
 
 def test_items_withdrawn_before_the_model_process_reaches_them_are_not_computed(
-    serve_extra, digit_checkpoint, digits
+    serve_extra, digit_checkpoint, digits, load_handlers
 ):
-    handlers, _ = load(digit_checkpoint, "cpu", torch.get_num_threads(), [])
+    handlers, _ = load_handlers(digit_checkpoint)
     decoded: list[str] = []
     predict = handlers[Operation.PREDICT]
 
