@@ -3,6 +3,8 @@
 - ``POST /v1/predict?top=5``: the top classes of one or more images (``uploads``);
 - ``POST /v1/explain?class=NAME``: one image as the network received it, every layer's
   activations, Grad-CAM and saliency for a class, the novelty verdict (``explain_routes``);
+- ``POST /v1/read``: the handwritten number in one image, a box and class on each digit,
+  for a model trained on digits (``read_routes``);
 - ``GET /v1/model``: name, classes, sizes and the size analyzer's totals;
 - ``GET /healthz`` (the process answers), ``GET /readyz`` (the model answers),
   ``GET /metrics`` (Prometheus), ``GET /docs`` (OpenAPI), ``GET /`` (the page).
@@ -54,6 +56,7 @@ from cnnkit.serve.limits import UploadLimits
 from cnnkit.serve.metrics import Metrics, milliseconds_since
 from cnnkit.serve.middleware import INTERNAL_ERROR, Gate
 from cnnkit.serve.model_process import ModelProcess
+from cnnkit.serve.read_routes import read_routes
 from cnnkit.serve.search_routes import no_search_routes, search_routes
 from cnnkit.serve.settings import ServeSettings
 from cnnkit.serve.uploads import read_images, top_parameter
@@ -100,6 +103,7 @@ def create_app(model: ModelProcess, settings: ServeSettings) -> Gate:
     add_error_handlers(app)
     app.include_router(predict_routes(batcher, description, limits))
     app.include_router(explain_routes(batcher, description, limits))
+    app.include_router(read_routes(batcher, description, limits))
     app.include_router(service_routes(batcher, model, description, metrics))
     if model.index is not None:
         one_image = dataclasses.replace(limits, images=1)

@@ -13,7 +13,8 @@ client disconnected); the child reads them between items and skips those it has 
 started, answering them ``WITHDRAWN``.
 
 Adding an operation: a member of ``Operation`` here, its handler in ``worker.load``, its
-route (``app`` or ``search_routes``), and the page if it shows it.
+route (``app``, ``search_routes``, ``explain_routes`` or ``read_routes``), and the page if
+it shows it.
 """
 
 import asyncio
@@ -69,6 +70,7 @@ class Operation(str, Enum):
     SEARCH = "search", "/v1/search", True, True  # (Upload, top) -> hits
     CLASS = "class", "/v1/search", True, False  # (class name, top) -> hits
     THUMBNAIL = "thumbnail", "/v1/thumbnails/{item_id}", True, False  # item id -> PNG
+    READ = "read", "/v1/read", False, True  # Upload -> NumberRead
 
 
 @dataclass(frozen=True)
@@ -153,6 +155,31 @@ class Explanation:
     saliency: np.ndarray  # uint8 (H, W)
     novelty: NoveltyVerdict | None  # None: no verdict, ``novelty_note`` says why
     novelty_note: str = ""
+
+
+@dataclass(frozen=True)
+class DigitRead:
+    """One digit of a number read (``read.results.DigitBox``, as the page draws it):
+    its box in the image's pixels, its class and that class's probability as the reader
+    scored it, and the network's probabilities of every class for the ink in the box."""
+
+    box: tuple[int, int, int, int]  # x0, y0, x1, y1; x1 and y1 exclusive
+    label: str
+    probability: float
+    probs: np.ndarray  # (K,) in the model's class order
+
+
+@dataclass(frozen=True)
+class NumberRead:
+    """The child's answer to read for one image (``read.results.Reading``, defined here
+    without torch for the HTTP process to unpickle); an empty ``text`` says why in
+    ``reason``."""
+
+    text: str
+    confidence: float  # the probability of the whole string
+    digits: tuple[DigitRead, ...]  # left to right
+    size: tuple[int, int]  # (width, height) of the image, whose pixels the boxes are in
+    reason: str = ""
 
 
 def frame(message: Any) -> bytes:

@@ -179,6 +179,7 @@ def load(
     from cnnkit.data.image_files import MAX_PIXELS
     from cnnkit.runs import load_run
     from cnnkit.serve.model import ServedModel
+    from cnnkit.serve.reading import ServedReader
 
     torch.set_num_threads(threads)
     served = ServedModel(load_run(checkpoint, device))
@@ -187,6 +188,8 @@ def load(
         Operation.PREDICT: Handler(served.read, served.probabilities),
         Operation.EXPLAIN: Handler(served.read_explained, served.explanations),
     }
+    reader = ServedReader(served.run)
+    handlers[Operation.READ] = Handler(reader.decode, reader.read)
     ready = {"description": served.describe(), "max_pixels": MAX_PIXELS, "index": None}
     if index:
         from cnnkit.serve.index import ServedIndex
