@@ -12,6 +12,8 @@ from PIL import Image
 
 from cnnkit.config import TrainOptions
 from cnnkit.data import load_test_split
+from cnnkit.data.download import download, no_downloads
+from cnnkit.errors import DownloadError
 from cnnkit.explain_checks import (
     auroc,
     cascade,
@@ -39,6 +41,13 @@ def digit(digit_run):
 def trained_maps(digit, mnist):
     _, test = mnist
     return explanation_maps(digit, test.images[:SANITY_IMAGES])
+
+
+def test_the_novelty_score_never_downloads_a_data_set(tmp_path):
+    with no_downloads("the novelty score"), pytest.raises(DownloadError) as refused:
+        download(["https://example.invalid/a.gz"], tmp_path / "a.gz", "0" * 64)
+    assert str(refused.value) == "a.gz is not here, and the novelty score does not download it"
+    assert not list(tmp_path.iterdir())
 
 
 def test_rank_correlation_is_spearmans():

@@ -6,7 +6,9 @@ import os
 import tempfile
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 from cnnkit.errors import DownloadError
@@ -14,6 +16,20 @@ from cnnkit.progress import bar as progress_bar
 
 _CHUNK_BYTES = 1 << 16
 _TIMEOUT_SECONDS = 30
+# What refuses downloads for now (``no_downloads``): None where they are allowed.
+_REFUSED_BY: ContextVar[str | None] = ContextVar("refused_by", default=None)
+
+
+@contextmanager
+def no_downloads(by: str) -> Iterator[None]:
+    """Within it, a data set's missing file is a ``DownloadError`` naming ``by`` (what
+    wanted the data, e.g. "the novelty score"), not a download: reading some training
+    images on the side must not fetch a data set of hundreds of megabytes."""
+    token = _REFUSED_BY.set(by)
+    try:
+        yield
+    finally:
+        _REFUSED_BY.reset(token)
 
 
 def download(urls: list[str], destination: Path, content_sha256: str) -> Path:
@@ -33,6 +49,10 @@ def download_archive(urls: list[str], destination: Path, md5: str) -> Path:
 
 
 def _download_first(urls: list[str], destination: Path, check: Callable[[Path], None]) -> Path:
+    refused_by = _REFUSED_BY.get()
+    if refused_by is not None:
+        refusal = f"{destination.name} is not here, and {refused_by} does not download it"
+        raise DownloadError(refusal)
     destination.parent.mkdir(parents=True, exist_ok=True)
     problems = []
     for url in urls:

@@ -340,5 +340,5 @@ def _novelty(run: Run, logits: torch.Tensor) -> tuple[list[Novelty] | None, str]
     try:
         detector = run.novelty
     except CnnkitError as error:
-        return None, f"no novelty score: the training images are not at hand ({error})"
+        return None, f"no novelty score: {error}"
     return detector.judge(logits.float().cpu()), ""

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from cnnkit.data import ImageSet, load_dataset, load_test_split
+from cnnkit.data.download import no_downloads
 from cnnkit.data.held import HeldImage, held_pixels
 from cnnkit.data.image_files import chw_tensor, read_pixels
 from cnnkit.errors import CheckpointError, ConfigError, DataError, ImageError
@@ -174,7 +175,8 @@ class Run:
         config = self.checkpoint.config
         if self.record.dataset.startswith("imagenet:") or (config is not None and config.stream):
             raise DataError(f"{self.record.dataset} is too large to read for a novelty score")
-        train, _ = load_dataset(self.record.dataset, config.data_dir if config else None)
+        with no_downloads("the novelty score"):
+            train, _ = load_dataset(self.record.dataset, config.data_dir if config else None)
         fit, held = held_out_split(len(train))
         logits = self.logits(train.images[torch.cat([fit, held])])
         return fit_detector(
