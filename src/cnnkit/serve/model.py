@@ -118,7 +118,7 @@ class ServedModel:
             self.run.novelty  # noqa: B018 (fitted on first use, then kept)
             self.novelty_note = ""
         except CnnkitError as error:
-            self.novelty_note = f"no novelty score: the training images are not at hand ({error})"
+            self.novelty_note = f"no novelty score: {error}"
         self.explanations([(blank, None)])
 
     def describe(self) -> dict[str, Any]:
