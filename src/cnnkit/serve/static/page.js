@@ -563,6 +563,7 @@ async function start() {
   $("search-panel").hidden = !state.model.search;
   const digits = state.model.preparation === "digit";
   if (digits) setUpDrawing();
+  if (digits) setUpReading(); // reading.js: the wide canvas, for a number
   setUpPhotos(digits);
   resetPanels();
 }
