@@ -17,10 +17,11 @@ from tests.helpers.serving import serving
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "fuzz-token-0b7e"
-# Every route of the schema: those of predictions, the service and an index's search.
+# Every route of the schema: those of predictions, reading, the service and an index's search.
 ROUTES = {
     "POST /v1/predict", "POST /v1/explain", "GET /v1/model", "GET /healthz", "GET /readyz",
     "GET /metrics", "POST /v1/search", "GET /v1/search", "GET /v1/thumbnails/{item_id}",
+    "POST /v1/read",
 }  # fmt: skip
 
 
