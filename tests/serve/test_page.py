@@ -260,6 +260,7 @@ def test_a_dropped_cifar_photo_gets_its_top_5_once_the_token_is_given(
         page.click("#token-form button")
         page.wait_for_selector("#photo:not([hidden])")
         assert page.locator("#draw").is_hidden()  # a photo model: nothing to draw
+        assert page.locator("#number-panel").is_hidden()  # nor a number to read
         assert page.locator("[data-empty]").first.text_content().startswith("Give a photo")
         drop(page, photo.read_bytes(), photo.name, "image/jpeg")
         top = shown_top(page)
