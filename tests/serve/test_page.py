@@ -15,41 +15,17 @@ import pytest
 from PIL import Image
 
 from tests.helpers.browser import chromium_browser
+from tests.helpers.page import CANVAS_SPREAD, PHONE, SIDEWAYS, WIDE, ink_runs
 from tests.helpers.serving import CIFAR_CLASSES, serving
 
-INK = 128  # an MNIST pixel at least this bright is drawn
 SCALE = 10  # canvas pixels per MNIST pixel: the page's canvas is 280x280
 LENET5_LAYERS = ["c1", "s2", "c3", "s4", "c5", "f6", "output"]  # LeCun et al. 1998, Fig. 2
 LENET5_MAPS = [6, 6, 16, 16, 0, 0, 0]  # C5's maps are 1x1: a row of units, as F6's
-WIDE, PHONE = {"width": 1150, "height": 800}, {"width": 390, "height": 800}
 # Whether any image on view is broken or has no picture (what an <img> without a src shows).
 BROKEN_IMAGES = """() => [...document.images].filter(
     (i) => i.offsetParent !== null && !(i.complete && i.naturalWidth)).length"""
-# The spread of a canvas's colours: 0 for a blank one.
-CANVAS_SPREAD = """(canvas) => {
-    const data = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
-    let low = 255, high = 0;
-    data.forEach((value, k) => {
-        if (k % 4 !== 3) [low, high] = [Math.min(low, value), Math.max(high, value)];
-    });
-    return high - low;
-}"""
 CANVAS_PIXELS = """(canvas) => Array.from(
     canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data)"""
-SIDEWAYS = "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
-
-
-def ink_runs(image: np.ndarray) -> list[tuple[int, int, int]]:
-    """(row, first column, last column) of each horizontal run of ink in a digit."""
-    runs = []
-    for row, line in enumerate(image >= INK):
-        columns = np.flatnonzero(line)
-        if len(columns):
-            breaks = np.flatnonzero(np.diff(columns) > 1)
-            starts = [columns[0], *columns[breaks + 1]]
-            ends = [*columns[breaks], columns[-1]]
-            runs += [(row, int(s), int(e)) for s, e in zip(starts, ends, strict=True)]
-    return runs
 
 
 def settled(page) -> None:

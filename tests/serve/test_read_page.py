@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from tests.helpers.browser import chromium_browser
+from tests.helpers.page import CANVAS_SPREAD, PHONE, SIDEWAYS, WIDE, ink_runs
 from tests.helpers.serving import serving
-from tests.serve.test_page import CANVAS_SPREAD, PHONE, SIDEWAYS, WIDE, ink_runs
 
 SCALE = 7  # canvas pixels per MNIST pixel: a digit 196 pixels tall on the 240-pixel canvas
 WIDTH = 900  # the wide canvas's own pixels

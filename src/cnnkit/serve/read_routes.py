@@ -63,8 +63,9 @@ def reading_json(found: NumberRead, classes: list[str]) -> dict[str, Any]:
 
 
 def read_body() -> dict[str, Any]:
-    """The OpenAPI description of the route: one upload, no query."""
-    return {**upload_body(1, "unused"), "parameters": []}
+    """The OpenAPI description of the route: one upload (as the other routes take it),
+    no query."""
+    return {"requestBody": upload_body(1, "")["requestBody"]}
 
 
 def read_routes(batcher: MicroBatcher, description: dict, limits: UploadLimits) -> APIRouter:
