@@ -8,8 +8,11 @@ betas under a one-cycle schedule for one epoch, chosen on a validation split hel
 of the training set (``benchmarks/recipe_search.py speedrun``); docs/speedrun.md lists
 the levers tried and what each did.
 
-Deviations from the notebook's network: widths and the hidden layer as chosen for a
-CPU (the defaults here); the output is logits (the loss applies the log-softmax).
+Deviations from the notebook: the network is the same (widths, kernels and hidden
+layer are options whose defaults are the notebook's), but its output is logits (the
+loss applies the log-softmax); cnnkit's trainer draws a new permutation for the epoch,
+uses its own one-cycle shape (linear warm-up, cosine decay to zero) and, on a CPU, the
+channels_last layout, which is most of the speed-up (docs/speedrun.md).
 """
 
 from typing import Any
@@ -42,7 +45,7 @@ class Speedrun(Classifier):
             "speedrun", image_size, [(5, 1, 0, False), (2, 2, 0, False), (3, 1, 0, False),
                                      (2, 2, 0, False)]
         )  # fmt: skip
-        self.conv1 = nn.Conv2d(in_channels, widths[0], 5)  # (N, 24, 24, 24)
+        self.conv1 = nn.Conv2d(in_channels, widths[0], 5)  # (N, 24, 24, 24) by default
         self.pool1 = nn.MaxPool2d(2)  # (N, 24, 12, 12)
         self.relu1 = nn.ReLU()
         self.conv2 = nn.Conv2d(widths[0], widths[1], 3)  # (N, 32, 10, 10)
