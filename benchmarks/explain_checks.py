@@ -42,31 +42,15 @@ CIFAR_ARCHIVE = (
 )
 SANITY_IMAGES = 1000
 RANDOM_LABEL_IMAGES, RANDOM_LABEL_EPOCHS = 1000, 30
-CHUNK = 1000  # images explained at once
-
-
-def in_chunks(run: Run, images: torch.Tensor, targets=None):
-    """explanation_maps over a large set, a chunk at a time."""
-    parts = [
-        explanation_maps(
-            run, images[i : i + CHUNK], None if targets is None else targets[i : i + CHUNK]
-        )
-        for i in range(0, len(images), CHUNK)
-    ]
-    return (
-        np.concatenate([p.gradcam for p in parts]),
-        np.concatenate([p.gradient for p in parts]),
-        np.concatenate([p.predicted for p in parts]),
-    )
 
 
 def pointing(run: Run, test) -> None:
-    gradcam, gradient, predicted = in_chunks(run, test.images)
+    maps = explanation_maps(run, test.images)
     masks = ink_masks(run.prepare(test.images))
-    right = predicted == test.labels.numpy()
-    cam = mass_inside(gradcam, masks)[right].mean()
-    grad = mass_inside(gradient, masks)[right].mean()
-    uniform = mass_inside(np.ones_like(gradcam), masks)[right].mean()
+    right = maps.predicted == test.labels.numpy()
+    cam = mass_inside(maps.gradcam, masks)[right].mean()
+    grad = mass_inside(maps.gradient, masks)[right].mean()
+    uniform = mass_inside(np.ones_like(maps.gradcam), masks)[right].mean()
     print(f"pointing over {right.sum():,} correctly classified test digits (ink >= 128, "
           f"dilated 2 px): Grad-CAM {cam:.3f}, gradient {grad:.3f}, uniform {uniform:.3f}; "
           f"Grad-CAM / uniform = {cam / uniform:.2f}x "

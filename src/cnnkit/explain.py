@@ -121,6 +121,23 @@ def explain_images(
 ) -> Explained | list[Explained]:
     """Each image's explanation for class ``target`` (a class name; its top class by
     default): one ``Explained`` for one image, a list for a list or a batch."""
+    explained, single = _explained(run, images, target, smoothgrad_samples)
+    return explained[0] if single else explained
+
+
+def explain_file(checkpoint: Path, image: Path, target: str | None = None) -> Explained:
+    """``explain_images`` of one image file with the run at ``checkpoint``."""
+    explained, _ = _explained(load_run(checkpoint), [image], target, SMOOTHGRAD_SAMPLES)
+    return explained[0]
+
+
+def _explained(
+    run: Run,
+    images: HeldImage | Sequence[HeldImage],
+    target: str | None,
+    smoothgrad_samples: int,
+) -> tuple[list[Explained], bool]:
+    """Every image's ``Explained``, and whether one image (not a list) was given."""
     held = run.read_images(images)
     index = class_index(run, target)
     found = explain_batch(
@@ -130,12 +147,4 @@ def explain_images(
         [index] * len(held.images),
         smoothgrad_samples=smoothgrad_samples,
     )
-    explained = [Explained(explanation) for explanation in found]
-    return explained[0] if held.single else explained
-
-
-def explain_file(checkpoint: Path, image: Path, target: str | None = None) -> Explained:
-    """``explain_images`` of one image file with the run at ``checkpoint``."""
-    explained = explain_images(load_run(checkpoint), image, target)
-    assert isinstance(explained, Explained)  # one image was given
-    return explained
+    return [Explained(explanation) for explanation in found], held.single

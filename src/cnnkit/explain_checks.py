@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cnnkit.models import build_model
 from cnnkit.runs import Run
 from cnnkit.runs.explain import explain_batch
 from cnnkit.runtime.inference import flush_denormals
@@ -137,17 +138,15 @@ def auroc(familiar: np.ndarray, unfamiliar: np.ndarray) -> float:
 def trained_on_labels(
     run: Run, images: torch.Tensor, labels: torch.Tensor, epochs: int, seed: int = 0
 ) -> tuple[Run, float]:
-    """A fresh model of the run's architecture trained on uint8 ``images`` with
-    ``labels`` (random ones, for the sanity check) by Adam in batches of 32, and its
+    """A fresh model of the run's architecture (its own initialisation) trained on uint8
+    ``images`` with ``labels`` (random ones, for the sanity check) by Adam in batches of 32, and its
     accuracy on those labels at the end: how much of them it learnt by heart. A plain
     loop, not the trainer's recipe: any fit to the labels will do."""
     flush_denormals()  # LeNet-5's early steps are ~30x slower on denormal floats
-    torch.manual_seed(seed)
-    model = copy.deepcopy(run.model)
-    for module in model.modules():
-        reset = getattr(module, "reset_parameters", None)
-        if callable(reset):
-            reset()
+    with torch.random.fork_rng():  # the weights drawn from ``seed``, the caller's state kept
+        torch.manual_seed(seed)
+        model = build_model(run.record.model, **run.record.build_arguments())
+    model.to(run.placement.device)
     inputs = normalize(run.prepare(images), run.record.mean, run.record.std)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     order = torch.Generator().manual_seed(seed)

@@ -27,6 +27,7 @@ FILTER_INCHES = 1.1  # a filter's tile: a 5x5 kernel at 22 pixels a weight at 10
 MAP_INCHES = 0.9  # one feature map's tile
 MAPS_SHOWN = 32  # feature maps drawn per layer, the first ones
 BARS_SHOWN = 128  # vectors up to this length as bars, longer ones as a grid of cells
+LAYERS_DRAWN = 16  # in one explanation's figure: ResNet-50's 70 would take minutes to draw
 
 
 def figure_png(figure: Figure, dpi: int = 100) -> bytes:
@@ -240,8 +241,10 @@ def explained_image(explanation: Explanation, caption: str) -> Figure:
 def explanation_figure(explanation: Explanation) -> Figure:
     """Everything an explanation holds in one figure (``cnnkit explain --out``, and
     ``Run.explain`` in Jupyter): the input with Grad-CAM, saliency and SmoothGrad over
-    it and the top 5, then every layer in forward order, each on its own colour scale."""
-    layers = explanation.layers
+    it and the top 5, then every layer in forward order, each on its own colour scale
+    (of a deep network, ``LAYERS_DRAWN`` of them, evenly spread, with the Grad-CAM layer
+    and the output; the JSON and the table have every one)."""
+    layers = drawn_layers(explanation)
     heights = [2.3] + [_layer_inches(layer) for layer in layers]
     figure = Figure(figsize=(8.5, sum(heights)), layout="constrained")
     rows = figure.subfigures(len(heights), 1, height_ratios=heights)
@@ -268,7 +271,24 @@ def explanation_figure(explanation: Explanation) -> Figure:
         # The last layer's units are the classes: named where they fit.
         last = layer is layers[-1] and len(explanation.classes) <= 20
         _draw_layer(row, layer, explanation.classes if last else ())
+    if len(layers) < len(explanation.layers):
+        figure.suptitle(
+            f"{len(layers)} of the {len(explanation.layers)} layers drawn, evenly spread "
+            "(cnnkit explain's table and JSON have every one)",
+            fontsize=8,
+        )
     return figure
+
+
+def drawn_layers(explanation: Explanation) -> tuple[LayerActivations, ...]:
+    """The layers ``explanation_figure`` draws: every one, or for a deep network
+    ``LAYERS_DRAWN`` spread evenly from the first to the output, with Grad-CAM's."""
+    layers = explanation.layers
+    if len(layers) <= LAYERS_DRAWN:
+        return layers
+    picked = set(np.linspace(0, len(layers) - 1, LAYERS_DRAWN - 1).round().astype(int).tolist())
+    picked |= {k for k, layer in enumerate(layers) if layer.name == explanation.gradcam_layer}
+    return tuple(layers[k] for k in sorted(picked))
 
 
 def _layer_inches(layer: LayerActivations) -> float:

@@ -3,16 +3,22 @@ every layer as the size analyzer counts it, Grad-CAM where the issue places it, 
 object, the public API and ``cnnkit explain``."""
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from cnnkit.analysis import size_report
 from cnnkit.api import load
 from cnnkit.explain import Explained
-from cnnkit.runs import load_run
-from cnnkit.runs.explain import explain_batch
+from cnnkit.models import create
+from cnnkit.models.registry import REGISTRY
+from cnnkit.plots import LAYERS_DRAWN, drawn_layers, explanation_figure, figure_png
+from cnnkit.runs import Run, RunRecord, load_run
+from cnnkit.runs.explain import explain_batch, in_input_frame
+from cnnkit.transforms import normalize
 from tests.helpers import assert_one_line_error, run_cli
 from tests.helpers.real_images import digit_photo
 
@@ -138,3 +144,58 @@ def test_cli_errors_are_one_line(digit_run, photo, tmp_path):
     broken.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
     assert_one_line_error(run_cli("explain", str(digit_run), str(broken)), "broken.png")
     assert_one_line_error(run_cli("explain", str(digit_run), str(tmp_path / "none.png")))
+
+
+FAMILIES = ["lenet1", "alexnet-small", "resnet8", "googlenet-small", "resnet50"]
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_every_kind_of_network_is_explained_and_drawn(name):
+    """Untrained networks of each family at their test input: every layer as the size
+    analyzer counts it (a ResNet's shortcut sum is not folded into a convolution), a
+    Grad-CAM in [0, 1], and a figure of at most LAYERS_DRAWN layers."""
+    channels, height, width = REGISTRY[name].test_input
+    torch.manual_seed(0)
+    model = create(name, num_classes=7, in_channels=channels, image_size=(height, width))
+    record = RunRecord(
+        name, 7, channels, (height, width), (height, width), tuple("abcdefg"),
+        (0.5,) * channels, (0.25,) * channels, "mnist", "plain",
+    )  # fmt: skip
+    run = Run(SimpleNamespace(record=record, config=None), model.eval())
+    images = torch.randint(0, 256, (2, channels, height, width), dtype=torch.uint8)
+    explanation = explain_batch(run, images, ["a", "b"], smoothgrad_samples=2, novelty=False)[0]
+    counted = size_report(model, (channels, height, width), name)
+    expected = [(row.name, row.output_shape, row.units) for row in counted.layers if row.units]
+    assert [(x.name, x.shape, x.units) for x in explanation.layers] == expected[1:]
+    assert explanation.gradcam is not None and 0 <= explanation.gradcam.min()
+    assert explanation.gradcam.max() <= 1 and explanation.gradcam.shape == (height, width)
+    drawn = drawn_layers(explanation)
+    assert len(drawn) <= LAYERS_DRAWN + 1 and drawn[-1] is explanation.layers[-1]
+    assert explanation.gradcam_layer in [layer.name for layer in drawn]
+    assert figure_png(explanation_figure(explanation)).startswith(b"\x89PNG")
+
+
+def test_gradcam_is_the_papers_on_c3(digit, mnist):
+    """Grad-CAM computed here by hand (a hook on C3's squashing, the class score's
+    gradients averaged per map, the ReLU of the weighted sum) equals the module's once
+    both are placed in the input's frame; C3's first unit sits at pixel 6.5 of 32."""
+    _, test = mnist
+    images = test.images[:4]
+    found = explain_batch(digit, images, list("abcd"), smoothgrad_samples=0, novelty=False)
+    caught = []
+    handle = digit.model.c3_act.register_forward_hook(lambda m, i, out: caught.append(out))
+    with torch.enable_grad():
+        x = normalize(digit.prepare(images), digit.record.mean, digit.record.std)
+        logits = digit.model(x)
+        handle.remove()
+        score = logits.gather(1, logits.argmax(dim=1, keepdim=True)).sum()
+        (gradient,) = torch.autograd.grad(score, caught)
+    maps = torch.relu((gradient.mean(dim=(2, 3), keepdim=True) * caught[0]).sum(1, keepdim=True))
+    placed = in_input_frame(maps.detach(), 2, (32, 32))[:, 0]
+    expected = placed / placed.flatten(1).amax(1)[:, None, None]
+    for explanation, reference in zip(found, expected, strict=True):
+        np.testing.assert_allclose(explanation.gradcam, reference.numpy(), atol=1e-5)
+    one_unit = torch.zeros(1, 1, 10, 10)
+    one_unit[0, 0, 0, 0] = 1
+    placed = in_input_frame(one_unit, 2, (32, 32))[0, 0]
+    assert placed[:7, :7].min() == 1 and placed[7, 7] == pytest.approx(0.75 * 0.75)

@@ -45,6 +45,7 @@ from cnnkit.transforms import normalize
 SMOOTHGRAD_SAMPLES = 16  # noisy copies per image; Smilkov et al. see little change past 50
 SMOOTHGRAD_NOISE = 0.15  # the noise's standard deviation, of the input's range (their 10-20%)
 SMOOTHGRAD_SEED = 0  # the same noise for the same image: an explanation is repeatable
+CHUNK = 32  # images explained at once: LeNet-5 holds about 2.5 MB an image with SmoothGrad
 
 
 @dataclass(frozen=True)
@@ -197,8 +198,10 @@ def recording_layers(model: nn.Module) -> Iterator[list[_Layer]]:
         if kind in KINDS_WITH_UNITS:
             copy = output.detach().clone()
             layers.append(_Layer(names[module], kind, shape, output, copy, walk.stride))
-        elif layers and output.shape[1:].numel() == layers[-1].output.shape[1:].numel():
-            last = layers[-1]  # acts on the units of the layer before it (ReLU, BN, ...)
+        elif layers and inputs[0] is layers[-1].output:
+            # It acts on the units of the layer before it, which it was given (ReLU,
+            # BN, dropout, flatten); a sum with a shortcut is a new tensor, not folded.
+            last = layers[-1]
             last.output = output
             last.values = output.detach().clone().reshape(-1, *last.shape)
 
@@ -257,12 +260,37 @@ def explain_batch(
     called ``sources``, each for its class in ``targets`` (None: its top class).
 
     ``smoothgrad_samples=0`` leaves SmoothGrad out; ``novelty=False`` the novelty verdict
-    (whose first use per run reads some of its training images)."""
+    (whose first use per run reads some of its training images). The images go through
+    the network ``CHUNK`` at a time: every layer's activations and their gradients are
+    held for a chunk."""
     classes = tuple(run.record.classes)
     targets = list(targets) if targets is not None else [None] * len(images)
     for target in targets:
         if target is not None and not 0 <= target < len(classes):
             raise ConfigError(f"class {target} is not one of the run's {len(classes)} classes")
+    return [
+        explanation
+        for start in range(0, len(images), CHUNK)
+        for explanation in _explain_chunk(
+            run,
+            images[start : start + CHUNK],
+            sources[start : start + CHUNK],
+            targets[start : start + CHUNK],
+            smoothgrad_samples,
+            novelty,
+        )
+    ]
+
+
+def _explain_chunk(
+    run: Run,
+    images: torch.Tensor,
+    sources: Sequence[str],
+    targets: list[int | None],
+    smoothgrad_samples: int,
+    novelty: bool,
+) -> list[Explanation]:
+    classes = tuple(run.record.classes)
     model, device = run.model, run.placement.device
     inputs = run.prepare(images)
     model.eval()

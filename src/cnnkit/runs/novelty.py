@@ -19,11 +19,14 @@ from dataclasses import dataclass
 
 import torch
 
+from cnnkit.errors import DataError
+
 FIT_IMAGES = 5_000  # training images the class means and covariance are fitted on
 THRESHOLD_IMAGES = 2_000  # other training images the threshold is chosen on
 FALSE_ALARM_RATE = 0.005  # of familiar images above the threshold, on the held-out images
 RIDGE = 1e-3  # added to the covariance's diagonal, which a class never scored could zero
 SEED = 0  # which training images are drawn: the same for every load of a run
+LEAST_HELD = 50  # held-out images below which a percentile threshold means little
 
 
 @dataclass(frozen=True)
@@ -58,10 +61,17 @@ class NoveltyDetector:
 
 def held_out_split(count: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The positions of the fitting images and of the threshold's images among ``count``
-    training images: disjoint, drawn with a fixed seed."""
+    training images: disjoint, drawn with a fixed seed; a ``DataError`` when too few
+    would be left for the threshold."""
     order = torch.randperm(count, generator=torch.Generator().manual_seed(SEED))
     fit = min(FIT_IMAGES, count - count // 4)  # a small set keeps a quarter for the threshold
-    return order[:fit], order[fit : fit + THRESHOLD_IMAGES]
+    held = order[fit : fit + THRESHOLD_IMAGES]
+    if len(held) < LEAST_HELD:
+        raise DataError(
+            f"{count} training images are too few for a novelty threshold "
+            f"(it needs {LEAST_HELD} beside those it is fitted on)"
+        )
+    return order[:fit], held
 
 
 def fit_detector(

@@ -10,12 +10,12 @@ metadata is one clear error instead of a failure deep inside a consumer.
 
 import platform
 from dataclasses import asdict, dataclass
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import torch
 
-import cnnkit
 from cnnkit.errors import CheckpointError
 from cnnkit.files import Integer, Invalid, Items, Number, Optional, Schema, Text, invalid_error
 
@@ -141,7 +141,7 @@ class Environment:
         if torch.cuda.is_initialized():
             gpu = torch.cuda.get_device_name(torch.cuda.current_device())
         # str(): torch.__version__ is a TorchVersion, which weights_only loading refuses
-        return cls(cnnkit.__version__, str(torch.__version__), platform.python_version(), gpu)
+        return cls(version("cnnkit"), str(torch.__version__), platform.python_version(), gpu)
 
     def to_dict(self) -> dict[str, str | None]:
         return asdict(self)

@@ -177,7 +177,9 @@ class Run:
             raise DataError(f"{self.record.dataset} is too large to read for a novelty score")
         with no_downloads("the novelty score"):
             train, _ = load_dataset(self.record.dataset, config.data_dir if config else None)
-        fit, held = held_out_split(len(train))
+        # A run that held out the last training images as its test set: never those.
+        usable = len(train) - (config.holdout if config is not None else 0)
+        fit, held = held_out_split(usable)
         logits = self.logits(train.images[torch.cat([fit, held])])
         return fit_detector(
             logits[: len(fit)], train.labels[fit], logits[len(fit) :], self.record.num_classes
