@@ -36,8 +36,9 @@ if TYPE_CHECKING:  # the run layer imports torch; the CLI only names its types
     type=click.Choice(OPTIMIZERS),
     default="sgd",
     show_default=True,
-    help="sgd: the model's recipe (SGD, one-cycle); sdlm: LeNet-5's own stochastic "
-    "diagonal Levenberg-Marquardt with the paper's 20-pass recipe (lr: the first eta).",
+    help="sgd: the model's recipe (SGD one-cycle; Adam for speedrun); sdlm: LeNet-5's own "
+    "stochastic diagonal Levenberg-Marquardt with the paper's 20-pass recipe (lr: the first "
+    "eta); adam: only for a model whose recipe is Adam's.",
 )
 @seed_option
 @click.option(

@@ -131,9 +131,18 @@ def recipe_rule_for(model: str, dataset: str = "mnist") -> RecipeRule:
 
 
 def recipe_for(model: str, dataset: str = "mnist", optimizer: str = "sgd") -> Recipe:
+    """The recipe ``model`` trains with on ``dataset``: its own for "sgd" (the default,
+    whatever optimiser that recipe names), LeNet-5's paper recipe for "sdlm"; "adam" only
+    where the model's own recipe is Adam's (there are no Adam settings for the others)."""
     if optimizer == "sdlm":
         return SDLM_RECIPE
-    return recipe_rule_for(model, dataset).recipe
+    recipe = recipe_rule_for(model, dataset).recipe
+    if optimizer == "adam" and recipe.optimizer != "adam":
+        raise ConfigError(
+            f"{model}'s recipe on {dataset} trains with {recipe.optimizer}, and cnnkit has no "
+            "Adam settings for it; leave out --optimizer (speedrun's recipe is Adam's)"
+        )
+    return recipe
 
 
 def history_line() -> tuple[str, ...]:

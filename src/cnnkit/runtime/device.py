@@ -6,8 +6,9 @@ CPU. ``--precision`` sets the dtype that ``torch.autocast`` runs matrix products
 convolutions in; weights, optimiser state and the loss stay float32 (mixed precision,
 Micikevicius et al. 2018). bf16 keeps float32's exponent range and needs no loss
 scaling; fp16 does, and gets ``torch.amp.GradScaler``. Conv nets run channels_last
-on CUDA (NHWC, the layout cuDNN's tensor-core kernels read); on a CPU it did not
-help (README, "Performance"), so there the layout stays as it is.
+on CUDA (NHWC, the layout cuDNN's tensor-core kernels read); on a CPU a placement keeps
+the layout as it is, and training chooses its own (``trainer.fit.training_placement``:
+channels_last but for nets with response normalisation, docs/speedrun.md).
 """
 
 import copy
