@@ -73,3 +73,13 @@ def test_train_options_are_the_command_line_options_with_the_same_defaults():
     assert set(fields) - set(parsed) == {"recipe", "holdout"}  # from Python only
     assert set(parsed) <= set(fields)
     assert TrainOptions(**parsed) == TrainOptions()
+
+
+def test_adam_only_where_the_recipe_is_adams():
+    """--optimizer adam on a model whose recipe is SGD's is refused, never trained as SGD."""
+    from cnnkit.errors import ConfigError
+    from cnnkit.models.registry import recipe_for
+
+    assert recipe_for("speedrun", "mnist", "adam").optimizer == "adam"
+    with pytest.raises(ConfigError, match="lenet5's recipe on mnist trains with sgd"):
+        recipe_for("lenet5", "mnist", "adam")
