@@ -25,8 +25,17 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("runs",),  # the run layer: a trained model and its record
     ("plots",),  # figures that the report, search and history draw
     # Training writes runs; the consumers read them and never import the trainer.
-    ("trainer", "predict", "explain", "explain_checks", "evaluate", "export", "reports", "search",
-     "read"),
+    (
+        "trainer",
+        "predict",
+        "explain",
+        "explain_checks",
+        "evaluate",
+        "export",
+        "reports",
+        "search",
+        "read",
+    ),
     ("serve",),  # a consumer that serves the others (predict, explain, search)
     ("training",),  # the one front door for training: the trainer, then the report
     ("bench", "milestones"),  # tools that train through the front door and compare
