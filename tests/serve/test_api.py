@@ -421,7 +421,13 @@ def test_search_without_an_index_is_a_404_with_a_message(client):
 class SlowModel:
     """Stands in for the model process: each batch takes 0.4 s."""
 
-    description = {"model": "slow", "dataset": "none", "classes": ["a", "b"]}
+    # What ServedModel.describe gives that the routes read.
+    description = {
+        "model": "slow",
+        "dataset": "none",
+        "classes": ["a", "b"],
+        "preparation": "photo",
+    }
     max_pixels = 1_000_000
     index = None
     is_alive = True
