@@ -446,14 +446,15 @@ function clearDrawing() {
   drawing.fillRect(0, 0, drawing.canvas.width, drawing.canvas.height);
 }
 
-function setUpDrawing() {
-  const canvas = $("canvas");
-  drawing = canvas.getContext("2d");
-  clearDrawing();
-  drawing.strokeStyle = "#fff";
-  drawing.lineWidth = 18;
-  drawing.lineCap = "round";
-  drawing.lineJoin = "round";
+// Strokes drawn on a canvas with pointer events (the mouse, a pen and a finger alike):
+// white, round, ``width`` pixels wide; ``on.start`` as one begins, ``on.move`` as it
+// grows (its first point included), ``on.end`` when it ends. The single digit's canvas
+// and the wide one for numbers draw alike.
+function drawStrokes(canvas, context, width, on) {
+  context.strokeStyle = "#fff";
+  context.lineWidth = width;
+  context.lineCap = "round";
+  context.lineJoin = "round";
   let last = null;
   const point = (event) => {
     const box = canvas.getBoundingClientRect();
@@ -463,35 +464,49 @@ function setUpDrawing() {
     ];
   };
   const stroke = (to) => {
-    drawing.beginPath();
-    drawing.moveTo(...last);
-    drawing.lineTo(...to);
-    drawing.stroke();
+    context.beginPath();
+    context.moveTo(...last);
+    context.lineTo(...to);
+    context.stroke();
     last = to;
   };
-  // Pointer events cover the mouse, a pen and a finger alike.
   canvas.addEventListener("pointerdown", (event) => {
-    if (state.input?.source !== "draw") startInput({ source: "draw", name: "drawing.png" });
-    state.target = null; // a changed drawing is explained for its top class
+    on.start();
     canvas.setPointerCapture(event.pointerId);
     last = point(event);
     stroke(last);
-    predictDrawing();
+    on.move();
   });
   canvas.addEventListener("pointermove", (event) => {
     if (last === null) return;
     stroke(point(event));
-    predictDrawing();
+    on.move();
   });
-  const end = async () => {
+  const end = () => {
     if (last === null) return;
     last = null;
-    const input = state.input;
-    input.blob = await canvasBlob();
-    if (input === state.input) explainInput(true); // unless Clear came meanwhile
+    on.end();
   };
   canvas.addEventListener("pointerup", end);
   canvas.addEventListener("pointercancel", end);
+}
+
+function setUpDrawing() {
+  const canvas = $("canvas");
+  drawing = canvas.getContext("2d");
+  clearDrawing();
+  drawStrokes(canvas, drawing, 18, {
+    start: () => {
+      if (state.input?.source !== "draw") startInput({ source: "draw", name: "drawing.png" });
+      state.target = null; // a changed drawing is explained for its top class
+    },
+    move: predictDrawing,
+    end: async () => {
+      const input = state.input;
+      input.blob = await canvasBlob();
+      if (input === state.input) explainInput(true); // unless Clear came meanwhile
+    },
+  });
   $("clear").addEventListener("click", () => startInput(null));
   $("draw").hidden = false;
 }

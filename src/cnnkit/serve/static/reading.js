@@ -132,44 +132,8 @@ function setUpReading() {
   const canvas = $("number-canvas");
   reading.context = canvas.getContext("2d");
   resetReading();
-  const context = reading.context;
-  context.strokeStyle = "#fff";
-  context.lineWidth = 14; // about an MNIST stroke, for digits as tall as the canvas
-  context.lineCap = "round";
-  context.lineJoin = "round";
-  let last = null;
-  const point = (event) => {
-    const box = canvas.getBoundingClientRect();
-    return [
-      ((event.clientX - box.left) * canvas.width) / box.width,
-      ((event.clientY - box.top) * canvas.height) / box.height,
-    ];
-  };
-  const stroke = (to) => {
-    context.beginPath();
-    context.moveTo(...last);
-    context.lineTo(...to);
-    context.stroke();
-    last = to;
-  };
-  canvas.addEventListener("pointerdown", (event) => {
-    canvas.setPointerCapture(event.pointerId);
-    last = point(event);
-    stroke(last);
-    readSoon();
-  });
-  canvas.addEventListener("pointermove", (event) => {
-    if (last === null) return;
-    stroke(point(event));
-    readSoon();
-  });
-  const end = () => {
-    if (last === null) return;
-    last = null;
-    readSoon();
-  };
-  canvas.addEventListener("pointerup", end);
-  canvas.addEventListener("pointercancel", end);
+  // About an MNIST stroke, for digits as tall as the canvas (page.js draws).
+  drawStrokes(canvas, reading.context, 14, { start: () => {}, move: readSoon, end: readSoon });
   $("number-clear").addEventListener("click", resetReading);
   $("number-panel").hidden = false;
 }
