@@ -22,7 +22,7 @@ from cnnkit.cli.options import test_limit_option, train_limit_option
     default=1,
     show_default=True,
     type=click.IntRange(min=1),
-    help="Epochs of the pytorch/examples recipe (its script runs 14; about 80 s each here).",
+    help="Epochs of the pytorch/examples recipe (its script runs 14).",
 )
 @click.option(
     "--seeds",
