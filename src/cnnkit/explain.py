@@ -8,7 +8,6 @@ prints as a table, renders in Jupyter as its figure, and gives ``cnnkit explain
 --format json``'s object.
 """
 
-import base64
 from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
@@ -18,6 +17,7 @@ from matplotlib.figure import Figure
 from tabulate import tabulate
 
 from cnnkit.data.held import HeldImage
+from cnnkit.data.image_files import png_data_uri
 from cnnkit.errors import ConfigError
 from cnnkit.plots import explanation_figure, figure_png
 from cnnkit.runs import Run, load_run
@@ -80,12 +80,11 @@ class Explained:
         return f"{self.verdict()}\n{self.table()}"
 
     def _repr_html_(self) -> str:
-        picture = base64.b64encode(self.png()).decode("ascii")
         verdict = "<br>".join(escape(line) for line in self.verdict().splitlines())
         return (
             f"<p>{verdict}</p>"
             f'<img style="max-width:100%" alt="every layer of the network for '
-            f'{escape(self.explanation.source)}" src="data:image/png;base64,{picture}">'
+            f'{escape(self.explanation.source)}" src="{png_data_uri(self.png())}">'
             f"{self.table('html')}"
         )
 

@@ -18,6 +18,7 @@ comes back reduced by a whole factor, a JPEG decoded at 1/2, 1/4 or 1/8 of its s
 9,000 x 9,000 pixels costs a megabyte, not a gigabyte of preparation.
 """
 
+import base64
 import contextlib
 import io
 import os
@@ -169,3 +170,8 @@ def png_bytes(picture: Image.Image) -> bytes:
     buffer = io.BytesIO()
     picture.save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def png_data_uri(png: bytes) -> str:
+    """A PNG file as a data URI, for an ``<img>`` of a page that fetches nothing."""
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")

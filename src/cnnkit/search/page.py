@@ -3,7 +3,6 @@ neighbours as thumbnails with rank, similarity, label and source, self-contained
 (PNG data URIs, no scripts, nothing fetched), and the same as one PNG grid beside it.
 """
 
-import base64
 import html
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -11,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from cnnkit.data.image_files import read_image
+from cnnkit.data.image_files import png_data_uri, read_image
 from cnnkit.errors import ConfigError
 from cnnkit.files import atomic_write_bytes, atomic_write_text
 from cnnkit.search.index import Hit, SearchIndex
@@ -34,15 +33,11 @@ class QueryResult:
     hits: list[Hit]
 
 
-def data_uri(png: bytes) -> str:
-    return "data:image/png;base64," + base64.b64encode(png).decode()
-
-
 def figure(png: bytes, lines: list[str], css: str = "") -> str:
     caption = "<br>".join(html.escape(line) for line in lines)
     alt = html.escape(lines[0])
     return (
-        f'<figure class="{css}"><img src="{data_uri(png)}" alt="{alt}">'
+        f'<figure class="{css}"><img src="{png_data_uri(png)}" alt="{alt}">'
         f"<figcaption>{caption}</figcaption></figure>"
     )
 
