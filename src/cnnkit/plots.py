@@ -38,25 +38,46 @@ def figure_png(figure: Figure, dpi: int = 100) -> bytes:
 
 
 def learning_curves(history: list[EpochRecord]) -> Figure:
-    """Train loss and test top-1 / top-5 error (%) per epoch, side by side."""
+    """Loss and top-1 / top-5 error (%) per epoch, side by side: train beside test where
+    the run measured both (older runs measured neither train error nor test loss), so
+    that a gap opening between them shows over-fitting."""
     epochs = [record.epoch for record in history]
     figure = Figure(figsize=(9, 3.4))
     loss_axes, error_axes = figure.subplots(1, 2)
-    loss_axes.plot(epochs, [r.train_loss for r in history], "o-", color="tab:blue")
-    loss_axes.set(xlabel="epoch", ylabel="train loss", title="Training loss")
+    loss_axes.plot(epochs, [r.train_loss for r in history], "o-", label="train", color="tab:blue")
+    plot_measured(loss_axes, epochs, [r.test_loss for r in history], "s-", "test", "tab:red")
+    loss_axes.set(xlabel="epoch", ylabel="cross-entropy", title="Loss")
+    plot_measured(
+        error_axes, epochs, [100 * r.train_top1_error for r in history], "o-", "train top-1",
+        "tab:blue",
+    )  # fmt: skip
     error_axes.plot(
-        epochs, [100 * r.test_top1_error for r in history], "o-", label="top-1", color="tab:red"
+        epochs,
+        [100 * r.test_top1_error for r in history],
+        "s-",
+        label="test top-1",
+        color="tab:red",
     )
     error_axes.plot(
-        epochs, [100 * r.test_top5_error for r in history], "s--", label="top-5", color="gray"
+        epochs, [100 * r.test_top5_error for r in history], "s--", label="test top-5", color="gray"
     )
-    error_axes.set(xlabel="epoch", ylabel="test error (%)", title="Test error")
-    error_axes.legend()
+    error_axes.set(xlabel="epoch", ylabel="error (%)", title="Error")
     for axes in (loss_axes, error_axes):
+        axes.legend()
         axes.grid(alpha=0.3)
         axes.set_xticks(epochs if len(epochs) <= 12 else axes.get_xticks())
     figure.tight_layout()
     return figure
+
+
+def plot_measured(
+    axes: Axes, epochs: list[int], values: list[float], style: str, label: str, color: str
+) -> None:
+    """A line through the epochs that measured the value (NaN where an older cnnkit did
+    not), or nothing when none did."""
+    measured = [(e, value) for e, value in zip(epochs, values, strict=True) if math.isfinite(value)]
+    if measured:
+        axes.plot(*zip(*measured, strict=True), style, label=label, color=color)
 
 
 def confusion_matrix_figure(confusion: torch.Tensor, classes: list[str]) -> Figure:

@@ -16,6 +16,7 @@ from tests.helpers import require_module, run_cli
 # Smallest sizes at which each figure shows something: the confusion matrix of ten
 # classes and the two rows of explained mistakes are larger than the schedule; the one
 # row of LeNet-5's six filters is drawn at about 100 pixels a filter.
+NEWER_FIELDS = ("train_top1_error", "test_loss")  # measured per epoch since they were added
 MIN_SIZES = {
     "learning_curves.png": (500, 200),
     "learning_rate.png": (400, 200),
@@ -75,6 +76,27 @@ def test_report_command_rebuilds_from_metrics_and_checkpoint(run_dir: Path, tmp_
     assert page.count("data:image/png") == len(FIGURE_NAMES) + len(layers)
 
 
+def test_a_run_of_an_older_cnnkit_reports_what_it_measured(run_dir: Path, tmp_path) -> None:
+    """Older runs measured neither the training error nor the test loss: the table says
+    n/a there, and the curves draw what was measured."""
+    for name in ("metrics.jsonl", "checkpoint.pt"):
+        shutil.copy(run_dir / name, tmp_path / name)
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    older = [{k: v for k, v in r.items() if k not in NEWER_FIELDS} for r in records]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in older))
+    result = run_cli("report", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert epochs_table(tmp_path).count("n/a") == 2 * len(records)
+    assert epochs_table(run_dir).count("n/a") == 0
+    assert (
+        Image.open(tmp_path / FIGURE_NAMES["curves"]).size[0] >= MIN_SIZES["learning_curves.png"][0]
+    )
+
+
+def epochs_table(run: Path) -> str:
+    return (run / REPORT_NAME).read_text().split('id="epochs"')[1].split("</table>")[0]
+
+
 def test_tensorboard_logs_every_epoch(run_dir: Path) -> None:
     accumulator = require_module(
         "tensorboard.backend.event_processing.event_accumulator", "tensorboard"
@@ -85,6 +107,8 @@ def test_tensorboard_logs_every_epoch(run_dir: Path) -> None:
     assert [e.step for e in errors] == [1, 2]
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [e.value for e in errors] == pytest.approx([r["test_top1_error"] for r in records])
+    for tag, field in (("error/train_top1", "train_top1_error"), ("loss/test", "test_loss")):
+        assert [e.value for e in events.Scalars(tag)] == pytest.approx([r[field] for r in records])
 
 
 @pytest.mark.parametrize(

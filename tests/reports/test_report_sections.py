@@ -81,9 +81,13 @@ def test_every_section_has_real_content(digit_report: Path) -> None:
     assert "340,908 with biases" in size and "60,000 parameters" in size
     training = parts["training"]
     assert 'id="figure-curves"' in training and 'id="figure-schedule"' in training
-    assert "does not measure the training error or the test loss" in training
     epochs = (digit_report.parent / "metrics.jsonl").read_text().count("\n")
-    assert len(re.findall(r'<tr><td class="n">', training)) == epochs >= 1
+    rows = re.findall(r'<tr><td class="n">(.*?)</tr>', training)
+    assert len(rows) == epochs >= 1 and "n/a" not in training
+    # The trainer's test loss after the last epoch, and the report's own measurement.
+    last_test_loss = float(re.findall(r'<td class="n">([\d.]+)</td>', rows[-1])[2])
+    measured = float(table_value(parts["results"], "test loss (cross-entropy)"))
+    assert last_test_loss == pytest.approx(measured, abs=2e-4)
     mistakes = parts["mistakes"]
     rows = re.findall(r"<tr><td>test image (\d+)</td><td>(\w+)</td><td>(.*?)</td></tr>", mistakes)
     assert 1 <= len(rows) <= MISTAKES_SHOWN

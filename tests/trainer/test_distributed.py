@@ -68,6 +68,9 @@ def test_two_ranks_reach_the_accuracy_of_one_process(runs):
     assert double.returncode == 0, double.stderr
     one, two = read_metrics(single_out)[-1], read_metrics(double_out)[-1]
     assert one["test_top1_error"] < 0.08 and two["test_top1_error"] < 0.08  # chance: 0.90
+    # Each rank counts the mistakes of its half: summed, they are the whole batch's.
+    assert 0.7 < two["train_top1_error"] / one["train_top1_error"] < 1.4
+    assert 0.7 < two["test_loss"] / one["test_loss"] < 1.4
 
 
 @pytest.mark.slow  # processes that train for seconds each

@@ -38,10 +38,16 @@ def test_short_run_beats_chance_by_a_wide_margin(tmp_path):
         "test_top5_error",
         "seconds",
         "images_per_second",
+        "train_top1_error",
+        "test_loss",
     }
     assert expected_keys <= records[0].keys()
     assert records[-1]["test_top1_error"] < 0.15  # chance is 0.90
     assert records[-1]["train_loss"] < records[0]["train_loss"]
+    assert 0 < records[-1]["train_top1_error"] < records[0]["train_top1_error"] < 0.9
+    # The first epoch's mean holds the untrained steps' losses; the test's comes after.
+    assert 0 < records[-1]["test_loss"] < records[0]["test_loss"] < records[0]["train_loss"]
+    assert f"test loss {records[-1]['test_loss']:.4f}" in result.stdout
     assert "epoch 2/2" in result.stdout and "test accuracy" in result.stdout
     assert (tmp_path / "checkpoint.pt").is_file()
 

@@ -157,8 +157,9 @@ def header_line(config, processes: int) -> str:
 
 def epoch_line(record: "EpochRecord", epochs: int) -> str:
     return (
-        f"epoch {record.epoch}/{epochs}  train loss {record.train_loss:.4f}  "
-        f"test top-1 error {100 * record.test_top1_error:.2f}%  "
+        f"epoch {record.epoch}/{epochs}  train loss {record.train_loss:.4f} "
+        f"error {100 * record.train_top1_error:.2f}%  test loss {record.test_loss:.4f} "
+        f"top-1 error {100 * record.test_top1_error:.2f}%  "
         f"top-5 error {100 * record.test_top5_error:.2f}%  "
         f"{record.images_per_second:,.0f} img/s  {record.seconds:.1f} s"
     )

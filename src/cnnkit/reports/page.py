@@ -2,12 +2,12 @@
 figures as data URIs. Readable on a phone: the page never scrolls sideways (a wide table
 scrolls inside its own box, images shrink to the width)."""
 
-import base64
 import html
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from cnnkit.data.image_files import png_data_uri
 from cnnkit.plots import layer_label
 from cnnkit.runs import EpochRecord
 from cnnkit.runs.explain import LayerActivations
@@ -45,7 +45,6 @@ class ReportPage:
     recipe: list[tuple[str, str]]
     size_html: str  # analysis.render.render_size's HTML: the table and the rules of thumb
     history: list[EpochRecord]
-    test_loss: float  # of the final model
     per_class: list[ClassRow]
     mistakes: list[Mistake]
     explained_caption: str
@@ -108,10 +107,9 @@ def figure_html(page: ReportPage, key: str) -> str:
 
 
 def image_html(png: bytes, caption: str, key: str) -> str:
-    data = base64.b64encode(png).decode()
     alt = html.escape(caption, quote=True)
     return (
-        f'<figure id="figure-{key}"><img src="data:image/png;base64,{data}" alt="{alt}">'
+        f'<figure id="figure-{key}"><img src="{png_data_uri(png)}" alt="{alt}">'
         f"<figcaption>{html.escape(caption)}</figcaption></figure>"
     )
 
@@ -119,21 +117,24 @@ def image_html(png: bytes, caption: str, key: str) -> str:
 def training_html(page: ReportPage) -> str:
     rows = "".join(
         f'<tr><td class="n">{r.epoch}</td><td class="n">{r.train_loss:.4f}</td>'
+        f'<td class="n">{percent(r.train_top1_error)}</td><td class="n">{loss(r.test_loss)}</td>'
         f'<td class="n">{100 * r.test_top1_error:.2f}</td>'
         f'<td class="n">{100 * r.test_top5_error:.2f}</td>'
         f'<td class="n">{r.lr:.4g}</td><td class="n">{r.seconds:.1f}</td></tr>'
         for r in page.history
     )
     note = (
-        "<p>Each epoch the trainer measures the training loss (mean over the epoch's "
-        "batches) and the test error; it does not measure the training error or the test "
-        f"loss, so neither is drawn. The final model's test loss: {page.test_loss:.4f}.</p>"
+        "<p>The training loss and error are those of each batch as it was trained on "
+        "(augmented, with dropout, by weights still moving), as the epoch went; the test "
+        "loss and errors are measured after the epoch. Runs of an older cnnkit measured "
+        "neither the training error nor the test loss (n/a).</p>"
     )
     return (
         figure_html(page, "curves")
         + note
         + figure_html(page, "schedule")
         + '<div class="scroll"><table id="epochs"><tr><th>epoch</th><th>train loss</th>'
+        "<th>train top-1 error %</th><th>test loss</th>"
         "<th>test top-1 error %</th><th>test top-5 error %</th><th>learning rate</th>"
         f"<th>seconds</th></tr>{rows}</table></div>"
     )
@@ -141,6 +142,10 @@ def training_html(page: ReportPage) -> str:
 
 def percent(fraction: float) -> str:
     return "n/a" if math.isnan(fraction) else f"{100 * fraction:.2f}"
+
+
+def loss(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{value:.4f}"
 
 
 def per_class_html(page: ReportPage) -> str:

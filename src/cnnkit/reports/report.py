@@ -204,7 +204,6 @@ def report_page(
         recipe=recipe_rows(evaluation.run.checkpoint),
         size_html=render_size(size, "html"),
         history=history,
-        test_loss=loss,
         per_class=class_rows(evaluation),
         mistakes=[
             Mistake(e.source, e.classes[label], e.top(3))

@@ -15,6 +15,8 @@ if TYPE_CHECKING:
 
 SCALARS = {  # EpochRecord's fields and their tags
     "train_loss": "loss/train",
+    "test_loss": "loss/test",
+    "train_top1_error": "error/train_top1",
     "test_top1_error": "error/test_top1",
     "test_top5_error": "error/test_top5",
     "lr": "lr",

@@ -24,6 +24,9 @@ class EpochRecord:
     seconds: float = 0.0  # the epoch's wall time: training and testing
     images_per_second: float = 0.0  # training images per second of training
     elapsed_seconds: float | None = None  # since the run (or its resumption) started
+    # Older runs measured neither (then NaN).
+    train_top1_error: float = math.nan  # of the training batches as they were trained on
+    test_loss: float = math.nan  # mean cross-entropy on the test split, after the epoch
 
     @property
     def test_accuracy(self) -> float:
@@ -56,6 +59,8 @@ EPOCH_RECORD = Schema(
         "seconds": ANY_NUMBER,
         "images_per_second": ANY_NUMBER,
         "elapsed_seconds": Optional(ANY_NUMBER),
+        "train_top1_error": ANY_NUMBER,
+        "test_loss": ANY_NUMBER,
     },
     defaults=True,
     ignore_unknown=True,

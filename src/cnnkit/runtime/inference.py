@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from cnnkit.config import TTA_MODES
 from cnnkit.errors import UnknownNameError
@@ -32,6 +33,7 @@ class EvalStats:
     confusion: torch.Tensor  # (K, K), row = true class
     images: int
     seconds: float
+    loss: float  # mean cross-entropy of the (averaged) predictions
 
     @property
     def per_class_accuracy(self) -> torch.Tensor:
@@ -222,6 +224,7 @@ def classification_errors_of_batches(
     }
     hits = torch.zeros(2, dtype=torch.int64)
     confusion = torch.zeros((num_classes, num_classes), dtype=torch.int64)
+    loss_sum = torch.zeros((), dtype=torch.float64, device=placement.device)
     for images, labels in batches:
         mine = world.shard(len(labels))
         images, labels = images[mine].to(placement.device), labels[mine].to(placement.device)
@@ -231,8 +234,12 @@ def classification_errors_of_batches(
             logits = predict_logits(model, images, **common)
         hits += torch.tensor(topk_correct(logits, labels, (1, 5)))
         confusion += confusion_matrix(logits.argmax(dim=1), labels, num_classes).cpu()
-    totals = torch.cat([hits, confusion.flatten()]).to(placement.device)
-    counts = all_reduce_sum(totals, world).cpu()
+        # Ten-crop's log-probabilities are their own log-softmax, so one formula serves both.
+        loss_sum += F.cross_entropy(logits.float(), labels, reduction="sum").double()
+    # Counts up to 2**53 are exact in float64, so the loss travels with them in one sum.
+    totals = torch.cat([hits, confusion.flatten()]).to(placement.device, torch.float64)
+    summed = all_reduce_sum(torch.cat([totals, loss_sum.view(1)]), world).cpu()
+    counts = summed[:-1].round().long()
     count = int(counts[2:].sum())
     return EvalStats(
         1 - int(counts[0]) / count,
@@ -240,6 +247,7 @@ def classification_errors_of_batches(
         counts[2:].view(num_classes, num_classes),
         count,
         time.perf_counter() - start,
+        loss=float(summed[-1]) / count,
     )
 
 

@@ -448,6 +448,8 @@ def epoch_record(
         seconds=now - epoch_start,
         images_per_second=stats.images_per_second,
         elapsed_seconds=now - start,
+        train_top1_error=stats.train_top1_error,
+        test_loss=test.loss,
     )
 
 

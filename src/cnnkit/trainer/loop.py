@@ -26,6 +26,9 @@ from cnnkit.transforms import normalize
 @dataclass(frozen=True)
 class EpochStats:
     train_loss: float  # mean over the epoch's batches
+    # Of the training images as each batch was taken (augmented, in training mode, by
+    # weights still moving), as Keras's fit reports its accuracy: free, unlike a pass.
+    train_top1_error: float
     seconds: float
     images_per_second: float
 
@@ -76,6 +79,7 @@ def train_one_epoch(
     model.train()
     scaler = scaler or placement.grad_scaler()
     loss_sum, steps, trained = torch.zeros((), device=placement.device), 0, 0
+    wrong = torch.zeros((), dtype=torch.int64, device=placement.device)
     start = time.perf_counter()
     with progress_bar(
         total=total,
@@ -104,8 +108,16 @@ def train_one_epoch(
             scaler.update()
             scheduler.step()
             loss_sum += loss.detach()
+            wrong += (logits.detach().argmax(dim=1) != hard_labels(targets[mine])).sum()
             steps, trained = steps + 1, trained + count
             bar.update(count)
     seconds = time.perf_counter() - start
     mean_loss = float(all_reduce_sum(loss_sum, world)) / (max(1, steps) * world.size)
-    return EpochStats(mean_loss, seconds, trained / seconds)
+    train_error = int(all_reduce_sum(wrong, world)) / max(1, trained)
+    return EpochStats(mean_loss, train_error, seconds, trained / seconds)
+
+
+def hard_labels(targets: torch.Tensor) -> torch.Tensor:
+    """Class indices, or the likeliest class of each row of mixed (MixUp, CutMix)
+    targets: the class a prediction is counted right for."""
+    return targets if targets.dim() == 1 else targets.argmax(dim=1)
