@@ -1,5 +1,6 @@
 """In Chromium, the HTML that Jupyter shows for a size summary, a prediction, a list of
-predictions and a search's neighbours is a table with the right rows."""
+predictions and a search's neighbours is a table with the right rows; the neighbours'
+pictures load, and an item whose file is gone says so in its cell."""
 
 from pathlib import Path
 
@@ -29,6 +30,11 @@ def test_rich_outputs_render_as_tables_in_chromium(digit_run, mnist, tmp_path) -
     for position in (0, 17, 26):  # sevens
         digit_photo(test.images[position, 0].numpy(), folder / f"{position}.png", scale=1)
     index = cnnkit.index(run, tmp_path / "digits", out=tmp_path / "index")
+    neighbours_html = index.search(photo, top=3)._repr_html_()
+    moved = index.search(photo, top=1)[0]
+    Path(moved.path).unlink()
+    after_the_move = index.search(photo, top=1)._repr_html_()
+    assert "<img" not in after_the_move and f"{moved.path}" in after_the_move.split("<td>")[2]
     page_file = tmp_path / "cells.html"
     page_file.write_text(
         jupyter_page(
@@ -36,7 +42,7 @@ def test_rich_outputs_render_as_tables_in_chromium(digit_run, mnist, tmp_path) -
                 "summary": cnnkit.summary("lenet5")._repr_html_(),
                 "one": run.predict(photo)._repr_html_(),
                 "several": run.predict([photo, photo], top=3)._repr_html_(),
-                "neighbours": index.search(photo, top=3)._repr_html_(),
+                "neighbours": neighbours_html,
             }
         )
     )
@@ -47,6 +53,9 @@ def test_rich_outputs_render_as_tables_in_chromium(digit_run, mnist, tmp_path) -
         page.goto(page_file.as_uri(), wait_until="load")
         tables = {key: page.evaluate(script, key) for key in ("summary", "one", "several")}
         tables["neighbours"] = page.evaluate(script, "neighbours")
+        pictures = page.eval_on_selector_all(
+            "#neighbours img", "images => images.map(i => [i.complete, i.naturalWidth])"
+        )
         heading = page.inner_text("#one p")
     summary = tables["summary"]
     assert [row[0] for row in summary[1:]] == [
@@ -61,6 +70,7 @@ def test_rich_outputs_render_as_tables_in_chromium(digit_run, mnist, tmp_path) -
     assert several[0] == ["image", "#1", "#2", "#3"]
     assert [row[0] for row in several[1:]] == [str(photo)] * 2
     neighbours = tables["neighbours"]
-    assert neighbours[0] == ["rank", "similarity", "label", "path"]
-    assert [row[2] for row in neighbours[1:]] == [label] * 3
-    assert all(Path(row[3]).parent == folder for row in neighbours[1:])
+    assert neighbours[0] == ["rank", "image", "similarity", "label", "path"]
+    assert [row[3] for row in neighbours[1:]] == [label] * 3
+    assert all(Path(row[4]).parent == folder for row in neighbours[1:])
+    assert pictures == [[True, 96]] * 3

@@ -13,7 +13,7 @@ Queries by example embed with the manifest's checkpoint, or another whose weight
 have the same fingerprint; any other checkpoint is refused (``FingerprintError``).
 """
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
 from pathlib import Path
@@ -26,8 +26,8 @@ from tabulate import tabulate
 from cnnkit.config import is_count
 from cnnkit.data import load_dataset
 from cnnkit.data.held import HeldImage
-from cnnkit.data.image_files import read_image
-from cnnkit.errors import ConfigError, IndexFileError, UnknownNameError
+from cnnkit.data.image_files import png_data_uri, read_image
+from cnnkit.errors import CnnkitError, ConfigError, IndexFileError, UnknownNameError
 from cnnkit.runs import Run, load_run
 from cnnkit.search.backends import EXACT, Searcher, get_backend
 from cnnkit.search.collection import SPLITS, Record
@@ -70,14 +70,20 @@ class Hit:
 
 
 class Neighbours(list[Hit]):
-    """The hits of one query, best first; prints as a table (Jupyter: as HTML)."""
+    """The hits of one query, best first; prints as a table (Jupyter: as HTML, with each
+    item's picture where the index that found them is known)."""
 
     def __init__(
-        self, hits: Iterable[Hit] = (), score_name: str = "similarity", query: str | None = None
+        self,
+        hits: Iterable[Hit] = (),
+        score_name: str = "similarity",
+        query: str | None = None,
+        thumbnail: Callable[[int], bytes] | None = None,
     ) -> None:
         super().__init__(hits)
         self.score_name = score_name  # what a hit's score is: similarity or probability
         self.query = query  # the query image's name, where it has one
+        self.thumbnail = thumbnail  # an item's PNG by its id (``SearchIndex.thumbnail``)
 
     def table(self, style: str = "simple") -> str:
         rows = [(hit.rank, f"{hit.score:.3f}", hit.label or "", hit.path) for hit in self]
@@ -89,7 +95,27 @@ class Neighbours(list[Hit]):
 
     def _repr_html_(self) -> str:
         heading = "" if self.query is None else f"<p>{escape(self.query)}</p>"
-        return heading + self.table("html")
+        thumbnail = self.thumbnail
+        if thumbnail is None:
+            return heading + self.table("html")
+        header = ("rank", "image", self.score_name, "label", "path")
+        rows = "".join(
+            f"<tr><td>{hit.rank}</td><td>{picture(hit, thumbnail)}</td><td>{hit.score:.3f}</td>"
+            f"<td>{escape(hit.label or '')}</td><td>{escape(hit.path)}</td></tr>"
+            for hit in self
+        )
+        cells = "".join(f"<th>{name}</th>" for name in header)
+        return f"{heading}<table><thead><tr>{cells}</tr></thead><tbody>{rows}</tbody></table>"
+
+
+def picture(hit: Hit, thumbnail: Callable[[int], bytes]) -> str:
+    """The hit's thumbnail as an ``<img>``; the reason instead where its file can no
+    longer be read (moved or changed since the index was built)."""
+    try:
+        png = thumbnail(hit.record.id)
+    except CnnkitError as error:
+        return f"<small>{escape(str(error))}</small>"
+    return f'<img src="{png_data_uri(png)}" alt="{escape(hit.path, quote=True)}">'
 
 
 class Searches(list[Neighbours]):
@@ -173,7 +199,10 @@ class SearchIndex:
         for row_scores, row_positions in zip(scores, positions, strict=True):
             found = [(s, p) for s, p in zip(row_scores, row_positions, strict=True) if p >= 0]
             hits.append(
-                Neighbours(Hit(r, float(s), self.records[p]) for r, (s, p) in enumerate(found, 1))
+                Neighbours(
+                    (Hit(r, float(s), self.records[p]) for r, (s, p) in enumerate(found, 1)),
+                    thumbnail=self.thumbnail,
+                )
             )
         return hits
 
@@ -226,7 +255,7 @@ class SearchIndex:
         )
         order = np.argsort(-np.asarray(probs), kind="stable")[:top]
         hits = (Hit(rank, float(probs[p]), self.records[p]) for rank, p in enumerate(order, 1))
-        return Neighbours(hits, score_name="probability")
+        return Neighbours(hits, score_name="probability", thumbnail=self.thumbnail)
 
     def embedder(self, checkpoint: Path | None = None, device: str = "auto") -> Embedder:
         """The embedder of the manifest's checkpoint, or of ``checkpoint`` if its weights
