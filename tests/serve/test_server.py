@@ -1,16 +1,19 @@
 """``cnnkit serve`` as a real process on loopback: health, a prediction, metrics, and a
 clean exit 0 on SIGTERM with a request in flight answered; start-up errors as one line."""
 
+import base64
 import json
 import signal
 import socket
 import time
+import urllib.error
+import urllib.request
 
 import pytest
 
 from cnnkit.serve.settings import ServeSettings, exposure_warning
 from tests.helpers import assert_one_line_error, python_output, run_cli
-from tests.helpers.serving import free_port, serving
+from tests.helpers.serving import claiming_jpeg, free_port, serving
 
 BOUNDARY = "cnnkit-test-boundary"
 
@@ -40,6 +43,31 @@ def read_answer(sock: socket.socket) -> tuple[int, dict]:
         data += chunk
     head, _, body = data.partition(b"\r\n\r\n")
     return int(head.split()[1]), json.loads(body)
+
+
+def post_images(url: str, images: list[bytes]) -> tuple[int, dict]:
+    body = json.dumps({"images": [base64.b64encode(image).decode() for image in images]})
+    request = urllib.request.Request(
+        url + "/v1/predict", body.encode(), {"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+@pytest.mark.slow  # starts a server
+def test_the_request_limits_are_set_on_the_command_line(serve_extra, digit_checkpoint, digits):
+    digit = digits[0].png  # 28 x 28: 784 pixels
+    limits = ("--max-images", "2", "--max-request-pixels", "2000", "--threads", "2")
+    with serving(digit_checkpoint, *limits) as served:
+        status, answer = post_images(served.url, [digit] * 2)
+        assert status == 200 and len(answer["predictions"]) == 2
+        status, answer = post_images(served.url, [digit] * 3)
+        assert status == 400 and "more than 2 images" in answer["error"]
+        status, answer = post_images(served.url, [claiming_jpeg(50, 50)])
+        assert status == 413 and "2,500 pixels" in answer["error"] and "2,000" in answer["error"]
 
 
 @pytest.mark.slow  # trains, or starts a server or a browser: seconds

@@ -75,6 +75,27 @@ DEFAULTS = ServeSettings()
     help="Largest request body in bytes (413 beyond).",
 )
 @click.option(
+    "--max-images",
+    default=DEFAULTS.max_images,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Images in one request (400 beyond).",
+)
+@click.option(
+    "--max-request-pixels",
+    default=DEFAULTS.max_request_pixels,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Pixels that a request's image headers claim, all together (413 beyond).",
+)
+@click.option(
+    "--threads",
+    default=DEFAULTS.threads,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="PyTorch threads of the model process (the HTTP process keeps a core).",
+)
+@click.option(
     "--device", type=click.Choice(DEVICES), default="auto", show_default=True, help="Model device."
 )
 def serve(checkpoint: Path, index: Path | None, device: str, **options) -> None:
