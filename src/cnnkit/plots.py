@@ -303,13 +303,20 @@ def explanation_figure(explanation: Explanation) -> Figure:
 
 def drawn_layers(explanation: Explanation) -> tuple[LayerActivations, ...]:
     """The layers ``explanation_figure`` draws: every one, or for a deep network
-    ``LAYERS_DRAWN`` spread evenly from the first to the output, with Grad-CAM's."""
+    ``LAYERS_DRAWN`` spread evenly from the first to the output, with Grad-CAM's (a
+    block's last layer, where Grad-CAM weighs a block)."""
     layers = explanation.layers
     if len(layers) <= LAYERS_DRAWN:
         return layers
     picked = set(np.linspace(0, len(layers) - 1, LAYERS_DRAWN - 1).round().astype(int).tolist())
-    picked |= {k for k, layer in enumerate(layers) if layer.name == explanation.gradcam_layer}
-    return tuple(layers[k] for k in sorted(picked))
+    cam = explanation.gradcam_layer
+    within = [k for k, layer in enumerate(layers) if cam and is_within(layer.name, cam)]
+    return tuple(layers[k] for k in sorted(picked | set(within[-1:])))
+
+
+def is_within(name: str, block: str) -> bool:
+    """Whether the layer ``name`` is the module ``block`` or inside it."""
+    return name == block or name.startswith(f"{block}.")
 
 
 def _layer_inches(layer: LayerActivations) -> float:

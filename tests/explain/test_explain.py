@@ -15,7 +15,7 @@ from cnnkit.api import load
 from cnnkit.explain import Explained
 from cnnkit.models import create
 from cnnkit.models.registry import REGISTRY
-from cnnkit.plots import LAYERS_DRAWN, drawn_layers, explanation_figure, figure_png
+from cnnkit.plots import LAYERS_DRAWN, drawn_layers, explanation_figure, figure_png, is_within
 from cnnkit.runs import Run, RunRecord, load_run
 from cnnkit.runs.explain import explain_batch, in_input_frame
 from cnnkit.transforms import normalize
@@ -146,14 +146,20 @@ def test_cli_errors_are_one_line(digit_run, photo, tmp_path):
     assert_one_line_error(run_cli("explain", str(digit_run), str(tmp_path / "none.png")))
 
 
-FAMILIES = ["lenet1", "alexnet-small", "resnet8", "googlenet-small", "resnet50"]
+# Where Grad-CAM weighs, at each family's test input: the last convolution larger than
+# 1x1, or the block the model names (ResNet-50's last stage has 1x1 maps at 32x32, so
+# there it falls back to the last convolution larger than 1x1).
+FAMILIES = {
+    "lenet1": "h2",
+    "alexnet-small": "conv5",
+    "resnet8": "layer3",
+    "googlenet-small": "inception4a",
+    "resnet50": "layer3.5.conv3",
+}
 
 
-@pytest.mark.parametrize("name", FAMILIES)
-def test_every_kind_of_network_is_explained_and_drawn(name):
-    """Untrained networks of each family at their test input: every layer as the size
-    analyzer counts it (a ResNet's shortcut sum is not folded into a convolution), a
-    Grad-CAM in [0, 1], and a figure of at most LAYERS_DRAWN layers."""
+def untrained_run(name: str) -> tuple[Run, torch.Tensor]:
+    """An untrained net of ``name`` at its test input as a run, and two random images."""
     channels, height, width = REGISTRY[name].test_input
     torch.manual_seed(0)
     model = create(name, num_classes=7, in_channels=channels, image_size=(height, width))
@@ -162,7 +168,17 @@ def test_every_kind_of_network_is_explained_and_drawn(name):
         (0.5,) * channels, (0.25,) * channels, "mnist", "plain",
     )  # fmt: skip
     run = Run(SimpleNamespace(record=record, config=None), model.eval())
-    images = torch.randint(0, 256, (2, channels, height, width), dtype=torch.uint8)
+    return run, torch.randint(0, 256, (2, channels, height, width), dtype=torch.uint8)
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_every_kind_of_network_is_explained_and_drawn(name):
+    """Untrained networks of each family at their test input: every layer as the size
+    analyzer counts it (a ResNet's shortcut sum is not folded into a convolution), a
+    Grad-CAM in [0, 1] where the model places it, and a figure of at most LAYERS_DRAWN
+    layers."""
+    run, images = untrained_run(name)
+    model, (channels, height, width) = run.model, REGISTRY[name].test_input
     explanation = explain_batch(run, images, ["a", "b"], smoothgrad_samples=2, novelty=False)[0]
     counted = size_report(model, (channels, height, width), name)
     expected = [(row.name, row.output_shape, row.units) for row in counted.layers if row.units]
@@ -171,8 +187,33 @@ def test_every_kind_of_network_is_explained_and_drawn(name):
     assert explanation.gradcam.max() <= 1 and explanation.gradcam.shape == (height, width)
     drawn = drawn_layers(explanation)
     assert len(drawn) <= LAYERS_DRAWN + 1 and drawn[-1] is explanation.layers[-1]
-    assert explanation.gradcam_layer in [layer.name for layer in drawn]
+    assert explanation.gradcam_layer == FAMILIES[name]
+    assert any(is_within(layer.name, FAMILIES[name]) for layer in drawn)
     assert figure_png(explanation_figure(explanation)).startswith(b"\x89PNG")
+
+
+@pytest.mark.parametrize(("name", "stride"), [("googlenet-small", 8), ("resnet8", 4)])
+def test_gradcam_on_a_named_block_is_the_papers(name, stride):
+    """Where the model names a block (the concatenated branches of GoogLeNet's last
+    Inception block, a ResNet's last stage after its shortcut sum), Grad-CAM is computed
+    by hand on the block's output and placed by the main path's stride."""
+    run, images = untrained_run(name)
+    model = run.model
+    found = explain_batch(run, images, ["a", "b"], smoothgrad_samples=0, novelty=False)
+    caught = []
+    block = model.get_submodule(FAMILIES[name])
+    handle = block.register_forward_hook(lambda module, inputs, out: caught.append(out))
+    with torch.enable_grad():
+        logits = model(normalize(run.prepare(images), run.record.mean, run.record.std))
+        handle.remove()
+        score = logits.gather(1, logits.argmax(dim=1, keepdim=True)).sum()
+        (gradient,) = torch.autograd.grad(score, caught)
+    maps = torch.relu((gradient.mean(dim=(2, 3), keepdim=True) * caught[0]).sum(1, keepdim=True))
+    placed = in_input_frame(maps.detach(), stride, images.shape[-2:])[:, 0]
+    expected = placed / placed.flatten(1).amax(1)[:, None, None]
+    for explanation, reference in zip(found, expected, strict=True):
+        assert explanation.gradcam_layer == FAMILIES[name]
+        np.testing.assert_allclose(explanation.gradcam, reference.numpy(), atol=1e-5)
 
 
 def test_gradcam_is_the_papers_on_c3(digit, mnist):

@@ -101,6 +101,7 @@ class GoogLeNet(Classifier):
     """
 
     aux_loss_weight = 0.3  # Sec. 5
+    gradcam_block = "inception5b"  # its last convolution is one of four branches
 
     def __init__(
         self, num_classes: int = 1000, in_channels: int = 3, image_size: int | tuple = 224

@@ -22,6 +22,10 @@ class Classifier(nn.Module):
     ``forward_features`` and ``classify``."""
 
     input_size: tuple[int, int, int]  # (C, H, W) of the input it is built for
+    # The block whose output Grad-CAM weighs, where the last convolution is not what the
+    # head reads: one branch of an Inception block, or a residual block's last
+    # convolution before the shortcut is added. None: the last convolution larger than 1x1.
+    gradcam_block: str | None = None
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(N, C, H, W) normalised images -> (N, D) penultimate-layer features."""

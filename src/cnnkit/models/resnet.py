@@ -108,6 +108,8 @@ class ResNet(Classifier):
     give torchvision's outputs with ``stride_in_3x3=True``.
     """
 
+    gradcam_block = "layer4"  # the last block's sum with its shortcut, as the head reads it
+
     def __init__(
         self,
         block: type[BasicBlock] | type[Bottleneck],

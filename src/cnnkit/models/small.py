@@ -152,6 +152,7 @@ class GoogLeNetSmall(Classifier):
         "3b": (24, 24, 40, 4, 12, 12),  # 88 out
         "4a": (40, 20, 44, 4, 12, 16),  # 112 out
     }
+    gradcam_block = "inception4a"  # its last convolution is one of four branches
 
     def __init__(
         self, num_classes: int = 10, in_channels: int = 1, image_size: int | tuple = 28
@@ -190,6 +191,8 @@ class CifarResNet(Classifier):
     """He et al. 2015, Sec. 4.2: conv1 3x3 with 16 filters, three stages of n basic
     blocks (16, 32, 64 wide; the second and third start with stride 2), global
     average pooling and a fully connected layer; BN after every conv. 6n + 2 layers."""
+
+    gradcam_block = "layer3"  # the last block's sum with its shortcut, as the head reads it
 
     def __init__(
         self,

@@ -12,8 +12,10 @@ For each image and a class (the top class unless one is asked for):
   them: what the next layer reads;
 - ``probabilities`` of every class;
 - ``gradcam``: Grad-CAM (Selvaraju et al. 2017) on the last convolution whose output is
-  larger than 1x1 (a 1x1 map would make it constant: LeNet-5's C5), upsampled to the
-  input's frame;
+  larger than 1x1 (a 1x1 map would make it constant: LeNet-5's C5), or on the block a
+  model names (``Classifier.gradcam_block``: GoogLeNet's last Inception block, whose last
+  convolution is one branch of four; a ResNet's last stage, whose last convolution comes
+  before the shortcut is added), placed in the input's frame;
 - ``saliency``: the gradient of the class's score with respect to the input pixels
   (Simonyan et al. 2014), its largest magnitude over the channels;
 - ``smoothgrad``: the same averaged over noisy copies of the image (Smilkov et al. 2017);
@@ -214,8 +216,33 @@ def recording_layers(model: nn.Module) -> Iterator[list[_Layer]]:
             handle.remove()
 
 
-def gradcam_layer(model: Classifier, layers: Sequence[_Layer]) -> _Layer | None:
-    """The last convolution (``Classifier.convolutions``) whose output is larger than 1x1."""
+@contextmanager
+def block_output(model: Classifier) -> Iterator[list[torch.Tensor]]:
+    """A forward hook that keeps the output of the model's ``gradcam_block``, if it
+    declares one."""
+    caught: list[torch.Tensor] = []
+    if model.gradcam_block is None:
+        yield caught
+        return
+    block = model.get_submodule(model.gradcam_block)
+    handle = block.register_forward_hook(lambda module, inputs, output: caught.append(output))
+    try:
+        yield caught
+    finally:
+        handle.remove()
+
+
+def gradcam_layer(
+    model: Classifier, layers: Sequence[_Layer], block: Sequence[torch.Tensor] = ()
+) -> _Layer | None:
+    """The model's ``gradcam_block`` (its output, ``block``, placed as the last layer
+    inside it is), or else the last convolution (``Classifier.convolutions``): the last
+    of them whose maps are larger than 1x1."""
+    inside = [layer for layer in layers if layer.name.startswith(f"{model.gradcam_block}.")]
+    if block and inside and math.prod(block[-1].shape[2:]) > 1:
+        name, output = str(model.gradcam_block), block[-1]
+        shape = tuple(output.shape[1:])
+        return _Layer(name, "block", shape, output, output.detach(), inside[-1].stride)
     convolutions = {name for name, _ in model.convolutions()}
     candidates = [
         layer
@@ -296,7 +323,7 @@ def _explain_chunk(
     model.eval()
     with torch.enable_grad():
         x = normalize(inputs.to(device), run.record.mean, run.record.std).requires_grad_(True)
-        with recording_layers(model) as layers:
+        with recording_layers(model) as layers, block_output(model) as block:
             features = model.forward_features(x)
             logits = model.classify(features)
         chosen = torch.tensor(
@@ -304,7 +331,7 @@ def _explain_chunk(
             device=device,
         )
         score = logits.gather(1, chosen[:, None]).sum()
-        cam_layer = gradcam_layer(model, layers)
+        cam_layer = gradcam_layer(model, layers, block)
         wanted = [x] + ([cam_layer.output] if cam_layer is not None else [])
         gradients = torch.autograd.grad(score, wanted)
         saliency = _scaled(gradients[0].abs().amax(dim=1))
