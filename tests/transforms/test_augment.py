@@ -7,6 +7,7 @@ from torch.nn import functional as F
 from cnnkit.errors import UnknownNameError
 from cnnkit.transforms.augment import (
     build_augment,
+    handwriting,
     parse_augment,
     per_image_transform,
     random_crop,
@@ -83,3 +84,34 @@ def real_rgb(real_image_tree) -> torch.Tensor:
     from cnnkit.data.folder import load_folder
 
     return load_folder(real_image_tree, cache=False)[0].images[:48]
+
+
+def test_writing_slants_each_digit_and_changes_some_strokes() -> None:
+    """A vertical bar comes out slanted by its own shear (its ink's column moves from
+    the top row to the bottom one), keeps about its ink, and a third of the bars
+    change their stroke width."""
+    bars = torch.zeros(300, 1, 28, 28, dtype=torch.uint8)
+    bars[:, :, 4:24, 13:15] = 255
+    written = handwriting(bars, torch.Generator().manual_seed(0))
+    assert written.shape == bars.shape and written.dtype == torch.uint8
+    columns = torch.arange(28, dtype=torch.float32)
+
+    def ink_column(rows: torch.Tensor) -> torch.Tensor:
+        weights = rows.float().sum(dim=1)  # (N, W): the rows summed
+        return (weights * columns).sum(dim=1) / weights.sum(dim=1)
+
+    lean = ink_column(written[:, 0, 4:7]) - ink_column(written[:, 0, 21:24])
+    assert lean.abs().max() > 3 and (lean > 1).sum() > 50 and (lean < -1).sum() > 50
+    ink = written.float().sum(dim=(1, 2, 3)) / bars.float().sum(dim=(1, 2, 3))
+    assert ((ink - 1).abs() < 0.1).float().mean() > 0.55  # most keep their stroke
+    assert ((ink - 1).abs() > 0.2).float().mean() > 0.2  # a third are bolder or finer
+    again = handwriting(bars, torch.Generator().manual_seed(0))
+    assert torch.equal(written, again)
+
+
+def test_writing_comes_before_the_crop_in_a_digit_recipe(digits) -> None:
+    augment = build_augment("writing,shift", digits, 32, 10, seed=0)
+    assert augment.steps == ("writing", "shift")
+    images, labels = augment(digits, torch.arange(len(digits)) % 10)
+    assert images.shape == (64, 1, 32, 32) and images.dtype == torch.uint8
+    assert torch.equal(labels, torch.arange(len(digits)) % 10)

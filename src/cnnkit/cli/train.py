@@ -58,7 +58,7 @@ if TYPE_CHECKING:  # the run layer imports torch; the CLI only names its types
 @click.option(
     "--augment",
     help="Training augmentation: none, alexnet (crop+flip+pca), modern, or steps "
-    "from crop,shift,resized-crop,flip,trivialaugment,pca,mixup,cutmix [recipe].",
+    "from writing,crop,shift,resized-crop,flip,trivialaugment,pca,mixup,cutmix [recipe].",
 )
 @tta_option("Also test the final model averaging the softmax over ten crops.")
 @click.option(

@@ -3,6 +3,11 @@ colour shift, computed for the whole batch in a few tensor operations (CPU or GP
 after airbench's "whole data set as one tensor" design.
 
 ``--augment`` takes a preset or a comma-separated list of steps, applied in this order:
+- ``writing``: the variety of handwriting that MNIST's writers lacked and a reader of
+  whole numbers meets (``cnnkit.read.strings`` writes its strings so): each digit slanted
+  by a random horizontal shear of up to 0.3 pixels per pixel of height (LeCun et al.
+  1998, Sec. III-C, name shearing among their distortions), and a third of them with
+  strokes half a pixel thicker or thinner. Before any crop, on the image as loaded.
 - ``crop``: random crop of the model's input size; zero padding of size // 8 first
   when the images are no larger than the input (pad-and-crop for 28/32-pixel data),
   none for larger images (224 of 256, Krizhevsky et al. 2012, Sec. 4.1).
@@ -38,7 +43,11 @@ from cnnkit.errors import UnknownNameError
 from cnnkit.transforms.pca import ColourPCA, colour_pca, pca_colour_augment
 from cnnkit.transforms.tencrop import crop_padding
 
-STEPS = ("crop", "shift", "resized-crop", "flip", "trivialaugment", "pca", "mixup", "cutmix")
+STEPS = (
+    "writing", "crop", "shift", "resized-crop", "flip", "trivialaugment", "pca", "mixup", "cutmix"
+)  # fmt: skip
+WRITING_SLANT = 0.3  # largest horizontal shear, pixels per pixel of height
+WRITING_STROKE = 1 / 3  # share of images whose strokes are made thicker or thinner
 PRESETS = {
     "none": (),
     "alexnet": ("crop", "flip", "pca"),
@@ -106,6 +115,26 @@ def random_resized_crop(
     return resized.round_().clamp_(0, 255).to(images.dtype)
 
 
+def handwriting(images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Each image slanted by its own random shear (bilinear, about its centre) and, for
+    a third of them, its strokes half a pixel thicker (the mean of the image and its
+    3x3 maximum) or thinner (and its 3x3 minimum)."""
+    n, device = len(images), images.device
+    shear = (torch.rand(n, generator=generator) * 2 - 1) * WRITING_SLANT
+    pick = torch.rand(n, generator=generator)
+    pixels = images.float()
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0], theta[:, 1, 1], theta[:, 0, 1] = 1.0, 1.0, shear
+    grid = F.affine_grid(theta.to(device), list(pixels.shape), align_corners=False)
+    pixels = F.grid_sample(pixels, grid, mode="bilinear", align_corners=False)
+    thicker = (pixels + F.max_pool2d(pixels, 3, 1, 1)) / 2
+    thinner = (pixels - F.max_pool2d(-pixels, 3, 1, 1)) / 2
+    pick = pick.to(device)[:, None, None, None]
+    pixels = torch.where(pick < WRITING_STROKE / 2, thicker, pixels)
+    pixels = torch.where((pick >= WRITING_STROKE / 2) & (pick < WRITING_STROKE), thinner, pixels)
+    return pixels.round_().clamp_(0, 255).to(images.dtype)
+
+
 @dataclass
 class Augment:
     """The training augmentation ``train_one_epoch`` applies to each uint8 batch."""
@@ -120,6 +149,8 @@ class Augment:
         self, images: torch.Tensor, labels: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         side, g = images.shape[-1], self.generator
+        if "writing" in self.steps:
+            images = handwriting(images, g)
         if "crop" in self.steps:
             images = random_crop(images, self.size, crop_padding(side, self.size), g)
         elif "shift" in self.steps:
