@@ -4,6 +4,8 @@ the default reader's speed against ``run.predict`` on the same five digits.
 
     python benchmarks/reading.py CHECKPOINT [--strings 10000] [--pages 1000]
         [--examples docs/reading]   # also draw successes and failures of each reader
+        [--readers segment] [--regimes gap,touching]   # a part of it
+        [--pages 0] [--timings 0]   # no detection, no timing
 """
 
 import argparse
@@ -29,13 +31,16 @@ def main() -> None:
     parser.add_argument("--timings", type=int, default=200, help="fields timed")
     parser.add_argument("--examples", type=Path, help="folder for example PNGs")
     parser.add_argument("--digits", type=int, help="read exactly this many digits (a zip's 5)")
+    parser.add_argument("--readers", default="segment,sdnn", help="comma-separated")
+    parser.add_argument("--regimes", default=",".join(Spacing.names()), help="comma-separated")
     options = parser.parse_args()
+    readers, regimes = options.readers.split(","), options.regimes.split(",")
     run = cnnkit.load(options.checkpoint, device="cpu")
     _, test = load_dataset("mnist")
     alone = single_accuracy(run, test)
     print(f"single test digits read alone (predict): {alone:.4f}; ^5 = {alone**5:.4f}")
     gap: dict[str, float] = {}
-    for spacing in Spacing:
+    for spacing in (Spacing(name) for name in regimes):
         rng = np.random.default_rng(0)
         written = [write_string(test, 5, spacing, rng) for _ in range(options.strings)]
         if spacing is Spacing.GAP:  # their boxes do not overlap: each can be cut out alone
@@ -44,7 +49,7 @@ def main() -> None:
                 f"gap strings' digits cut out by their true boxes and read alone: "
                 f"{cut_out:.4f}; ^5 = {cut_out**5:.4f}"
             )
-        for reader in ("segment", "sdnn"):
+        for reader in readers:
             readings = [
                 run.read(w.image, reader, options.digits) for w in bar(written, desc=reader)
             ]
@@ -55,14 +60,18 @@ def main() -> None:
             if spacing is Spacing.GAP:
                 gap[reader] = accuracy
                 target = f"target >= 0.95 x {alone:.4f}^5 = {0.95 * alone**5:.4f}"
-            else:
+            elif reader in gap:
                 target = f"{accuracy / max(gap[reader], 1e-9):.2f} of the gap regime's"
+            else:
+                target = "no gap regime measured to compare with"
             print(
                 f"{spacing.value:12s} {reader:8s} string accuracy {accuracy:.4f} "
                 f"({len(written):,} strings; {target})"
             )
-    detection(run, test, options.pages)
-    speed(run, test, options.timings)
+    if options.pages:
+        detection(run, test, options.pages)
+    if options.timings:
+        speed(run, test, options.timings)
 
 
 def examples(folder: Path, name: str, written, readings, right) -> None:
