@@ -46,7 +46,8 @@ def out_option(command):
 @format_option
 @out_option
 def read(checkpoint, images, reader, digits, fmt, out) -> None:
-    """Read the handwritten number in each of IMAGES with CHECKPOINT (an MNIST run)."""
+    """Read the handwritten number in each of IMAGES with CHECKPOINT (an MNIST run;
+    one trained with --augment writing,shift reads handwriting better)."""
     from cnnkit.read import read_images
     from cnnkit.runs import load_run
 
