@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 
 from cnnkit.files import atomic_write_bytes
 from cnnkit.runs import EpochRecord
-from cnnkit.runs.explain import Explanation, LayerActivations
+from cnnkit.runs.explain import Explanation, LayerActivations, is_within
 
 DIVERGING = "RdBu_r"  # signed values: red positive, blue negative, white zero
 SEQUENTIAL = "viridis"  # values that are never negative (after a ReLU)
@@ -312,11 +312,6 @@ def drawn_layers(explanation: Explanation) -> tuple[LayerActivations, ...]:
     cam = explanation.gradcam_layer
     within = [k for k, layer in enumerate(layers) if cam and is_within(layer.name, cam)]
     return tuple(layers[k] for k in sorted(picked | set(within[-1:])))
-
-
-def is_within(name: str, block: str) -> bool:
-    """Whether the layer ``name`` is the module ``block`` or inside it."""
-    return name == block or name.startswith(f"{block}.")
 
 
 def _layer_inches(layer: LayerActivations) -> float:

@@ -15,9 +15,9 @@ from cnnkit.api import load
 from cnnkit.explain import Explained
 from cnnkit.models import create
 from cnnkit.models.registry import REGISTRY
-from cnnkit.plots import LAYERS_DRAWN, drawn_layers, explanation_figure, figure_png, is_within
+from cnnkit.plots import LAYERS_DRAWN, drawn_layers, explanation_figure, figure_png
 from cnnkit.runs import Run, RunRecord, load_run
-from cnnkit.runs.explain import explain_batch, in_input_frame
+from cnnkit.runs.explain import explain_batch, in_input_frame, is_within
 from cnnkit.transforms import normalize
 from tests.helpers import assert_one_line_error, run_cli
 from tests.helpers.real_images import digit_photo

@@ -7,7 +7,7 @@ bottom, then left to right; its ``text`` is their classes in that order."""
 
 import numpy as np
 
-from cnnkit.read.ink import Ink
+from cnnkit.read.ink import DisjointSets, Ink
 from cnnkit.read.results import DigitBox
 from cnnkit.read.segment import Piece, candidate_image, classify, union_box
 from cnnkit.runs import Run
@@ -64,14 +64,7 @@ def in_lines(digits: list[DigitBox], height: float) -> list[DigitBox]:
 def joined(boxes: np.ndarray, large: np.ndarray) -> list[list[int]]:
     """Indices of the pieces grouped into digits: a piece joins another whose columns it
     shares and that lies within TOUCH pixels above or below it (a 5's hat, a broken 4)."""
-    group = list(range(len(boxes)))
-
-    def root(i: int) -> int:
-        while group[i] != i:
-            group[i] = group[group[i]]
-            i = group[i]
-        return i
-
+    groups = DisjointSets(len(boxes))
     order = np.argsort(boxes[:, 0])
     for a_index, a in enumerate(order):
         for b in order[a_index + 1 :]:
@@ -79,10 +72,10 @@ def joined(boxes: np.ndarray, large: np.ndarray) -> list[list[int]]:
                 break
             gap = max(boxes[a, 1], boxes[b, 1]) - min(boxes[a, 3], boxes[b, 3])
             if gap <= TOUCH and (large[a] or large[b]):
-                group[root(int(a))] = root(int(b))
+                groups.join(int(a), int(b))
     found: dict[int, list[int]] = {}
     for i in range(len(boxes)):
-        found.setdefault(root(i), []).append(i)
+        found.setdefault(groups.root(i), []).append(i)
     return list(found.values())
 
 

@@ -66,6 +66,24 @@ def find_ink(gray: np.ndarray) -> Ink:
     return Ink(strength, labels, count, scale)
 
 
+class DisjointSets:
+    """Items 0..count-1 joined into groups (union-find, with path halving)."""
+
+    def __init__(self, count: int) -> None:
+        self.parent = list(range(count))
+
+    def root(self, item: int) -> int:
+        """The item that stands for ``item``'s group."""
+        parent = self.parent
+        while parent[item] != item:
+            parent[item] = parent[parent[item]]
+            item = parent[item]
+        return item
+
+    def join(self, first: int, second: int) -> None:
+        self.parent[self.root(first)] = self.root(second)
+
+
 def connected(mask: np.ndarray) -> tuple[np.ndarray, int]:
     """8-connected components of a bool (H, W) mask: int32 labels 1..count (0: none)."""
     padded = np.zeros((mask.shape[0], mask.shape[1] + 2), np.int8)
@@ -73,14 +91,7 @@ def connected(mask: np.ndarray) -> tuple[np.ndarray, int]:
     steps = np.diff(padded, axis=1)
     rows, starts = np.nonzero(steps == 1)
     _, ends = np.nonzero(steps == -1)  # same order: row by row, left to right
-    parent = list(range(len(rows)))
-
-    def root(run: int) -> int:
-        while parent[run] != run:
-            parent[run] = parent[parent[run]]
-            run = parent[run]
-        return run
-
+    runs = DisjointSets(len(rows))
     first_of_row = np.searchsorted(rows, np.arange(mask.shape[0] + 1))
     for row in range(1, mask.shape[0]):
         above = range(first_of_row[row - 1], first_of_row[row])
@@ -94,9 +105,9 @@ def connected(mask: np.ndarray) -> tuple[np.ndarray, int]:
                 k += 1
             j = k
             while j < above.stop and starts[j] <= ends[run]:
-                parent[root(run)] = root(j)
+                runs.join(run, j)
                 j += 1
-    roots = np.array([root(run) for run in range(len(rows))], np.int64)
+    roots = np.array([runs.root(run) for run in range(len(rows))], np.int64)
     _, numbered = np.unique(roots, return_inverse=True)
     labels = np.zeros(mask.shape, np.int32)
     for run in range(len(rows)):

@@ -238,11 +238,14 @@ def gradcam_layer(
     """The model's ``gradcam_block`` (its output, ``block``, placed as the last layer
     inside it is), or else the last convolution (``Classifier.convolutions``): the last
     of them whose maps are larger than 1x1."""
-    inside = [layer for layer in layers if layer.name.startswith(f"{model.gradcam_block}.")]
+    block_name = model.gradcam_block
+    inside = [
+        layer for layer in layers if block_name is not None and is_within(layer.name, block_name)
+    ]
     if block and inside and math.prod(block[-1].shape[2:]) > 1:
-        name, output = str(model.gradcam_block), block[-1]
+        output = block[-1]
         shape = tuple(output.shape[1:])
-        return _Layer(name, "block", shape, output, output.detach(), inside[-1].stride)
+        return _Layer(str(block_name), "block", shape, output, output.detach(), inside[-1].stride)
     convolutions = {name for name, _ in model.convolutions()}
     candidates = [
         layer
@@ -250,6 +253,11 @@ def gradcam_layer(
         if layer.name in convolutions and len(layer.shape) == 3 and math.prod(layer.shape[1:]) > 1
     ]
     return candidates[-1] if candidates else None
+
+
+def is_within(name: str, block: str) -> bool:
+    """Whether the layer ``name`` is the module ``block`` or inside it."""
+    return name == block or name.startswith(f"{block}.")
 
 
 def in_input_frame(maps: torch.Tensor, stride: int, size: Sequence[int]) -> torch.Tensor:
