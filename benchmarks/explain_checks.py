@@ -29,8 +29,7 @@ from cnnkit.explain_checks import (
     auroc,
     cascade,
     explanation_maps,
-    ink_masks,
-    mass_inside,
+    pointing,
     rank_correlations,
     trained_on_labels,
 )
@@ -44,14 +43,10 @@ SANITY_IMAGES = 1000
 RANDOM_LABEL_IMAGES, RANDOM_LABEL_EPOCHS = 1000, 30
 
 
-def pointing(run: Run, test) -> None:
-    maps = explanation_maps(run, test.images)
-    masks = ink_masks(run.prepare(test.images))
-    right = maps.predicted == test.labels.numpy()
-    cam = mass_inside(maps.gradcam, masks)[right].mean()
-    grad = mass_inside(maps.gradient, masks)[right].mean()
-    uniform = mass_inside(np.ones_like(maps.gradcam), masks)[right].mean()
-    print(f"pointing over {right.sum():,} correctly classified test digits (ink >= 128, "
+def print_pointing(run: Run, test) -> None:
+    found = pointing(run, test.images, test.labels)
+    cam, grad, uniform = found.gradcam, found.gradient, found.uniform
+    print(f"pointing over {found.digits:,} correctly classified test digits (ink >= 128, "
           f"dilated 2 px): Grad-CAM {cam:.3f}, gradient {grad:.3f}, uniform {uniform:.3f}; "
           f"Grad-CAM / uniform = {cam / uniform:.2f}x "
           f"({'meets' if cam >= 1.5 * uniform else 'misses'} 1.5x)")  # fmt: skip
@@ -175,7 +170,7 @@ def main() -> None:
         accuracy = 1 - history[-1].test_top1_error if history else float("nan")
         print(f"\n## {run.record.model}: {path} ({len(history)} epochs, test accuracy "
               f"{accuracy:.2%}); {os.cpu_count()} cores, torch {torch.__version__}")  # fmt: skip
-        pointing(run, test)
+        print_pointing(run, test)
         sanity(run, train, test)
         novelty(run, test, photos)
         cost(run, test)

@@ -121,6 +121,29 @@ def mass_inside(maps: np.ndarray, masks: np.ndarray) -> np.ndarray:
     return np.where(totals > 0, inside / np.where(totals > 0, totals, 1), even)
 
 
+@dataclass(frozen=True)
+class Pointing:
+    """Each map's mean share of its mass on the ink of the digits the network got right."""
+
+    gradcam: float
+    gradient: float
+    uniform: float  # a map spread evenly over the image
+    digits: int  # how many were got right, and measured
+
+
+def pointing(run: Run, images: torch.Tensor, labels: torch.Tensor) -> Pointing:
+    """Pointing on uint8 digits (N, 1, H, W) with their true ``labels`` (N,)."""
+    maps = explanation_maps(run, images)
+    masks = ink_masks(run.prepare(images))
+    right = maps.predicted == labels.numpy()
+
+    def share(found: np.ndarray) -> float:
+        return float(mass_inside(found, masks)[right].mean())
+
+    uniform = share(np.ones_like(maps.gradcam))
+    return Pointing(share(maps.gradcam), share(maps.gradient), uniform, int(right.sum()))
+
+
 def auroc(familiar: np.ndarray, unfamiliar: np.ndarray) -> float:
     """The probability that an unfamiliar image scores above a familiar one (ties half)."""
     scores = np.concatenate([familiar, unfamiliar])
