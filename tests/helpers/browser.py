@@ -40,3 +40,14 @@ def chromium_browser(profile: Path, **options: Any) -> Iterator[Any]:
             yield browser
         finally:
             browser.close()
+
+
+def page_recording_errors(browser: Any, failed_requests: bool = False) -> tuple[Any, list[str]]:
+    """A new page of ``browser`` and the list its console errors and uncaught exceptions
+    are added to (with ``failed_requests``, the start of each failed request's URL too)."""
+    page, errors = browser.new_page(), []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    if failed_requests:
+        page.on("requestfailed", lambda request: errors.append(request.url[:80]))
+    return page, errors

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from cnnkit.serve.settings import TOKEN_ENV
+from cnnkit.serve.settings import TOKEN_ENV, ServeSettings
 
 CIFAR_CLASSES = (
     "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
@@ -101,3 +101,34 @@ def serving(checkpoint: Path, *options: str):
         if process.poll() is None:
             process.kill()
             process.communicate()
+
+
+def client_for(model, **settings):
+    """A FastAPI test client of the app serving ``model`` (the model process, or a
+    stand-in) with ``settings`` as ``ServeSettings`` takes them."""
+    from fastapi.testclient import TestClient
+
+    from cnnkit.serve.app import create_app
+
+    return TestClient(create_app(model, ServeSettings(**settings)))
+
+
+class StandInModel:
+    """Stands in for the model process (``serve.model_process.ModelProcess``) where the
+    routes alone are tested: what it describes; subclasses say how it answers."""
+
+    # What ServedModel.describe gives that the routes read.
+    description = {"model": "stand-in", "dataset": "none", "classes": ["a", "b"],
+                   "preparation": "photo"}  # fmt: skip
+    max_pixels = 1_000_000
+    index = None
+    is_alive = True
+
+    async def connect(self):
+        return self
+
+    async def run_batch(self, kind, batch):
+        raise NotImplementedError
+
+    async def close(self):
+        pass

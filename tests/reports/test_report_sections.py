@@ -26,7 +26,7 @@ from cnnkit.reports.report import (
     build_report,
 )
 from cnnkit.runs import load_checkpoint, load_run
-from tests.helpers.browser import chromium_browser
+from tests.helpers.browser import chromium_browser, page_recording_errors
 
 SECTIONS = ("results", "recipe", "size", "training", "per-class", "mistakes", "layers", "filters")
 # LeNet-5's layers as LeCun et al. 1998 (Sec. II.B) size them: name, shape and units.
@@ -194,12 +194,8 @@ def test_filters_and_maps_are_large_and_in_colour(digit_report, photo_report, ph
 
 
 def test_page_reads_at_390_px_and_every_figure_loads(digit_report, tmp_path) -> None:
-    errors: list[str] = []
     with chromium_browser(tmp_path / "profile", viewport={"width": 390, "height": 844}) as browser:
-        page = browser.new_page()
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        page.on("requestfailed", lambda request: errors.append(request.url[:80]))
+        page, errors = page_recording_errors(browser, failed_requests=True)
         page.goto(digit_report.as_uri(), wait_until="load")
         images = page.eval_on_selector_all(
             "img", "images => images.map(i => [i.complete, i.naturalWidth, i.width])"

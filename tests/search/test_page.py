@@ -4,7 +4,7 @@ headless Chromium with no console errors, and the PNG grid beside it has a cell 
 from PIL import Image
 
 from tests.helpers import run_cli
-from tests.helpers.browser import chromium_browser
+from tests.helpers.browser import chromium_browser, page_recording_errors
 
 TOP = 5
 
@@ -24,12 +24,8 @@ def test_results_page_renders_in_chromium(photo_run, real_image_tree, tmp_path):
     html = page_path.read_text()
     assert "http://" not in html and "https://" not in html and "<script" not in html
 
-    errors: list[str] = []
     with chromium_browser(tmp_path / "profile", viewport={"width": 1000, "height": 800}) as browser:
-        page = browser.new_page()
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        page.on("requestfailed", lambda request: errors.append(request.url[:80]))
+        page, errors = page_recording_errors(browser, failed_requests=True)
         page.goto(page_path.as_uri(), wait_until="load")
         sizes = page.eval_on_selector_all(
             "img", "images => images.map(i => [i.complete, i.naturalWidth, i.naturalHeight])"

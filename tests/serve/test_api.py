@@ -22,7 +22,7 @@ from cnnkit.runs import load_run
 from cnnkit.serve.middleware import CONTENT_SECURITY_POLICY, MAX_MESSAGE
 from cnnkit.serve.settings import ServeSettings
 from cnnkit.serve.wire import WITHDRAWN, ItemFailure
-from tests.helpers.serving import claiming_jpeg
+from tests.helpers.serving import StandInModel, claiming_jpeg, client_for
 
 TOKEN = "test-token-7f3a"
 
@@ -34,14 +34,6 @@ def model(serve_extra, digit_checkpoint):
     process = ModelProcess.start(digit_checkpoint, "cpu")
     yield process
     process.close()
-
-
-def client_for(model, **settings):
-    from fastapi.testclient import TestClient
-
-    from cnnkit.serve.app import create_app
-
-    return TestClient(create_app(model, ServeSettings(**settings)))
 
 
 @pytest.fixture
@@ -418,29 +410,14 @@ def test_search_without_an_index_is_a_404_with_a_message(client):
     assert client.get("/no/such/route").json() == {"error": "not found: /no/such/route"}
 
 
-class SlowModel:
+class SlowModel(StandInModel):
     """Stands in for the model process: each batch takes 0.4 s."""
 
-    # What ServedModel.describe gives that the routes read.
-    description = {
-        "model": "slow",
-        "dataset": "none",
-        "classes": ["a", "b"],
-        "preparation": "photo",
-    }
-    max_pixels = 1_000_000
-    index = None
-    is_alive = True
-
-    async def connect(self):
-        return self
+    description = {**StandInModel.description, "model": "slow"}
 
     async def run_batch(self, kind, batch):
         await asyncio.sleep(0.4)
         return [np.array([0.25, 0.75])] * len(batch.items)
-
-    async def close(self):
-        pass
 
 
 def test_a_full_queue_turns_requests_away_before_their_body_is_read(digits):

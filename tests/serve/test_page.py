@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.helpers.browser import chromium_browser
+from tests.helpers.browser import chromium_browser, page_recording_errors
 from tests.helpers.page import CANVAS_SPREAD, PHONE, SIDEWAYS, WIDE, ink_runs
 from tests.helpers.serving import CIFAR_CLASSES, serving
 
@@ -126,10 +126,7 @@ def test_the_page_explains_a_drawn_digit_layer_by_layer_and_photos_too(
         served_with_index as served,
         chromium_browser(tmp_path / "profile", viewport=WIDE) as (browser),
     ):
-        page = browser.new_page()
-        errors: list[str] = []
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda error: errors.append(str(error)))
+        page, errors = page_recording_errors(browser)
         page.goto(served.url, wait_until="load")
         page.wait_for_selector("#draw:not([hidden])")
         assert "lenet5, trained on mnist" in page.text_content("#model-line")
@@ -226,10 +223,7 @@ def test_a_dropped_cifar_photo_gets_its_top_5_once_the_token_is_given(
         served_with_token as served,
         chromium_browser(tmp_path / "profile", viewport=WIDE) as (browser),
     ):
-        page = browser.new_page()
-        errors: list[str] = []
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda error: errors.append(str(error)))
+        page, errors = page_recording_errors(browser)
         page.goto(served.url, wait_until="load")
         page.wait_for_selector("#token-form:not([hidden])")  # /v1/model answered 401
         page.fill("#token", token)

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from cnnkit.read.strings import Distortions, Spacing, write_digits
-from cnnkit.serve.settings import ServeSettings
+from tests.helpers.serving import StandInModel, client_for
 
 CALM = Distortions(slant=0.0, stroke=0.0, scale=(1.0, 1.0), drift=1)  # still, white paper
 
@@ -20,14 +20,6 @@ def png(pixels: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, format="PNG")
     return buffer.getvalue()
-
-
-def client_for(model):
-    from fastapi.testclient import TestClient
-
-    from cnnkit.serve.app import create_app
-
-    return TestClient(create_app(model, ServeSettings()))
 
 
 @pytest.fixture(scope="module")
@@ -40,27 +32,14 @@ def client(serve_extra, digit_checkpoint):
     process.close()
 
 
-class PhotoModel:
+class PhotoModel(StandInModel):
     """Stands in for the model process of a model trained on photos: never asked."""
 
-    description = {
-        "model": "resnet8",
-        "dataset": "folder:cifar10",
-        "classes": ["cat", "dog"],
-        "preparation": "photo",
-    }
-    max_pixels = 1_000_000
-    index = None
-    is_alive = True
-
-    async def connect(self):
-        return self
+    description = {"model": "resnet8", "dataset": "folder:cifar10", "classes": ["cat", "dog"],
+                   "preparation": "photo"}  # fmt: skip
 
     async def run_batch(self, kind, batch):
         raise AssertionError("a photo model was asked to read")
-
-    async def close(self):
-        pass
 
 
 def test_a_number_written_with_real_test_digits_is_read_with_its_boxes(client, mnist):

@@ -6,7 +6,7 @@ position; Clear empties it; at 390 px the canvas fits and the page does not scro
 import numpy as np
 import pytest
 
-from tests.helpers.browser import chromium_browser
+from tests.helpers.browser import chromium_browser, page_recording_errors
 from tests.helpers.page import CANVAS_SPREAD, PHONE, SIDEWAYS, WIDE, ink_runs
 from tests.helpers.serving import serving
 
@@ -58,10 +58,7 @@ def test_a_number_written_from_real_mnist_strokes_is_read_on_the_wide_canvas(
         serving(digit_checkpoint) as served,
         chromium_browser(tmp_path / "profile", viewport=WIDE) as browser,
     ):
-        page = browser.new_page()
-        errors: list[str] = []
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda error: errors.append(str(error)))
+        page, errors = page_recording_errors(browser)
         page.goto(served.url, wait_until="load")
         page.wait_for_selector("#number-panel:not([hidden])")
         assert page.locator("#number-empty").is_visible()

@@ -16,7 +16,7 @@ from PIL import Image
 from cnnkit.errors import FingerprintError, NotFoundError
 from cnnkit.runs import save_checkpoint
 from cnnkit.search import BuildSettings, add_to_index, open_index
-from cnnkit.serve.settings import ServeSettings
+from tests.helpers.serving import client_for
 
 TOKEN = "search-token-51c2"
 FILES = range(1000, 1003)  # the ids of the items that are files on the server
@@ -52,11 +52,7 @@ def index(served_index):
 
 @pytest.fixture
 def client(model):
-    from fastapi.testclient import TestClient
-
-    from cnnkit.serve.app import create_app
-
-    with TestClient(create_app(model, ServeSettings())) as client:
+    with client_for(model) as client:
         yield client
 
 
@@ -104,7 +100,6 @@ def test_thumbnails_come_by_item_id_from_the_index(client, index):
 
 
 def test_a_thumbnail_whose_file_is_gone_is_a_404_and_fails_no_other_item(model, index):
-    from cnnkit.serve.app import create_app
     from cnnkit.serve.batcher import Batch, Job
     from cnnkit.serve.wire import Operation
 
@@ -112,9 +107,7 @@ def test_a_thumbnail_whose_file_is_gone_is_a_404_and_fails_no_other_item(model, 
     kept = gone.read_bytes()
     gone.unlink()
     try:
-        from fastapi.testclient import TestClient
-
-        with TestClient(create_app(model, ServeSettings())) as client:
+        with client_for(model) as client:
             answer = client.get("/v1/thumbnails/1001")
 
         async def one_batch() -> list:  # as the batcher sends them: the ids together
@@ -158,11 +151,7 @@ def test_bad_searches_are_one_json_message_with_their_status(client, digits, cas
 
 
 def test_the_model_route_describes_the_index_and_the_token_guards_search(model):
-    from fastapi.testclient import TestClient
-
-    from cnnkit.serve.app import create_app
-
-    with TestClient(create_app(model, ServeSettings(token=TOKEN))) as client:
+    with client_for(model, token=TOKEN) as client:
         good = {"Authorization": f"Bearer {TOKEN}"}
         described = client.get("/v1/model", headers=good).json()["search"]
         for path in ("/v1/search?class=7", "/v1/thumbnails/1"):
