@@ -32,11 +32,6 @@ FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 
 
 @pytest.fixture(scope="module")
-def digit(digit_run):
-    return load_run(digit_run)
-
-
-@pytest.fixture(scope="module")
 def trained_maps(digit, mnist):
     _, test = mnist
     return explanation_maps(digit, test.images[:SANITY_IMAGES])

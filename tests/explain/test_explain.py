@@ -24,11 +24,6 @@ from tests.helpers.real_images import digit_photo
 
 
 @pytest.fixture(scope="module")
-def digit(digit_run):
-    return load_run(digit_run)
-
-
-@pytest.fixture(scope="module")
 def photo(tmp_path_factory, mnist):
     """A real MNIST test digit (a 2) photographed as dark ink on paper, 112x112."""
     _, test = mnist
