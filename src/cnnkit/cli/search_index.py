@@ -139,7 +139,7 @@ def show_build(result, verb: str) -> None:
     if recall is not None:
         tuned = f" (target {target:.3f})" if target is not None else ""
         click.echo(f"recall@10 against exact search: {recall:.3f}{tuned}")
-    if recall is not None and target is not None and recall < target:
+    if result.backend.short_of_target:
         click.echo(
             f"cnnkit: warning: recall@10 {recall:.3f} is below the target {target:.3f}, "
             "the most this backend reached (a larger --memory-budget allows another)",

@@ -122,6 +122,17 @@ class Backend:
     # None: the settings as given (and in a manifest written before targets existed).
     target_recall: float | None = None
 
+    @property
+    def short_of_target(self) -> bool:
+        return falls_short(self.recall_at_10, self.target_recall)
+
+
+def falls_short(recall: float | None, target: float | None) -> bool:
+    """Whether a measured recall is below the target it was tuned to (where both exist):
+    the setting's most, or a memory budget that leaves compressed codes only, could not
+    reach it."""
+    return recall is not None and target is not None and recall < target
+
 
 @dataclass(frozen=True)
 class Manifest:

@@ -34,6 +34,7 @@ from cnnkit.search.backends import (
 )
 from cnnkit.search.exact import exact_top_k, rows_at, sample_positions
 from cnnkit.search.knob import Knob
+from cnnkit.search.manifest import falls_short
 
 if TYPE_CHECKING:
     import numpy as np
@@ -67,10 +68,7 @@ class Tuned:
 
     @property
     def short_of_target(self) -> bool:
-        """Its recall is below the target (the setting's most, or a memory budget that
-        leaves compressed codes only, could not reach it)."""
-        recall, target = self.recall_at_10, self.target_recall
-        return recall is not None and target is not None and recall < target
+        return falls_short(self.recall_at_10, self.target_recall)
 
 
 @dataclass(frozen=True)
